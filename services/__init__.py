@@ -1,0 +1,1 @@
+"""The engine and everything it manages. Never imports textual."""

@@ -1,0 +1,1 @@
+"""Brokers: where orders go. Paper is built in; live adapters come behind the same interface."""

@@ -1,0 +1,182 @@
+"""Configuration models the engine consumes. The shell (tui_trader.settings) loads them
+from settings.toml and the environment; services only read them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+
+@dataclass(frozen=True, slots=True)
+class Distance:
+    """A price distance: a fraction of a reference price ("pct") or price points."""
+
+    value: float
+    unit: Literal["pct", "points"]
+
+    def amount(self, ref: float) -> float:
+        return ref * self.value if self.unit == "pct" else self.value
+
+    def __str__(self) -> str:
+        return f"{self.value * 100:g}%" if self.unit == "pct" else f"{self.value:g}"
+
+
+def parse_distance(raw: object) -> Distance:
+    """"0.5%" is half a percent of the reference price; a plain number is price points."""
+    if isinstance(raw, Distance):
+        return raw
+    if isinstance(raw, bool):
+        raise ValueError('expected a percentage like "0.5%" or a number of points like 25')
+    try:
+        if isinstance(raw, (int, float)):
+            value, unit = float(raw), "points"
+        elif isinstance(raw, str) and raw.strip().endswith("%"):
+            value, unit = float(raw.strip()[:-1]) / 100.0, "pct"
+        elif isinstance(raw, str):
+            value, unit = float(raw.strip()), "points"
+        else:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f'expected a percentage like "0.5%" or a number of points like 25, got {raw!r}'
+        ) from None
+    if value != value or value < 0:
+        raise ValueError(f"must not be negative, got {raw!r}")
+    return Distance(value, unit)  # type: ignore[arg-type]
+
+
+DistanceValue = Annotated[Distance, BeforeValidator(parse_distance), PlainSerializer(str)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineConfig(_Model):
+    mode: Literal["paper", "live"] = "paper"
+    """paper (simulated fills) or live (refused until a live broker is armed)."""
+    max_open_positions: int = Field(10, ge=1)
+    """Execution pool size: at most this many position groups open at once."""
+    publish_hz: float = Field(4.0, gt=0, le=30)
+    """How often snapshots are published to the UI (per second)."""
+    tick_interval_s: float = Field(0.25, gt=0, le=10)
+    """How often time-based rules (time exits, stale marks) are checked."""
+
+
+class StoreConfig(_Model):
+    url: str = ""
+    """SQLAlchemy URL; empty means SQLite in the user's data directory."""
+    flush_interval_s: float = Field(1.0, gt=0, le=60)
+    """Write-behind interval for marks and analytics."""
+
+
+class FeedConfig(_Model):
+    kind: Literal["simulated"] = "simulated"
+    """Market data source. Only the built-in simulated market exists today."""
+    seed: int = 7
+    """Seed of the simulated market: the same seed gives the same prices."""
+    max_quote_age_s: float = Field(5.0, gt=0)
+    """A quote older than this is stale: it never triggers an entry or an exit."""
+
+
+class PaperConfig(_Model):
+    slippage_bps: float = Field(1.0, ge=0, le=1000)
+    """Market orders fill at the touch plus this much against the trader."""
+    maker_fee_bps: float = Field(1.0, ge=0, le=1000)
+    """Fee on resting limit fills."""
+    taker_fee_bps: float = Field(4.0, ge=0, le=1000)
+    """Fee on market and marketable limit fills."""
+    starting_cash: float = Field(100_000.0, gt=0)
+    """Paper account cash at the first start."""
+
+
+class SymbolConfig(_Model):
+    start_price: float = Field(gt=0)
+    """First simulated price."""
+    drift: float = 0.0
+    """Annualised drift of the simulated price (0.1 = +10 % a year)."""
+    volatility: float = Field(0.5, ge=0, le=100)
+    """Annualised volatility of the simulated price (0.5 = 50 %); the demo uses lively values."""
+    spread_bps: float = Field(2.0, ge=0, le=10_000)
+    """Simulated bid/ask spread around the price."""
+    tick_interval_s: float = Field(0.5, gt=0, le=3600)
+    """Seconds between simulated quotes."""
+
+
+class SizingConfig(_Model):
+    fixed_qty: float | None = Field(None, gt=0)
+    """Buy or sell exactly this quantity."""
+    fixed_value: float | None = Field(None, gt=0)
+    """Quantity = this value / the price."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "SizingConfig":
+        if (self.fixed_qty is None) == (self.fixed_value is None):
+            raise ValueError("set exactly one of fixed_qty or fixed_value")
+        return self
+
+
+class StrategyConfig(_Model):
+    enabled: bool = True
+    """A disabled strategy takes no entries."""
+    symbols: list[str] = Field(min_length=1)
+    """Symbols it trades; each symbol holds at most one position of this strategy."""
+    side: Literal["buy", "sell"]
+    """buy opens longs, sell opens shorts."""
+    entry: Literal["immediate", "manual"] = "immediate"
+    """immediate: enter as soon as a fresh quote exists; manual: only on the operator's command."""
+    reentry: bool = True
+    """Enter again after an exit (immediate entry only), once the cooldown has passed."""
+    cooldown_s: float = Field(0.0, ge=0)
+    """Seconds after an exit before a re-entry is considered."""
+    sizing: SizingConfig
+    """How big each position is."""
+    stop_loss: DistanceValue | None = None
+    """Stop distance from the entry price: "1%" or points."""
+    target: DistanceValue | None = None
+    """Target distance from the entry price: "2%" or points."""
+    trail_activation: DistanceValue = Distance(0.0, "points")
+    """Profit over the entry price that arms the trailing stop; 0 arms it at entry."""
+    trail_distance: DistanceValue | None = None
+    """Trailing distance from the peak: "0.5%" of the peak or points. Unset: no trailing stop."""
+    time_exit_s: float | None = Field(None, gt=0)
+    """Exit this many seconds after entry."""
+    trigger_price: Literal["mark", "bid_ask", "last"] = "mark"
+    """Price the exit rules compare: the mark (mid), the exit side's touch, or the last trade."""
+
+    @model_validator(mode="after")
+    def _positive_levels(self) -> "StrategyConfig":
+        for name in ("stop_loss", "target", "trail_distance"):
+            level = getattr(self, name)
+            if level is not None and level.value <= 0:
+                raise ValueError(f"{name} must be greater than 0 (leave it out for none)")
+        if self.trail_distance is not None and self.trail_distance.unit == "pct" and self.trail_distance.value >= 1:
+            raise ValueError("trail_distance must be below 100%")
+        if self.stop_loss is not None and self.stop_loss.unit == "pct" and self.stop_loss.value >= 1 and self.side == "buy":
+            raise ValueError("stop_loss of a long must be below 100%")
+        return self
+
+
+class TradingConfig(_Model):
+    """Everything the engine needs, independent of where it was loaded from."""
+
+    engine: EngineConfig = EngineConfig()
+    store: StoreConfig = StoreConfig()
+    feed: FeedConfig = FeedConfig()
+    paper: PaperConfig = PaperConfig()
+    symbols: dict[str, SymbolConfig] = Field(min_length=1)
+    strategies: dict[str, StrategyConfig] = {}
+
+    @model_validator(mode="after")
+    def _known_symbols(self) -> "TradingConfig":
+        problems = [
+            f"strategies.{sid}.symbols: unknown symbol {sym!r} (declare it under [symbols.{sym}])"
+            for sid, strat in self.strategies.items()
+            for sym in strat.symbols
+            if sym not in self.symbols
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

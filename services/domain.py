@@ -1,0 +1,257 @@
+"""Engine-internal domain records. Mutable, owned by the engine, persisted by the store
+(each record names its table in KIND and gives its columns with row()). The UI never
+sees these: it gets frozen views (services.views)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Distance
+
+LONG, SHORT = 1, -1
+
+
+def side_dir(side: str) -> int:
+    return LONG if side == "buy" else SHORT
+
+
+class Record:
+    __slots__ = ("id", "saved")
+    KIND = ""
+
+    def row(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class Run(Record):
+    """One lifecycle of a strategy on one symbol: entering -> live -> exiting -> closed."""
+
+    __slots__ = ("strategy_id", "symbol", "status", "reason", "started_at", "ended_at", "metadata")
+    KIND = "run"
+
+    def __init__(self, id: int, strategy_id: str, symbol: str, started_at: float, metadata: dict) -> None:
+        self.id, self.saved = id, False
+        self.strategy_id, self.symbol = strategy_id, symbol
+        self.status, self.reason = "entering", ""
+        self.started_at, self.ended_at = started_at, None
+        self.metadata = metadata
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "strategy_id": self.strategy_id, "symbol": self.symbol,
+            "status": self.status, "reason": self.reason, "started_at": self.started_at,
+            "ended_at": self.ended_at, "session_metadata": self.metadata,
+        }
+
+
+class Group(Record):
+    """What one entry opened: today one symbol with one leg; DCA layers and option legs later."""
+
+    __slots__ = (
+        "run_id", "strategy_id", "symbol", "side", "status", "legs", "opened_at", "closed_at",
+        "exit_reason", "realized_pnl", "entry_method", "entry_attempts", "pending_exit",
+        "exit_order_id",
+    )
+    KIND = "group"
+
+    def __init__(self, id: int, run_id: int, strategy_id: str, symbol: str, side: str, opened_at: float) -> None:
+        self.id, self.saved = id, False
+        self.run_id, self.strategy_id, self.symbol, self.side = run_id, strategy_id, symbol, side
+        self.status = "entering"
+        self.legs: list[Leg] = []
+        self.opened_at, self.closed_at = opened_at, None
+        self.exit_reason = ""
+        self.realized_pnl = 0.0
+        self.entry_method, self.entry_attempts = "", 0
+        self.pending_exit = ""  # an exit decided but not yet filled: its reason
+        self.exit_order_id: int | None = None
+
+    def unrealized(self) -> float:
+        return sum(leg.unrealized() for leg in self.legs if leg.status == "open")
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "run_id": self.run_id, "strategy_id": self.strategy_id,
+            "symbol": self.symbol, "side": self.side, "status": self.status,
+            "opened_at": self.opened_at, "closed_at": self.closed_at,
+            "exit_reason": self.exit_reason, "realized_pnl": self.realized_pnl,
+            "unrealized_pnl": self.unrealized(), "entry_method": self.entry_method,
+            "entry_attempts": self.entry_attempts, "pending_exit": self.pending_exit,
+        }
+
+
+class Leg(Record):
+    """One instrument position with its exit levels and trailing state. `dir` is +1 long, -1 short.
+    Levels are absolute prices; trail_act_amount is the profit (price units) that arms the trail."""
+
+    __slots__ = (
+        "group", "symbol", "side", "dir", "qty", "entry", "entry_fee", "mark", "mark_ts",
+        "stop", "target", "trail_activation", "trail_distance", "trail_act_amount",
+        "trail_active", "trail_peak", "trail_level", "trail_updated_at", "time_exit_at",
+        "trigger", "status", "opened_at", "closed_at", "exit_price", "exit_fee", "exit_reason",
+        "realized_pnl",
+    )
+    KIND = "leg"
+
+    def __init__(self, id: int, group: Group, symbol: str, side: str, qty: float, entry: float,
+                 entry_fee: float, opened_at: float, trigger: str = "mark") -> None:
+        self.id, self.saved = id, False
+        self.group, self.symbol, self.side, self.dir = group, symbol, side, side_dir(side)
+        self.qty, self.entry, self.entry_fee = qty, entry, entry_fee
+        self.mark, self.mark_ts = entry, opened_at
+        self.stop: float | None = None
+        self.target: float | None = None
+        self.trail_activation: Distance | None = None
+        self.trail_distance: Distance | None = None
+        self.trail_act_amount = 0.0
+        self.trail_active = False
+        self.trail_peak: float | None = None
+        self.trail_level: float | None = None
+        self.trail_updated_at: float | None = None
+        self.time_exit_at: float | None = None
+        self.trigger = trigger
+        self.status = "open"
+        self.opened_at, self.closed_at = opened_at, None
+        self.exit_price: float | None = None
+        self.exit_fee = 0.0
+        self.exit_reason = ""
+        self.realized_pnl = 0.0
+
+    def unrealized(self) -> float:
+        """Mark-to-market P&L net of the entry fee."""
+        return (self.mark - self.entry) * self.qty * self.dir - self.entry_fee
+
+    def trail_level_from(self, extreme: float) -> float:
+        d = self.trail_distance
+        assert d is not None
+        if d.unit == "pct":
+            return extreme * (1.0 - d.value * self.dir)
+        return extreme - d.value * self.dir
+
+    def arm_trail(self, mark: float, now: float) -> None:
+        self.trail_active = True
+        self.trail_peak = mark
+        self.trail_level = self.trail_level_from(mark)
+        self.trail_updated_at = now
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "group_id": self.group.id, "strategy_id": self.group.strategy_id,
+            "symbol": self.symbol, "side": self.side, "qty": self.qty, "avg_entry": self.entry,
+            "entry_fee": self.entry_fee, "mark": self.mark, "mark_ts": self.mark_ts,
+            "unrealized_pnl": self.unrealized() if self.status == "open" else 0.0,
+            "stop": self.stop, "target": self.target,
+            "trail_activation": None if self.trail_activation is None else str(self.trail_activation),
+            "trail_distance": None if self.trail_distance is None else str(self.trail_distance),
+            "trail_act_amount": self.trail_act_amount, "trail_active": self.trail_active,
+            "trail_peak": self.trail_peak, "trail_level": self.trail_level,
+            "trail_updated_at": self.trail_updated_at, "time_exit_at": self.time_exit_at,
+            "trigger": self.trigger, "status": self.status, "opened_at": self.opened_at,
+            "closed_at": self.closed_at, "exit_price": self.exit_price, "exit_fee": self.exit_fee,
+            "exit_reason": self.exit_reason, "realized_pnl": self.realized_pnl,
+        }
+
+
+class Order(Record):
+    __slots__ = (
+        "client_id", "group_id", "leg_id", "strategy_id", "symbol", "side", "qty", "order_type",
+        "method", "purpose", "retry_count", "limit_price", "reference_price", "status", "reason",
+        "created_at", "updated_at", "filled_qty", "avg_fill_price",
+    )
+    KIND = "order"
+
+    def __init__(self, id: int, group_id: int, leg_id: int | None, strategy_id: str, symbol: str,
+                 side: str, qty: float, order_type: str, method: str, purpose: str,
+                 created_at: float, limit_price: float | None = None,
+                 reference_price: float | None = None, retry_count: int = 0) -> None:
+        self.id, self.saved = id, False
+        self.client_id = f"tt-{id}"
+        self.group_id, self.leg_id, self.strategy_id = group_id, leg_id, strategy_id
+        self.symbol, self.side, self.qty = symbol, side, qty
+        self.order_type, self.method, self.purpose = order_type, method, purpose
+        self.retry_count = retry_count
+        self.limit_price, self.reference_price = limit_price, reference_price
+        self.status, self.reason = "new", ""
+        self.created_at = self.updated_at = created_at
+        self.filled_qty = 0.0
+        self.avg_fill_price: float | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (
+            "id", "client_id", "group_id", "leg_id", "strategy_id", "symbol", "side", "qty",
+            "order_type", "method", "purpose", "retry_count", "limit_price", "reference_price",
+            "status", "reason", "created_at", "updated_at", "filled_qty", "avg_fill_price")}
+
+
+class Fill(Record):
+    __slots__ = ("order_id", "leg_id", "symbol", "side", "qty", "price", "fee", "liquidity", "ts")
+    KIND = "fill"
+
+    def __init__(self, id: int, order_id: int, leg_id: int | None, symbol: str, side: str,
+                 qty: float, price: float, fee: float, liquidity: str, ts: float) -> None:
+        self.id, self.saved = id, False
+        self.order_id, self.leg_id, self.symbol, self.side = order_id, leg_id, symbol, side
+        self.qty, self.price, self.fee, self.liquidity, self.ts = qty, price, fee, liquidity, ts
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (
+            "id", "order_id", "leg_id", "symbol", "side", "qty", "price", "fee", "liquidity", "ts")}
+
+
+class Signal(Record):
+    """An intent to enter or exit (today: the operator's manual entries)."""
+
+    __slots__ = ("strategy_id", "symbol", "side", "kind", "source", "price", "received_at",
+                 "status", "outcome", "payload")
+    KIND = "signal"
+
+    def __init__(self, id: int, strategy_id: str, symbol: str | None, side: str, kind: str,
+                 source: str, received_at: float, price: float | None = None,
+                 payload: dict | None = None) -> None:
+        self.id, self.saved = id, False
+        self.strategy_id, self.symbol, self.side, self.kind = strategy_id, symbol, side, kind
+        self.source, self.price, self.received_at = source, price, received_at
+        self.status, self.outcome = "received", ""
+        self.payload = payload or {}
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (
+            "id", "strategy_id", "symbol", "side", "kind", "source", "price", "received_at",
+            "status", "outcome", "payload")}
+
+
+class EventRecord(Record):
+    """One audit-trail entry. Alerts are events with needs_ack."""
+
+    __slots__ = ("ts", "level", "category", "message", "strategy_id", "symbol", "group_id",
+                 "payload", "needs_ack", "acked_at")
+    KIND = "event"
+
+    def __init__(self, id: int, ts: float, level: str, category: str, message: str,
+                 strategy_id: str | None = None, symbol: str | None = None,
+                 group_id: int | None = None, payload: dict | None = None,
+                 needs_ack: bool = False) -> None:
+        self.id, self.saved = id, False
+        self.ts, self.level, self.category, self.message = ts, level, category, message
+        self.strategy_id, self.symbol, self.group_id = strategy_id, symbol, group_id
+        self.payload = payload or {}
+        self.needs_ack, self.acked_at = needs_ack, None
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (
+            "id", "ts", "level", "category", "message", "strategy_id", "symbol", "group_id",
+            "payload", "needs_ack", "acked_at")}
+
+
+class StrategyState(Record):
+    """Operator state of a strategy that must survive a restart."""
+
+    __slots__ = ("strategy_id", "paused")
+    KIND = "strategy_state"
+
+    def __init__(self, strategy_id: str, paused: bool = False) -> None:
+        self.id, self.saved = strategy_id, False
+        self.strategy_id, self.paused = strategy_id, paused
+
+    def row(self) -> dict[str, Any]:
+        return {"strategy_id": self.strategy_id, "paused": self.paused}

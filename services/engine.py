@@ -1,0 +1,1030 @@
+"""The engine service: one object on the running event loop that owns the quote book, the
+positions and their exit rules, and the orders; it persists every decision before acting on
+it and publishes frozen snapshots. The TUI, the CLI and replay all drive this same object.
+
+Evaluation order on each quote (DESIGN §3): (1) update the book; (2) fill resting paper
+orders the quote crosses; (3) mark the legs on the symbol and move their trailing peak and
+level; (4) per-leg exit rules; (5) group and portfolio rules; (6) entries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from typing import Callable
+
+from .brokers.paper import PaperBroker
+from .clock import Clock
+from .config import Distance, StrategyConfig, TradingConfig, parse_distance
+from .domain import EventRecord, Fill, Group, Leg, Order, Record, Run, Signal, StrategyState
+from .feeds.simulated import SimulatedFeed
+from .market import Quote, QuoteBook, mark_of
+from .store.loaded import LoadedState
+from .views import (
+    CommandResult, EngineSnapshot, EventView, FeedView, OrderView, PositionView, StrategyView,
+    TradeView, TriggerView, WaitingEntry,
+)
+
+log = logging.getLogger("tui_trader.engine")
+
+KEEP = object()
+"""edit_levels: leave this level as it is (None removes it)."""
+
+EXIT_REASONS = ("stop_loss", "trailing_stop", "target", "time")
+DAY = 86_400.0
+
+
+class Slot:
+    """One strategy on one symbol: holds at most one position group at a time."""
+
+    __slots__ = ("strategy", "symbol", "group", "ready_at", "exit_seq", "entered", "hold")
+
+    def __init__(self, strategy: "StrategyRuntime", symbol: str) -> None:
+        self.strategy, self.symbol = strategy, symbol
+        self.group: Group | None = None
+        self.ready_at = 0.0  # no re-entry before this time (cooldown)
+        self.exit_seq = -1  # the quote that closed the last position: no entry on it
+        self.entered = False  # entered since the day started (matters when reentry is off)
+        self.hold = ""  # why an entry that is wanted is not happening
+
+
+class StrategyRuntime:
+    __slots__ = ("id", "config", "state", "slots")
+
+    def __init__(self, sid: str, config: StrategyConfig) -> None:
+        self.id, self.config = sid, config
+        self.state = StrategyState(sid)
+        self.slots = {sym: Slot(self, sym) for sym in config.symbols}
+
+    @property
+    def paused(self) -> bool:
+        return self.state.paused
+
+    def wants_entry(self, slot: Slot) -> bool:
+        """Whether an immediate entry should be considered for this slot."""
+        cfg = self.config
+        return (
+            cfg.enabled and not self.paused and cfg.entry == "immediate" and slot.group is None
+            and (cfg.reentry or not slot.entered)
+        )
+
+
+class Engine:
+    def __init__(self, config: TradingConfig, clock: Clock, store, feed=None, broker=None) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self.book = QuoteBook(config.feed.max_quote_age_s)
+        self.feed = feed if feed is not None else SimulatedFeed(config.symbols, clock, config.feed.seed)
+        self.broker = broker if broker is not None else PaperBroker(config.paper, self.book, clock)
+        self.broker.bind(self._on_fill, self._on_reject)
+        self._broker_on_quote = getattr(self.broker, "on_quote", None)
+        self.mode = config.engine.mode
+        self.state = "stopped"
+        self._max_age = config.feed.max_quote_age_s
+        self._pool_size = config.engine.max_open_positions
+        self._ids: dict[str, int] = {}
+        self._pending: list[Record] = []
+        self.strategies = {sid: StrategyRuntime(sid, cfg) for sid, cfg in config.strategies.items()}
+        self.groups: dict[int, Group] = {}  # every group that is not closed
+        self.runs: dict[int, Run] = {}
+        self.orders: dict[int, Order] = {}  # orders sent and not final
+        self._legs_by_symbol: dict[str, list[Leg]] = {}
+        self._wanting: dict[str, list[Slot]] = {}
+        self.recent_orders: deque[Order] = deque(maxlen=200)
+        self.events: deque[EventView] = deque(maxlen=500)
+        self.trades: deque[TradeView] = deque(maxlen=200)
+        self.realized_today: dict[str, float] = {}
+        self.unread_alerts = 0
+        self.notes: list[str] = []
+        self.day_start = 0.0
+        self.version = 0
+        self._quote_seq = 0
+        self._next_tick = 0.0
+        self._subscribers: list[Callable[[EngineSnapshot], None]] = []
+        self.trade_listeners: list[Callable[[TradeView], None]] = []
+        self.fill_listeners: list[Callable[[Fill], None]] = []
+        self.event_listeners: list[Callable[[EventView], None]] = []
+        self._tasks: list[asyncio.Task] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = threading.get_ident()
+        if hasattr(store, "on_failure"):
+            store.on_failure = self._store_failed
+            store.on_recovery = self._store_recovered
+
+    # == lifecycle ===========================================================================
+
+    def open(self) -> None:
+        """Load and resume the persisted state (synchronous: replay uses it without a loop)."""
+        if self.mode == "live":
+            raise RuntimeError(
+                'live trading is not available: no live broker adapter is built yet; '
+                'set engine.mode = "paper"'
+            )
+        now = self.clock.now()
+        self.day_start = now - now % DAY
+        loaded = self.store.open(self.day_start)
+        self._restore(loaded)
+        self._next_tick = now
+        self.state = "running"
+        self._commit()
+
+    async def start(self) -> None:
+        """Open the store, resume, start the feed and the engine's own tasks on this loop."""
+        self.state = "starting"
+        loop = self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self.open()
+        self.store.start()
+        self._tasks = [
+            loop.create_task(self._ticker(), name="engine-ticker"),
+            loop.create_task(self._publisher(), name="engine-publisher"),
+        ]
+        await self.feed.start(self.on_quote)
+        self._publish()
+
+    async def stop(self) -> None:
+        """Stop taking entries, stop the feed, cancel resting paper orders, flush, close.
+        Open positions stay open and are resumed at the next start."""
+        if self.state in ("stopped", "stopping"):
+            return
+        self.state = "stopping"
+        await self.feed.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+        for order in list(self.orders.values()):
+            if order.purpose == "entry" and self.broker.cancel(order):
+                self._order_final(order, "cancelled", "engine stopped")
+                self._entry_failed(self.groups.get(order.group_id), "engine stopped before the entry filled")
+        open_count = sum(1 for g in self.groups.values() if g.status != "closed")
+        self._event("info", "engine", f"engine stopped; {open_count} open position(s) stay open and resume at next start")
+        self._commit()
+        self.store.close()
+        self.state = "stopped"
+        self._publish()
+
+    async def _ticker(self) -> None:
+        interval = self.config.engine.tick_interval_s
+        while True:
+            await self.clock.sleep(interval)
+            try:
+                self.tick()
+            except Exception:  # a bug in a rule must not stop time exits for everyone
+                log.exception("engine tick failed")
+                self._event("error", "engine", "internal error in the engine tick; see the log file", needs_ack=True)
+
+    async def _publisher(self) -> None:
+        period = 1.0 / self.config.engine.publish_hz
+        published = -1
+        while True:
+            await asyncio.sleep(period)  # UI cadence is real time, whatever the engine clock
+            if self.version != published and self._subscribers:
+                published = self.version
+                self._publish()
+
+    def subscribe(self, callback: Callable[[EngineSnapshot], None]) -> Callable[[], None]:
+        """Receive snapshots, coalesced to at most engine.publish_hz per second."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def _publish(self) -> None:
+        if self._subscribers:
+            snap = self.snapshot()
+            for cb in list(self._subscribers):
+                cb(snap)
+
+    # == market data: the hot path ===========================================================
+
+    def on_quote(self, q: Quote) -> None:
+        self._quote_seq += 1
+        sym = q.symbol
+        self.book.quotes[sym] = q
+        self.version += 1
+        now = self.clock.now()
+        if now - q.ts > self._max_age:
+            return  # a stale price never triggers an entry or an exit
+        if self._broker_on_quote is not None:
+            self._broker_on_quote(q)
+        legs = self._legs_by_symbol.get(sym)
+        if legs:
+            bid, ask = q.bid, q.ask
+            mark = (bid + ask) * 0.5 if bid > 0 and ask > 0 else (q.last or bid or ask)
+            for leg in legs[:]:
+                self._mark_and_check(leg, q, mark, now)
+        wanting = self._wanting.get(sym)
+        if wanting and self.state == "running":
+            seq = self._quote_seq
+            for slot in wanting[:]:
+                if now >= slot.ready_at and slot.exit_seq != seq:
+                    self._enter(slot, q, "immediate")
+        if self._pending:
+            self._commit()
+        if now >= self._next_tick:
+            self.tick()
+
+    def _mark_and_check(self, leg: Leg, q: Quote, mark: float, now: float) -> None:
+        leg.mark = mark
+        leg.mark_ts = now
+        self.store.touch(leg)
+        group = leg.group
+        if group.pending_exit:
+            if group.exit_order_id is None:
+                self._send_exit(group)  # the last exit order was rejected: try again
+            return
+        d = leg.dir
+        if leg.trail_distance is not None:
+            if leg.trail_active:
+                if (mark - leg.trail_peak) * d > 0:
+                    leg.trail_peak = mark
+                    level = leg.trail_level_from(mark)
+                    if (level - leg.trail_level) * d > 0:
+                        leg.trail_level = level
+                        leg.trail_updated_at = now
+                        self._pending.append(leg)
+            elif (mark - leg.entry) * d >= leg.trail_act_amount:
+                leg.arm_trail(mark, now)
+                self._event("info", "trailing", f"trailing stop armed on {leg.symbol} at {_px(leg.trail_level)} (peak {_px(mark)})",
+                            group, payload={"level": leg.trail_level, "peak": mark})
+                self._pending.append(leg)
+        trigger = leg.trigger
+        if trigger == "mark":
+            px = mark
+        elif trigger == "bid_ask":
+            px = q.bid if d > 0 else q.ask
+        else:
+            px = q.last or mark
+        reason = _exit_reason(leg, px, now)
+        if reason is not None:
+            self._decide_exit(group, reason, px)
+
+    # == time ================================================================================
+
+    def tick(self) -> None:
+        """Time-driven work: time exits, retrying exits, the day boundary."""
+        now = self.clock.now()
+        self._next_tick = now + self.config.engine.tick_interval_s
+        if now >= self.day_start + DAY:
+            self.day_start = now - now % DAY
+            self.realized_today.clear()
+            for rt in self.strategies.values():
+                for slot in rt.slots.values():
+                    slot.entered = slot.group is not None
+                    self._refresh_wanting(slot)
+            self._event("info", "engine", "new trading day: day P&L reset")
+        for group in list(self.groups.values()):
+            if group.status not in ("open", "exiting") or self.book.fresh(group.symbol, now) is None:
+                continue
+            if group.pending_exit:
+                if group.exit_order_id is None:
+                    self._send_exit(group)
+                continue
+            for leg in group.legs:
+                if leg.status == "open" and leg.time_exit_at is not None and now >= leg.time_exit_at:
+                    self._decide_exit(group, "time", leg.mark)
+                    break
+        self.version += 1
+        if self._pending:
+            self._commit()
+
+    # == entries =============================================================================
+
+    def _enter(self, slot: Slot, q: Quote, source: str) -> CommandResult:
+        rt = slot.strategy
+        cfg = rt.config
+        if len(self.groups) >= self._pool_size:
+            slot.hold = f"pool full ({len(self.groups)}/{self._pool_size})"
+            return CommandResult.error(f"{rt.id} {slot.symbol}: no free slot in the pool ({self._pool_size} positions open)")
+        buy = cfg.side == "buy"
+        touch = q.ask if buy else q.bid
+        if touch <= 0:
+            slot.hold = f"no {'ask' if buy else 'bid'} price"
+            return CommandResult.error(f"{slot.symbol}: no {'ask' if buy else 'bid'} to trade against")
+        sizing = cfg.sizing
+        qty = sizing.fixed_qty if sizing.fixed_qty is not None else round(sizing.fixed_value / touch, 8)
+        if qty <= 0:
+            slot.hold = "size rounds to zero"
+            return CommandResult.error(f"{slot.symbol}: the position size rounds to zero")
+        now = self.clock.now()
+        mark = mark_of(q)
+        run = Run(self._next_id("run"), rt.id, slot.symbol, now, {
+            "config_id": rt.id, "entry_method": source, "attempts": 0,
+            "selected": [slot.symbol], "reference_price": mark,
+        })
+        group = Group(self._next_id("group"), run.id, rt.id, slot.symbol, cfg.side, now)
+        order = Order(self._next_id("order"), group.id, None, rt.id, slot.symbol, cfg.side, qty,
+                      "market", "market", "entry", now, reference_price=mark)
+        self.runs[run.id] = run
+        self.groups[group.id] = group
+        self.orders[order.id] = order
+        self.recent_orders.append(order)
+        slot.group = group
+        slot.entered = True
+        slot.hold = ""
+        self._refresh_wanting(slot)
+        self._event("info", "entry", f"{rt.id}: entering {cfg.side} {_qty(qty)} {slot.symbol} at market ({source})",
+                    group, payload={"qty": qty, "reference": mark, "source": source})
+        self._pending += (run, group, order)
+        self._commit()  # the order is durable before it is sent
+        self.broker.submit(order)
+        if group.status == "open":
+            return CommandResult.success(f"entered {cfg.side} {_qty(qty)} {slot.symbol} at {_px(group.legs[0].entry)} (#{group.id})")
+        if group.status == "entering":
+            return CommandResult.success(f"entry order for {slot.symbol} is working (#{group.id})")
+        return CommandResult.error(f"entry for {slot.symbol} failed: {order.reason}")
+
+    def _open_leg(self, order: Order, qty: float, price: float, fee: float) -> None:
+        group = self.groups[order.group_id]
+        rt = self.strategies.get(group.strategy_id)
+        now = self.clock.now()
+        leg = Leg(self._next_id("leg"), group, order.symbol, order.side, qty, price, fee, now,
+                  rt.config.trigger_price if rt else "mark")
+        q = self.book.get(order.symbol)
+        leg.mark = mark_of(q) if q is not None else price
+        if rt is not None:
+            _apply_config_levels(leg, rt.config, now)
+        order.leg_id = leg.id
+        group.legs.append(leg)
+        group.status = "open"
+        group.entry_method = order.method
+        group.entry_attempts = order.retry_count + 1
+        run = self.runs.get(group.run_id)
+        if run is not None:
+            run.status = "live"
+            run.metadata = {**run.metadata, "attempts": group.entry_attempts, "fill_price": price}
+            self._pending.append(run)
+        self._legs_by_symbol.setdefault(leg.symbol, []).append(leg)
+        self._pending += (leg, group)
+        self._event("info", "fill", f"{group.strategy_id}: entered {leg.side} {_qty(qty)} {leg.symbol} at {_px(price)}{_levels_text(leg)}",
+                    group, payload={"price": price, "qty": qty, "fee": fee, "stop": leg.stop,
+                                    "target": leg.target, "trail_level": leg.trail_level})
+        if leg.trail_active:
+            self._event("info", "trailing", f"trailing stop armed at entry on {leg.symbol} at {_px(leg.trail_level)}",
+                        group, payload={"level": leg.trail_level, "peak": leg.trail_peak})
+
+    def _entry_failed(self, group: Group | None, reason: str) -> None:
+        if group is None:
+            return
+        group.status = "closed"
+        group.exit_reason = "entry_failed"
+        group.closed_at = self.clock.now()
+        self.groups.pop(group.id, None)
+        run = self.runs.pop(group.run_id, None)
+        if run is not None:
+            run.status, run.reason, run.ended_at = "error", reason, group.closed_at
+            self._pending.append(run)
+        self._pending.append(group)
+        rt = self.strategies.get(group.strategy_id)
+        if rt is not None:
+            slot = rt.slots.get(group.symbol)
+            if slot is not None and slot.group is group:
+                slot.group = None
+                slot.hold = reason
+                slot.ready_at = self.clock.now() + 1.0
+                self._refresh_wanting(slot)
+
+    # == exits ===============================================================================
+
+    def _decide_exit(self, group: Group, reason: str, price: float | None) -> None:
+        group.pending_exit = reason
+        group.status = "exiting"
+        run = self.runs.get(group.run_id)
+        if run is not None:
+            run.status = "exiting"
+            self._pending.append(run)
+        self._pending.append(group)
+        at = f" at {_px(price)}" if price is not None else ""
+        self._event("info" if reason != "stop_loss" else "warning", "exit",
+                    f"{group.strategy_id}: exit #{group.id} {group.symbol}: {reason}{at}", group,
+                    payload={"reason": reason, "price": price})
+        self._send_exit(group)
+
+    def _send_exit(self, group: Group) -> None:
+        now = self.clock.now()
+        for leg in group.legs:
+            if leg.status != "open":
+                continue
+            side = "sell" if leg.dir > 0 else "buy"
+            q = self.book.get(leg.symbol)
+            order = Order(self._next_id("order"), group.id, leg.id, group.strategy_id, leg.symbol, side,
+                          leg.qty, "market", "market", "exit", now,
+                          reference_price=mark_of(q) if q is not None else None)
+            order.reason = group.pending_exit
+            group.exit_order_id = order.id
+            self.orders[order.id] = order
+            self.recent_orders.append(order)
+            self._pending += (order, group)
+            self._commit()  # the exit decision and its order are durable before it is sent
+            self.broker.submit(order)
+
+    def _close_leg(self, order: Order, qty: float, price: float, fee: float) -> None:
+        group = self.groups.get(order.group_id)
+        if group is None:
+            return
+        leg = next((lg for lg in group.legs if lg.id == order.leg_id), None)
+        if leg is None or leg.status != "open":
+            return
+        now = self.clock.now()
+        leg.status = "closed"
+        leg.closed_at = now
+        leg.exit_price, leg.exit_fee = price, fee
+        leg.exit_reason = group.pending_exit
+        leg.realized_pnl = (price - leg.entry) * leg.qty * leg.dir - leg.entry_fee - fee
+        group.realized_pnl += leg.realized_pnl
+        legs = self._legs_by_symbol.get(leg.symbol)
+        if legs is not None and leg in legs:
+            legs.remove(leg)
+        self._pending.append(leg)
+        if group.exit_order_id == order.id:
+            group.exit_order_id = None
+        if any(lg.status == "open" for lg in group.legs):
+            self._pending.append(group)
+            return
+        self._close_group(group, now)
+
+    def _close_group(self, group: Group, now: float) -> None:
+        group.status = "closed"
+        group.closed_at = now
+        group.exit_reason, group.pending_exit = group.pending_exit, ""
+        self.groups.pop(group.id, None)
+        run = self.runs.pop(group.run_id, None)
+        if run is not None:
+            run.status, run.ended_at = "closed", now
+            run.reason = group.exit_reason
+            self._pending.append(run)
+        self._pending.append(group)
+        self.realized_today[group.strategy_id] = self.realized_today.get(group.strategy_id, 0.0) + group.realized_pnl
+        leg = group.legs[0]
+        trade = TradeView(group.id, group.strategy_id, group.symbol, group.side, leg.qty, group.opened_at,
+                          leg.entry, now, leg.exit_price or 0.0, group.exit_reason, group.realized_pnl)
+        self.trades.append(trade)
+        for listener in self.trade_listeners:
+            listener(trade)
+        self._event("info", "exit", f"{group.strategy_id}: closed #{group.id} {group.symbol} ({group.exit_reason}) "
+                    f"at {_px(trade.exit_price)}, P&L {group.realized_pnl:+,.2f}", group,
+                    payload={"reason": group.exit_reason, "price": trade.exit_price, "pnl": group.realized_pnl})
+        rt = self.strategies.get(group.strategy_id)
+        slot = rt.slots.get(group.symbol) if rt is not None else None
+        if slot is not None and slot.group is group:
+            slot.group = None
+            slot.ready_at = now + rt.config.cooldown_s
+            slot.exit_seq = self._quote_seq  # an exit and an entry never happen on the same quote
+            self._refresh_wanting(slot)
+
+    # == broker callbacks ====================================================================
+
+    def _on_fill(self, order: Order, qty: float, price: float, fee: float, liquidity: str) -> None:
+        now = self.clock.now()
+        fill = Fill(self._next_id("fill"), order.id, order.leg_id, order.symbol, order.side, qty, price, fee, liquidity, now)
+        order.filled_qty += qty
+        order.avg_fill_price = price
+        order.updated_at = now
+        self._order_final(order, "filled", order.reason)
+        self._pending.append(fill)
+        if order.purpose == "entry":
+            self._open_leg(order, qty, price, fee)
+            fill.leg_id = order.leg_id
+        else:
+            self._close_leg(order, qty, price, fee)
+        self._commit()  # the fill is durable before anything else sees it
+        for listener in self.fill_listeners:
+            listener(fill)
+
+    def _on_reject(self, order: Order, reason: str) -> None:
+        self._order_final(order, "rejected", reason)
+        group = self.groups.get(order.group_id)
+        if order.purpose == "entry":
+            self._event("warning", "order", f"{order.strategy_id}: entry order for {order.symbol} rejected: {reason}", group,
+                        payload={"order_id": order.id, "reason": reason})
+            self._entry_failed(group, f"entry rejected: {reason}")
+        elif group is not None:
+            group.exit_order_id = None
+            self._event("warning", "order", f"{order.strategy_id}: exit order for #{group.id} {order.symbol} rejected: {reason}; "
+                        "retrying on the next fresh quote", group, payload={"order_id": order.id, "reason": reason},
+                        needs_ack=True)
+        self._commit()
+
+    def _order_final(self, order: Order, status: str, reason: str) -> None:
+        order.status, order.reason = status, reason
+        order.updated_at = self.clock.now()
+        self.orders.pop(order.id, None)
+        self._pending.append(order)
+
+    # == operator commands ===================================================================
+
+    def enter_now(self, strategy_id: str, symbol: str | None = None, source: str = "tui") -> CommandResult:
+        rt = self.strategies.get(strategy_id)
+        if rt is None:
+            return CommandResult.error(f"unknown strategy {strategy_id!r}")
+        if self.state != "running":
+            return CommandResult.error(f"the engine is {self.state}; entries are not taken")
+        if not rt.config.enabled:
+            return CommandResult.error(f"{strategy_id} is disabled in the settings")
+        if rt.paused:
+            return CommandResult.error(f"{strategy_id} is paused; resume it first")
+        if symbol is not None and symbol not in rt.slots:
+            return CommandResult.error(f"{strategy_id} does not trade {symbol} (it trades {', '.join(rt.slots)})")
+        now = self.clock.now()
+        results = []
+        for slot in (rt.slots[symbol],) if symbol else tuple(rt.slots.values()):
+            signal = Signal(self._next_id("signal"), rt.id, slot.symbol, rt.config.side, "entry", source, now)
+            self._pending.append(signal)
+            q = self.book.fresh(slot.symbol, now)
+            if slot.group is not None:
+                result = CommandResult.error(f"{slot.symbol}: {strategy_id} already holds #{slot.group.id}")
+            elif q is None:
+                result = CommandResult.error(f"{slot.symbol}: no fresh quote (older than {self._max_age:g}s); not entering on a stale price")
+            else:
+                result = self._enter(slot, q, source)
+            signal.status = "done" if result.ok else "rejected"
+            signal.outcome = result.message
+            self._pending.append(signal)
+            results.append(result)
+        self._commit()
+        return _combine(results)
+
+    def exit_position(self, group_id: int, reason: str = "manual") -> CommandResult:
+        group = self.groups.get(group_id)
+        if group is None:
+            return CommandResult.error(f"no open position #{group_id}")
+        if group.status == "entering":
+            return CommandResult.error(f"#{group_id} is still entering; wait for its fill")
+        if group.pending_exit:
+            return CommandResult.error(f"#{group_id} is already exiting ({group.pending_exit})")
+        self._decide_exit(group, reason, group.legs[0].mark if group.legs else None)
+        self.version += 1
+        if group.status == "closed":
+            return CommandResult.success(f"closed #{group_id} {group.symbol}, P&L {group.realized_pnl:+,.2f}")
+        return CommandResult.success(f"exit of #{group_id} {group.symbol} is pending: it is sent again on the next fresh quote")
+
+    def exit_strategy(self, strategy_id: str) -> CommandResult:
+        if strategy_id not in self.strategies and not any(g.strategy_id == strategy_id for g in self.groups.values()):
+            return CommandResult.error(f"unknown strategy {strategy_id!r}")
+        ids = [g.id for g in self.groups.values() if g.strategy_id == strategy_id and g.status == "open"]
+        if not ids:
+            return CommandResult.error(f"{strategy_id} has no open position to exit")
+        return _combine([self.exit_position(gid) for gid in ids])
+
+    def exit_all(self) -> CommandResult:
+        ids = [g.id for g in self.groups.values() if g.status == "open"]
+        if not ids:
+            return CommandResult.error("there is no open position to exit")
+        return _combine([self.exit_position(gid) for gid in ids])
+
+    def pause(self, strategy_id: str) -> CommandResult:
+        return self._set_paused(strategy_id, True)
+
+    def resume(self, strategy_id: str) -> CommandResult:
+        return self._set_paused(strategy_id, False)
+
+    def _set_paused(self, strategy_id: str, paused: bool) -> CommandResult:
+        rt = self.strategies.get(strategy_id)
+        if rt is None:
+            return CommandResult.error(f"unknown strategy {strategy_id!r}")
+        word = "paused" if paused else "resumed"
+        if rt.paused == paused:
+            return CommandResult.error(f"{strategy_id} is already {word}")
+        rt.state.paused = paused
+        for slot in rt.slots.values():
+            self._refresh_wanting(slot)
+        self._pending.append(rt.state)
+        note = "; its open positions are still managed" if paused else ""
+        self._event("info", "lifecycle", f"{strategy_id} {word} by the operator{note}", strategy_id=strategy_id)
+        self._commit()
+        self.version += 1
+        return CommandResult.success(f"{strategy_id} {word}{note}")
+
+    def edit_levels(self, group_id: int, *, stop=KEEP, target=KEEP, trail_distance=KEEP) -> CommandResult:
+        """Move a position's stop, target (absolute prices) or trailing distance ("0.5%" or
+        points). None removes a level. Validated against the current mark, persisted and
+        audited before it takes effect."""
+        group = self.groups.get(group_id)
+        if group is None or not group.legs:
+            return CommandResult.error(f"no open position #{group_id}")
+        if group.pending_exit:
+            return CommandResult.error(f"#{group_id} is exiting ({group.pending_exit}); its levels can no longer change")
+        leg = group.legs[0]
+        mark, d = leg.mark, leg.dir
+        long = d > 0
+        new_trail: Distance | None = leg.trail_distance
+        errors = []
+        if stop is not KEEP and stop is not None:
+            if not stop > 0:
+                errors.append("stop must be a positive price")
+            elif (stop - mark) * d >= 0:
+                errors.append(f"stop {_px(stop)} is on the wrong side: a {'long' if long else 'short'}'s stop must be "
+                              f"{'below' if long else 'above'} the mark {_px(mark)}")
+        if target is not KEEP and target is not None:
+            if not target > 0:
+                errors.append("target must be a positive price")
+            elif (target - mark) * d <= 0:
+                errors.append(f"target {_px(target)} is on the wrong side: a {'long' if long else 'short'}'s target must be "
+                              f"{'above' if long else 'below'} the mark {_px(mark)}")
+        new_level = leg.trail_level
+        if trail_distance is not KEEP and trail_distance is not None:
+            try:
+                new_trail = parse_distance(trail_distance)
+                if new_trail.value <= 0 or (new_trail.unit == "pct" and new_trail.value >= 1):
+                    raise ValueError("trailing distance must be above 0 (and below 100%)")
+            except ValueError as exc:
+                errors.append(str(exc))
+                new_trail = None
+            if new_trail is not None and leg.trail_active:
+                probe = _TrailProbe(new_trail, d)
+                candidate = probe.level_from(leg.trail_peak)
+                new_level = candidate if leg.trail_level is None else (max if long else min)(leg.trail_level, candidate)
+                if (mark - new_level) * d <= 0:
+                    errors.append(f"trailing level {_px(new_level)} would trigger at once against the mark {_px(mark)}")
+        if errors:
+            return CommandResult.error("; ".join(errors))
+        old = {"stop": leg.stop, "target": leg.target, "trail_distance": _opt_str(leg.trail_distance), "trail_level": leg.trail_level}
+        now = self.clock.now()
+        if stop is not KEEP:
+            leg.stop = stop
+        if target is not KEEP:
+            leg.target = target
+        if trail_distance is None:
+            leg.trail_distance = None
+            leg.trail_active = False
+            leg.trail_peak = leg.trail_level = None
+            leg.trail_updated_at = now
+        elif trail_distance is not KEEP:
+            leg.trail_distance = new_trail
+            if leg.trail_active and new_level != leg.trail_level:
+                leg.trail_level = new_level
+                leg.trail_updated_at = now
+            elif not leg.trail_active and leg.trail_activation is None:
+                leg.trail_activation = Distance(0.0, "points")
+                leg.trail_act_amount = 0.0
+        new = {"stop": leg.stop, "target": leg.target, "trail_distance": _opt_str(leg.trail_distance), "trail_level": leg.trail_level}
+        changes = [f"{k} {_fmt_level(old[k])} -> {_fmt_level(new[k])}" for k in old if old[k] != new[k]]
+        if not changes:
+            return CommandResult.error("nothing changed")
+        self._pending.append(leg)
+        self._event("info", "levels", f"#{group_id} {leg.symbol} levels edited: {', '.join(changes)}", group,
+                    payload={"old": old, "new": new})
+        self._commit()  # persisted before it takes effect on the next quote
+        self.version += 1
+        return CommandResult.success(f"#{group_id} {leg.symbol}: {', '.join(changes)}")
+
+    # == store outage ========================================================================
+
+    # The store calls these from inside a write (possibly on its write-behind thread): the
+    # alert is raised on the loop, and its own row joins the queue of the next write.
+
+    def _store_failed(self, message: str) -> None:
+        self._on_loop(self._event, "critical", "store",
+                      f"database write failed ({message}); trading continues, writes are queued in memory", needs_ack=True)
+
+    def _store_recovered(self, count: int) -> None:
+        self._on_loop(self._event, "warning", "store", f"database is back; {count} queued write(s) committed", needs_ack=True)
+
+    def _on_loop(self, fn, *args, **kwargs) -> None:
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            fn(*args, **kwargs)
+        else:
+            loop.call_soon_threadsafe(lambda: fn(*args, **kwargs))
+
+    # == events ==============================================================================
+
+    def _event(self, level: str, category: str, message: str, group: Group | None = None, *,
+               strategy_id: str | None = None, payload: dict | None = None, needs_ack: bool = False) -> None:
+        rec = EventRecord(self._next_id("event"), self.clock.now(), level, category, message,
+                          strategy_id or (group.strategy_id if group else None),
+                          group.symbol if group else None, group.id if group else None, payload, needs_ack)
+        view = _event_view(rec)
+        self.events.append(view)
+        if needs_ack:
+            self.unread_alerts += 1
+        self._pending.append(rec)
+        for listener in self.event_listeners:
+            listener(view)
+        self.version += 1
+
+    # == persistence helpers =================================================================
+
+    def _commit(self) -> None:
+        pending, self._pending = self._pending, []
+        self.store.write(pending)
+
+    def _next_id(self, kind: str) -> int:
+        n = self._ids.get(kind, 0) + 1
+        self._ids[kind] = n
+        return n
+
+    def _refresh_wanting(self, slot: Slot) -> None:
+        wanting = self._wanting.setdefault(slot.symbol, [])
+        wants = slot.strategy.wants_entry(slot)
+        if wants and slot not in wanting:
+            wanting.append(slot)
+        elif not wants and slot in wanting:
+            wanting.remove(slot)
+
+    # == restart =============================================================================
+
+    def _restore(self, st: LoadedState) -> None:
+        self._ids.update(st.max_ids)
+        now = self.clock.now()
+        for row in st.strategy_state:
+            rt = self.strategies.get(row["strategy_id"])
+            if rt is not None:
+                rt.state.paused = bool(row["paused"])
+                rt.state.saved = True
+        for row in st.runs:
+            run = Run(row["id"], row["strategy_id"], row["symbol"], row["started_at"], row["session_metadata"] or {})
+            run.status, run.reason, run.saved = row["status"], row["reason"], True
+            self.runs[run.id] = run
+        legs_by_group: dict[int, list[dict]] = {}
+        for row in st.legs:
+            legs_by_group.setdefault(row["group_id"], []).append(row)
+        for row in st.groups:
+            group = Group(row["id"], row["run_id"], row["strategy_id"], row["symbol"], row["side"], row["opened_at"])
+            group.status, group.saved = row["status"], True
+            group.realized_pnl, group.entry_method, group.entry_attempts = row["realized_pnl"], row["entry_method"], row["entry_attempts"]
+            group.pending_exit = row["pending_exit"]
+            for lrow in legs_by_group.get(group.id, []):
+                leg = _leg_from_row(lrow, group)
+                group.legs.append(leg)
+                self._legs_by_symbol.setdefault(leg.symbol, []).append(leg)
+            self.groups[group.id] = group
+        for row in st.working_orders:
+            order = _order_from_row(row)
+            self._order_final(order, "cancelled", "not working after a restart (the paper broker keeps no orders)")
+            self._event("warning", "recovery", f"order {order.client_id} ({order.purpose} {order.side} {order.symbol}) was "
+                        f"{row['status']} when the engine stopped; marked cancelled", payload={"order_id": order.id})
+        for group in list(self.groups.values()):
+            if group.status == "entering" or not group.legs:
+                self._event("warning", "recovery", f"entry #{group.id} {group.symbol} had not filled when the engine stopped; "
+                            "it is abandoned", group)
+                self._entry_failed(group, "the engine stopped before the entry filled")
+            elif group.pending_exit:
+                group.status = "exiting"
+                self._event("warning", "recovery", f"resuming the exit of #{group.id} {group.symbol} ({group.pending_exit}); "
+                            "it is sent on the next fresh quote", group)
+        for group in self.groups.values():
+            rt = self.strategies.get(group.strategy_id)
+            slot = rt.slots.get(group.symbol) if rt is not None else None
+            if slot is None:
+                self.notes.append(f"#{group.id} {group.symbol} belongs to {group.strategy_id}, which is no longer in the "
+                                  "settings; its stored levels still manage it")
+                self._event("warning", "recovery", self.notes[-1], group, needs_ack=True)
+                continue
+            slot.group = group
+        for rt in self.strategies.values():
+            for sym, slot in rt.slots.items():
+                last = st.last_exit.get((rt.id, sym))
+                if last is not None:
+                    slot.ready_at = last + rt.config.cooldown_s
+                slot.entered = (rt.id, sym) in st.entered_today or slot.group is not None
+                self._refresh_wanting(slot)
+        self.realized_today = dict(st.realized_today)
+        self.unread_alerts = st.unread_alerts
+        for row in st.recent_events:
+            self.events.append(EventView(row["id"], row["ts"], row["level"], row["category"], row["message"],
+                                         row["strategy_id"], row["symbol"], row["group_id"], row["needs_ack"] and row["acked_at"] is None))
+        for row in st.recent_orders:
+            self.recent_orders.append(_order_from_row(row))
+        for row in st.recent_trades:
+            self.trades.append(TradeView(row["id"], row["strategy_id"], row["symbol"], row["side"], 0.0, row["opened_at"],
+                                         0.0, row["closed_at"] or 0.0, 0.0, row["exit_reason"], row["realized_pnl"]))
+        open_count = len(self.groups)
+        self._event("info", "engine", f"engine started ({self.mode}); resumed {open_count} open position(s)",
+                    payload={"open_positions": open_count})
+
+    # == snapshots ===========================================================================
+
+    def snapshot(self) -> EngineSnapshot:
+        now = self.clock.now()
+        book = self.book
+        positions, triggers = [], []
+        unrealized_by_strategy: dict[str, float] = {}
+        for group in self.groups.values():
+            for leg in group.legs:
+                if leg.status != "open":
+                    continue
+                stale = book.fresh(leg.symbol, now) is None
+                pnl = leg.unrealized()
+                unrealized_by_strategy[group.strategy_id] = unrealized_by_strategy.get(group.strategy_id, 0.0) + pnl
+                notional = leg.entry * leg.qty
+                status = "EXITING" if group.pending_exit else ("STALE" if stale else "OPEN")
+                positions.append(PositionView(
+                    group.id, leg.id, group.strategy_id, leg.symbol, leg.side, leg.qty, leg.entry, leg.mark, pnl,
+                    pnl / notional * 100.0 if notional else 0.0, leg.entry_fee, leg.stop, leg.target,
+                    _opt_str(leg.trail_distance), _opt_str(leg.trail_activation), leg.trail_active, leg.trail_peak,
+                    leg.trail_level, leg.trail_updated_at, leg.time_exit_at, status, leg.opened_at, group.pending_exit,
+                ))
+                triggers.extend(_triggers(group, leg, now))
+        strategies = tuple(self._strategy_view(rt, unrealized_by_strategy.get(rt.id, 0.0), now) for rt in self.strategies.values())
+        realized = sum(self.realized_today.values())
+        unrealized = sum(unrealized_by_strategy.values())
+        health = self.feed.health
+        stale_symbols = tuple(sym for sym in self.feed.symbols if book.fresh(sym, now) is None)
+        waiting = tuple(
+            WaitingEntry(slot.strategy.id, slot.symbol, slot.hold or _wait_reason(slot, now, book))
+            for slots in self._wanting.values() for slot in slots
+        )
+        return EngineSnapshot(
+            seq=self.version, ts=now, mode=self.mode.upper(), state=self.state,
+            feed=FeedView(health.name, health.is_healthy(now, self._max_age), health.last_event_at,
+                          len(self.feed.symbols), stale_symbols),
+            day_pnl=realized + unrealized, realized_today=realized, unrealized=unrealized,
+            pool_used=len(self.groups), pool_total=self._pool_size, unread_alerts=self.unread_alerts,
+            strategies=strategies, positions=tuple(positions), triggers=tuple(triggers),
+            orders=tuple(_order_view(o) for o in self.recent_orders), events=tuple(self.events),
+            trades=tuple(self.trades), waiting=waiting, db_ok=getattr(self.store, "ok", True),
+            notes=tuple(self.notes),
+        )
+
+    def _strategy_view(self, rt: StrategyRuntime, unrealized: float, now: float) -> StrategyView:
+        cfg = rt.config
+        groups = [s.group for s in rt.slots.values() if s.group is not None]
+        statuses = {g.status for g in groups}
+        next_entry = None
+        reason = ""
+        if not cfg.enabled:
+            status, reason = "disabled", "disabled in the settings"
+        elif rt.paused:
+            status, reason = "paused", "paused by the operator"
+        elif "exiting" in statuses:
+            status = "exiting"
+        elif "open" in statuses:
+            status = "live"
+        elif "entering" in statuses:
+            status = "entering"
+        else:
+            cooling = [s.ready_at for s in rt.slots.values() if s.ready_at > now and rt.wants_entry(s)]
+            if cooling:
+                status, next_entry = "cooldown", min(cooling)
+            elif cfg.entry == "manual":
+                status, reason = "waiting", "manual entry: press n"
+            elif any(rt.wants_entry(s) for s in rt.slots.values()):
+                status = "waiting"
+                reason = next((s.hold for s in rt.slots.values() if s.hold), "") or "waiting for a fresh quote"
+            else:
+                status, reason = "closed", "entered today; re-entry is off"
+        return StrategyView(
+            rt.id, status, reason, cfg.entry, cfg.side, tuple(cfg.symbols), _exit_summary(cfg), len(groups),
+            self.realized_today.get(rt.id, 0.0), unrealized, next_entry, cfg.enabled,
+        )
+
+
+# == helpers (module level: cheap to call, easy to test) =======================================
+
+
+def _exit_reason(leg: Leg, px: float, now: float) -> str | None:
+    """The first exit rule this price meets, in DESIGN §3 precedence."""
+    d = leg.dir
+    stop = leg.stop
+    if stop is not None and (px - stop) * d <= 0:
+        return "stop_loss"
+    if leg.trail_active and (px - leg.trail_level) * d <= 0:
+        return "trailing_stop"
+    target = leg.target
+    if target is not None and (px - target) * d >= 0:
+        return "target"
+    if leg.time_exit_at is not None and now >= leg.time_exit_at:
+        return "time"
+    return None
+
+
+def _apply_config_levels(leg: Leg, cfg: StrategyConfig, now: float) -> None:
+    entry, d = leg.entry, leg.dir
+    if cfg.stop_loss is not None:
+        leg.stop = entry - d * cfg.stop_loss.amount(entry)
+    if cfg.target is not None:
+        leg.target = entry + d * cfg.target.amount(entry)
+    if cfg.trail_distance is not None:
+        leg.trail_distance = cfg.trail_distance
+        leg.trail_activation = cfg.trail_activation
+        leg.trail_act_amount = cfg.trail_activation.amount(entry)
+        if leg.trail_act_amount == 0:
+            leg.arm_trail(leg.mark, now)  # armed at entry: the peak starts at the entry quote's mark
+    if cfg.time_exit_s is not None:
+        leg.time_exit_at = now + cfg.time_exit_s
+
+
+class _TrailProbe:
+    """Computes a trailing level for a distance without touching a leg."""
+
+    def __init__(self, distance: Distance, d: int) -> None:
+        self.distance, self.d = distance, d
+
+    def level_from(self, extreme: float) -> float:
+        if self.distance.unit == "pct":
+            return extreme * (1.0 - self.distance.value * self.d)
+        return extreme - self.distance.value * self.d
+
+
+def _triggers(group: Group, leg: Leg, now: float) -> list[TriggerView]:
+    mark, d = leg.mark, leg.dir
+    out = []
+    for kind, level in (("stop_loss", leg.stop), ("trailing_stop", leg.trail_level if leg.trail_active else None),
+                        ("target", leg.target)):
+        if level is not None:
+            dist = (mark - level) * d if kind != "target" else (level - mark) * d
+            out.append(TriggerView(group.id, leg.symbol, kind, level, dist, dist / mark * 100.0 if mark else None))
+    if leg.trail_distance is not None and not leg.trail_active:
+        arm_at = leg.entry + d * leg.trail_act_amount
+        dist = (arm_at - mark) * d
+        out.append(TriggerView(group.id, leg.symbol, "trail_arms", arm_at, dist, dist / mark * 100.0 if mark else None))
+    if leg.time_exit_at is not None:
+        out.append(TriggerView(group.id, leg.symbol, "time", leg.time_exit_at, leg.time_exit_at - now, None))
+    return out
+
+
+def _leg_from_row(row: dict, group: Group) -> Leg:
+    leg = Leg(row["id"], group, row["symbol"], row["side"], row["qty"], row["avg_entry"], row["entry_fee"],
+              row["opened_at"], row["trigger"])
+    leg.saved = True
+    leg.mark, leg.mark_ts = row["mark"], row["mark_ts"]
+    leg.stop, leg.target = row["stop"], row["target"]
+    leg.trail_activation = parse_distance(row["trail_activation"]) if row["trail_activation"] is not None else None
+    leg.trail_distance = parse_distance(row["trail_distance"]) if row["trail_distance"] is not None else None
+    leg.trail_act_amount = row["trail_act_amount"]
+    leg.trail_active = bool(row["trail_active"])
+    leg.trail_peak, leg.trail_level, leg.trail_updated_at = row["trail_peak"], row["trail_level"], row["trail_updated_at"]
+    leg.time_exit_at = row["time_exit_at"]
+    return leg
+
+
+def _order_from_row(row: dict) -> Order:
+    order = Order(row["id"], row["group_id"], row["leg_id"], row["strategy_id"], row["symbol"], row["side"], row["qty"],
+                  row["order_type"], row["method"], row["purpose"], row["created_at"], row["limit_price"],
+                  row["reference_price"], row["retry_count"])
+    order.saved = True
+    order.client_id, order.status, order.reason = row["client_id"], row["status"], row["reason"]
+    order.updated_at, order.filled_qty, order.avg_fill_price = row["updated_at"], row["filled_qty"], row["avg_fill_price"]
+    return order
+
+
+def _order_view(o: Order) -> OrderView:
+    return OrderView(o.id, o.group_id, o.strategy_id, o.symbol, o.side, o.qty, o.order_type, o.method, o.purpose,
+                     o.retry_count, o.limit_price, o.reference_price, o.status, o.reason, o.created_at, o.avg_fill_price)
+
+
+def _event_view(rec: EventRecord) -> EventView:
+    return EventView(rec.id, rec.ts, rec.level, rec.category, rec.message, rec.strategy_id, rec.symbol,
+                     rec.group_id, rec.needs_ack)
+
+
+def _wait_reason(slot: Slot, now: float, book: QuoteBook) -> str:
+    if slot.ready_at > now:
+        return f"cooldown, {slot.ready_at - now:.0f}s left"
+    if book.fresh(slot.symbol, now) is None:
+        return "waiting for a fresh quote"
+    return "entering on the next quote"
+
+
+def _exit_summary(cfg: StrategyConfig) -> str:
+    parts = []
+    if cfg.stop_loss is not None:
+        parts.append(f"SL {cfg.stop_loss}")
+    if cfg.target is not None:
+        parts.append(f"TP {cfg.target}")
+    if cfg.trail_distance is not None:
+        act = f" from +{cfg.trail_activation}" if cfg.trail_activation.value else ""
+        parts.append(f"trail {cfg.trail_distance}{act}")
+    if cfg.time_exit_s is not None:
+        parts.append(f"time {cfg.time_exit_s:g}s")
+    return ", ".join(parts) or "manual exit only"
+
+
+def _combine(results: list[CommandResult]) -> CommandResult:
+    if len(results) == 1:
+        return results[0]
+    ok = any(r.ok for r in results)
+    return CommandResult(ok, "; ".join(r.message for r in results))
+
+
+def _levels_text(leg: Leg) -> str:
+    parts = [f"{name} {_px(v)}" for name, v in (("stop", leg.stop), ("target", leg.target)) if v is not None]
+    if leg.trail_distance is not None:
+        parts.append(f"trail {leg.trail_distance}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _opt_str(v: object) -> str | None:
+    return None if v is None else str(v)
+
+
+def _fmt_level(v: object) -> str:
+    if v is None:
+        return "none"
+    return _px(v) if isinstance(v, float) else str(v)
+
+
+def _px(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.6g}"
+
+
+def _qty(v: float) -> str:
+    return f"{v:.8g}"

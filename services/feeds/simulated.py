@@ -1,0 +1,78 @@
+"""The built-in simulated market: a geometric random walk per symbol, seeded and deterministic."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+
+from ..clock import Clock
+from ..config import SymbolConfig
+from ..market import Quote
+from .base import FeedHealth, QuoteHandler
+
+SECONDS_PER_YEAR = 365.0 * 24 * 3600
+
+
+class SimulatedFeed:
+    def __init__(self, symbols: dict[str, SymbolConfig], clock: Clock, seed: int = 7) -> None:
+        self.clock = clock
+        self.config = dict(symbols)
+        self.symbols = tuple(symbols)
+        self.health = FeedHealth(name="simulated")
+        # One generator per symbol, so adding a symbol does not change the others' paths.
+        self._rng = {sym: random.Random(f"{seed}:{sym}") for sym in symbols}
+        self._price = {sym: cfg.start_price for sym, cfg in symbols.items()}
+        self._next_due: dict[str, float] = {}
+        self._on_quote: QuoteHandler | None = None
+        self._task: asyncio.Task | None = None
+
+    def next_quote(self, symbol: str) -> Quote:
+        """Advance one symbol's price by one tick and return its quote."""
+        cfg = self.config[symbol]
+        dt = cfg.tick_interval_s / SECONDS_PER_YEAR
+        z = self._rng[symbol].gauss(0.0, 1.0)
+        price = self._price[symbol] * math.exp(
+            (cfg.drift - 0.5 * cfg.volatility**2) * dt + cfg.volatility * math.sqrt(dt) * z
+        )
+        self._price[symbol] = price
+        half = price * cfg.spread_bps / 20_000.0
+        q = Quote(symbol, self.clock.now(), round(price - half, 8), round(price + half, 8), round(price, 8))
+        self.health.last_event_at = q.ts
+        return q
+
+    def step(self) -> list[Quote]:
+        """Emit the quotes that are due at the clock's time (all of them on the first call)."""
+        now = self.clock.now()
+        out = []
+        for sym in self.symbols:
+            if self._next_due.get(sym, now) <= now:
+                q = self.next_quote(sym)
+                self._next_due[sym] = now + self.config[sym].tick_interval_s
+                out.append(q)
+                if self._on_quote is not None:
+                    self._on_quote(q)
+        return out
+
+    async def start(self, on_quote: QuoteHandler) -> None:
+        self._on_quote = on_quote
+        self.health.connected = True
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="simulated-feed")
+
+    async def _run(self) -> None:
+        while True:
+            self.step()
+            now = self.clock.now()
+            wake = min(self._next_due.values(), default=now + 1.0)
+            await self.clock.sleep(max(wake - now, 0.001))
+
+    async def stop(self) -> None:
+        self.health.connected = False
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self._on_quote = None

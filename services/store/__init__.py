@@ -1,0 +1,6 @@
+"""Persistence. SQLModel tables stay in here; the engine hands in domain records."""
+
+from .memory import MemoryStore
+from .sql import SqlStore, StoreLockedError, open_store_readonly, read_open_positions
+
+__all__ = ["MemoryStore", "SqlStore", "StoreLockedError", "open_store_readonly", "read_open_positions"]

@@ -1,0 +1,25 @@
+"""What a store hands the engine at start: the rows it needs to resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Row = dict[str, Any]
+
+
+@dataclass
+class LoadedState:
+    runs: list[Row] = field(default_factory=list)  # runs not closed
+    groups: list[Row] = field(default_factory=list)  # groups not closed
+    legs: list[Row] = field(default_factory=list)  # open legs of those groups
+    working_orders: list[Row] = field(default_factory=list)  # orders new/working at the stop
+    strategy_state: list[Row] = field(default_factory=list)
+    last_exit: dict[tuple[str, str], float] = field(default_factory=dict)  # (strategy, symbol) -> closed_at
+    entered_today: set[tuple[str, str]] = field(default_factory=set)
+    realized_today: dict[str, float] = field(default_factory=dict)  # strategy -> realized P&L today
+    recent_events: list[Row] = field(default_factory=list)
+    recent_orders: list[Row] = field(default_factory=list)
+    recent_trades: list[Row] = field(default_factory=list)
+    unread_alerts: int = 0
+    max_ids: dict[str, int] = field(default_factory=dict)

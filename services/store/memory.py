@@ -1,0 +1,37 @@
+"""A store that keeps nothing: for replay, which is a simulation (DESIGN §8), and for tests
+that only look at the engine."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from ..domain import Record
+from .loaded import LoadedState
+
+
+class MemoryStore:
+    ok = True
+    error = ""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def open(self, day_start: float = 0.0) -> LoadedState:
+        return LoadedState()
+
+    def write(self, records: Iterable[Record]) -> None:
+        self.writes += 1
+        for rec in records:
+            rec.saved = True
+
+    def touch(self, record: Record) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,267 @@
+"""The SQL store (SQLite by default, any SQLAlchemy URL works).
+
+Critical writes (orders, fills, level changes, lifecycle, events) are committed by write()
+before the engine acts on them: one short transaction, SQLite in WAL mode with
+synchronous=NORMAL, which survives kill -9 (not power loss). Marks are write-behind:
+touch() records the row as dirty and a background thread writes each dirty row at most
+once per flush interval. If the database fails, writes queue in memory in order, the
+engine is told (it raises an alert), and the queue is retried until it lands."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from typing import Callable, Iterable
+
+from sqlalchemy import bindparam, create_engine, event, func, or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import SQLModel
+
+from ..domain import Record
+from .loaded import LoadedState
+from .tables import PRIMARY_KEY, TABLES, EventRow, LegRow, OrderRow, PositionGroupRow, StrategyRunRow, StrategyStateRow
+
+log = logging.getLogger(__name__)
+
+
+class StoreLockedError(RuntimeError):
+    """Another engine process holds this database."""
+
+
+def _sqlite_path(url: str) -> str | None:
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        return url[len("sqlite:///"):]
+    return None
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = _sqlite_path(url)
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+
+        @event.listens_for(eng, "connect")
+        def _pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+        return eng
+    return create_engine(url, pool_pre_ping=True)
+
+
+def open_store_readonly(url: str) -> Engine:
+    """For shell commands that read while an engine may be running in another process."""
+    eng = make_engine(url)
+    SQLModel.metadata.create_all(eng)
+    return eng
+
+
+class SqlStore:
+    def __init__(self, url: str, flush_interval_s: float = 1.0,
+                 on_failure: Callable[[str], None] | None = None,
+                 on_recovery: Callable[[int], None] | None = None) -> None:
+        self.url = url
+        self.flush_interval_s = flush_interval_s
+        self.on_failure = on_failure
+        self.on_recovery = on_recovery
+        self.ok = True
+        self.error = ""
+        self.engine: Engine | None = None
+        self._lock = threading.Lock()
+        self._queue: list[Record] = []  # critical writes not yet committed (only during an outage)
+        self._dirty: dict[tuple[str, object], Record] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock_file = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self, day_start: float = 0.0) -> LoadedState:
+        self._take_process_lock()
+        self.engine = make_engine(self.url)
+        SQLModel.metadata.create_all(self.engine)
+        return self._load(day_start)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._flush_loop, name="store-write-behind", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush()
+        if self.engine is not None:
+            self.engine.dispose()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _take_process_lock(self) -> None:
+        path = _sqlite_path(self.url)
+        if not path:
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._lock_file = open(path + ".lock", "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            self._lock_file = None
+            raise StoreLockedError(
+                f"another tui-trader engine is running on {path}; stop it first, "
+                "or give this one its own database with store.url"
+            ) from None
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def write(self, records: Iterable[Record]) -> None:
+        """Commit these records now (in order). During an outage they queue in memory."""
+        with self._lock:
+            self._queue.extend(records)
+            self._commit_queue()
+
+    def touch(self, record: Record) -> None:
+        """Write this record behind, at most once per flush interval."""
+        self._dirty[(record.KIND, record.id)] = record
+
+    def flush(self) -> None:
+        with self._lock:
+            self._commit_queue()
+            if not self.ok or not self._dirty:
+                return
+            dirty, self._dirty = self._dirty, {}
+            by_kind: dict[str, list[dict]] = {}
+            for rec in dirty.values():
+                if rec.saved:  # not yet inserted: the critical write that inserts it carries it
+                    by_kind.setdefault(rec.KIND, []).append(rec.row())
+            try:
+                with self.engine.begin() as conn:
+                    for kind, rows in by_kind.items():
+                        _update_many(conn, kind, rows)
+            except SQLAlchemyError as exc:
+                for key, rec in dirty.items():
+                    self._dirty.setdefault(key, rec)
+                self._failed(exc)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_interval_s):
+            try:
+                self.flush()
+            except Exception:  # the write-behind thread must never die silently
+                log.exception("write-behind flush failed")
+
+    def _commit_queue(self) -> None:
+        if not self._queue:
+            return
+        latest: dict[tuple[str, object], Record] = {}
+        for rec in self._queue:
+            latest[(rec.KIND, rec.id)] = rec
+        try:
+            with self.engine.begin() as conn:
+                for rec in latest.values():
+                    table, row = TABLES[rec.KIND], rec.row()
+                    if rec.saved:
+                        pk = PRIMARY_KEY[rec.KIND]
+                        conn.execute(table.update().where(table.c[pk] == row[pk]).values(**row))
+                    else:
+                        conn.execute(table.insert().values(**row))
+        except SQLAlchemyError as exc:
+            self._failed(exc)
+            return
+        for rec in latest.values():
+            rec.saved = True
+        pending = len(self._queue)
+        self._queue.clear()
+        if not self.ok:
+            self.ok, self.error = True, ""
+            if self.on_recovery:
+                self.on_recovery(pending)
+
+    def _failed(self, exc: Exception) -> None:
+        message = str(exc).splitlines()[0][:200]
+        if self.ok:
+            self.ok, self.error = False, message
+            log.error("database write failed; queueing writes in memory: %s", message)
+            if self.on_failure:
+                self.on_failure(message)
+
+    @property
+    def pending_writes(self) -> int:
+        return len(self._queue)
+
+    # -- start-up --------------------------------------------------------------------------
+
+    def _load(self, day_start: float) -> LoadedState:
+        st = LoadedState()
+        with self.engine.connect() as conn:
+            def rows(stmt):
+                return [dict(r._mapping) for r in conn.execute(stmt)]
+
+            st.runs = rows(select(StrategyRunRow.__table__).where(StrategyRunRow.__table__.c.status != "closed"))
+            g = PositionGroupRow.__table__
+            st.groups = rows(select(g).where(g.c.status != "closed").order_by(g.c.id))
+            group_ids = [r["id"] for r in st.groups]
+            leg = LegRow.__table__
+            st.legs = rows(select(leg).where(leg.c.group_id.in_(group_ids), leg.c.status == "open").order_by(leg.c.id)) if group_ids else []
+            o = OrderRow.__table__
+            st.working_orders = rows(select(o).where(o.c.status.in_(("new", "working"))))
+            st.strategy_state = rows(select(StrategyStateRow.__table__))
+            for r in conn.execute(
+                select(g.c.strategy_id, g.c.symbol, func.max(g.c.closed_at)).where(g.c.status == "closed")
+                .group_by(g.c.strategy_id, g.c.symbol)
+            ):
+                st.last_exit[(r[0], r[1])] = r[2]
+            for r in conn.execute(select(g.c.strategy_id, g.c.symbol).where(g.c.opened_at >= day_start).distinct()):
+                st.entered_today.add((r[0], r[1]))
+            for r in conn.execute(
+                select(g.c.strategy_id, func.sum(g.c.realized_pnl)).where(g.c.status == "closed", g.c.closed_at >= day_start)
+                .group_by(g.c.strategy_id)
+            ):
+                st.realized_today[r[0]] = float(r[1] or 0.0)
+            e = EventRow.__table__
+            st.recent_events = list(reversed(rows(select(e).order_by(e.c.id.desc()).limit(300))))
+            st.unread_alerts = conn.execute(
+                select(func.count()).select_from(e).where(e.c.needs_ack.is_(True), e.c.acked_at.is_(None))
+            ).scalar_one()
+            st.recent_orders = list(reversed(rows(select(o).order_by(o.c.id.desc()).limit(200))))
+            st.recent_trades = list(reversed(rows(
+                select(g).where(g.c.status == "closed").order_by(g.c.id.desc()).limit(200))))
+            for kind, table in TABLES.items():
+                pk = PRIMARY_KEY[kind]
+                if kind != "strategy_state":
+                    st.max_ids[kind] = conn.execute(select(func.max(table.c[pk]))).scalar() or 0
+        return st
+
+
+def _update_many(conn, kind: str, rows: list[dict]) -> None:
+    table = TABLES[kind]
+    pk = PRIMARY_KEY[kind]
+    cols = [c for c in rows[0] if c != pk]
+    stmt = table.update().where(table.c[pk] == bindparam("_pk")).values({c: bindparam(c) for c in cols})
+    conn.execute(stmt, [{**{c: r[c] for c in cols}, "_pk": r[pk]} for r in rows])
+
+
+def read_open_positions(url: str) -> list[dict]:
+    """Open legs with their group, for `tui-trader positions` (works while an engine runs)."""
+    eng = open_store_readonly(url)
+    try:
+        leg, g = LegRow.__table__, PositionGroupRow.__table__
+        stmt = (
+            select(leg, g.c.status.label("group_status"), g.c.pending_exit)
+            .join(g, g.c.id == leg.c.group_id)
+            .where(leg.c.status == "open", or_(g.c.status == "open", g.c.status == "exiting"))
+            .order_by(leg.c.group_id, leg.c.id)
+        )
+        with eng.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+    finally:
+        eng.dispose()
+

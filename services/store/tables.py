@@ -1,0 +1,159 @@
+"""SQLModel tables for the DESIGN §2 domain. No foreign keys: rows are written in the order
+the engine decides, possibly replayed after a database outage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+
+class StrategyRunRow(SQLModel, table=True):
+    __tablename__ = "strategy_runs"
+    id: int = Field(primary_key=True)
+    strategy_id: str = Field(index=True)
+    symbol: str = ""
+    status: str
+    reason: str = ""
+    started_at: float
+    ended_at: float | None = None
+    session_metadata: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class PositionGroupRow(SQLModel, table=True):
+    __tablename__ = "position_groups"
+    id: int = Field(primary_key=True)
+    run_id: int
+    strategy_id: str = Field(index=True)
+    symbol: str
+    side: str
+    status: str = Field(index=True)
+    opened_at: float
+    closed_at: float | None = None
+    exit_reason: str = ""
+    realized_pnl: float = 0.0
+    unrealized_pnl: float = 0.0
+    entry_method: str = ""
+    entry_attempts: int = 0
+    pending_exit: str = ""
+
+
+class LegRow(SQLModel, table=True):
+    __tablename__ = "legs"
+    id: int = Field(primary_key=True)
+    group_id: int = Field(index=True)
+    strategy_id: str
+    symbol: str
+    side: str
+    qty: float
+    avg_entry: float
+    entry_fee: float = 0.0
+    mark: float
+    mark_ts: float
+    unrealized_pnl: float = 0.0
+    stop: float | None = None
+    target: float | None = None
+    trail_activation: str | None = None
+    trail_distance: str | None = None
+    trail_act_amount: float = 0.0
+    trail_active: bool = False
+    trail_peak: float | None = None
+    trail_level: float | None = None
+    trail_updated_at: float | None = None
+    time_exit_at: float | None = None
+    trigger: str = "mark"
+    status: str = Field(index=True)
+    opened_at: float
+    closed_at: float | None = None
+    exit_price: float | None = None
+    exit_fee: float = 0.0
+    exit_reason: str = ""
+    realized_pnl: float = 0.0
+
+
+class OrderRow(SQLModel, table=True):
+    __tablename__ = "orders"
+    id: int = Field(primary_key=True)
+    client_id: str = Field(unique=True)
+    group_id: int = Field(index=True)
+    leg_id: int | None = None
+    strategy_id: str
+    symbol: str
+    side: str
+    qty: float
+    order_type: str
+    method: str
+    purpose: str
+    retry_count: int = 0
+    limit_price: float | None = None
+    reference_price: float | None = None
+    status: str = Field(index=True)
+    reason: str = ""
+    created_at: float
+    updated_at: float
+    filled_qty: float = 0.0
+    avg_fill_price: float | None = None
+
+
+class FillRow(SQLModel, table=True):
+    __tablename__ = "fills"
+    id: int = Field(primary_key=True)
+    order_id: int = Field(index=True)
+    leg_id: int | None = None
+    symbol: str
+    side: str
+    qty: float
+    price: float
+    fee: float
+    liquidity: str
+    ts: float
+
+
+class SignalRow(SQLModel, table=True):
+    __tablename__ = "signals"
+    id: int = Field(primary_key=True)
+    strategy_id: str
+    symbol: str | None = None
+    side: str
+    kind: str
+    source: str
+    price: float | None = None
+    received_at: float
+    status: str
+    outcome: str = ""
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "strategy_events"
+    id: int = Field(primary_key=True)
+    ts: float = Field(index=True)
+    level: str
+    category: str
+    message: str
+    strategy_id: str | None = None
+    symbol: str | None = None
+    group_id: int | None = None
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    needs_ack: bool = False
+    acked_at: float | None = None
+
+
+class StrategyStateRow(SQLModel, table=True):
+    __tablename__ = "strategy_state"
+    strategy_id: str = Field(primary_key=True)
+    paused: bool = False
+
+
+TABLES = {
+    "run": StrategyRunRow.__table__,
+    "group": PositionGroupRow.__table__,
+    "leg": LegRow.__table__,
+    "order": OrderRow.__table__,
+    "fill": FillRow.__table__,
+    "signal": SignalRow.__table__,
+    "event": EventRow.__table__,
+    "strategy_state": StrategyStateRow.__table__,
+}
+PRIMARY_KEY = {kind: next(iter(t.primary_key.columns)).name for kind, t in TABLES.items()}
