@@ -1,0 +1,69 @@
+"""Shared fixtures: a demo-like configuration, a fake clock, and engines on a temp database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.clock import FakeClock
+from services.config import TradingConfig
+from services.engine import Engine
+from services.market import Quote
+from services.store import MemoryStore, SqlStore
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def config(**strategies) -> TradingConfig:
+    """A small configuration; pass strategies as id=dict to replace the default one."""
+    return TradingConfig.model_validate({
+        "engine": {"max_open_positions": 10},
+        "paper": {"slippage_bps": 0, "maker_fee_bps": 0, "taker_fee_bps": 0},
+        "symbols": {
+            "BTCUSDT": {"start_price": 100.0, "volatility": 2.0, "spread_bps": 2, "tick_interval_s": 1},
+            "ETHUSDT": {"start_price": 50.0, "volatility": 2.0, "spread_bps": 2, "tick_interval_s": 1},
+            "ACME": {"start_price": 20.0, "volatility": 1.0, "spread_bps": 10, "tick_interval_s": 1},
+        },
+        "strategies": strategies or {
+            "trend": {"symbols": ["BTCUSDT"], "side": "buy", "sizing": {"fixed_qty": 1}, "stop_loss": "1%", "target": "2%"},
+        },
+    })
+
+
+class Harness:
+    """An engine driven by scripted quotes on a fake clock."""
+
+    def __init__(self, cfg: TradingConfig, store=None, clock: FakeClock | None = None) -> None:
+        self.clock = clock or FakeClock(T0)
+        self.store = store if store is not None else MemoryStore()
+        self.engine = Engine(cfg, self.clock, self.store)
+        self.engine.open()
+
+    def quote(self, symbol: str, bid: float, ask: float | None = None, last: float = 0.0, dt: float = 1.0):
+        """Advance the clock by dt and deliver one fresh quote (ask defaults to bid: mark = bid)."""
+        self.clock.advance(dt)
+        self.engine.on_quote(Quote(symbol, self.clock.now(), bid, bid if ask is None else ask, last))
+        return self.engine
+
+    def position(self, symbol: str | None = None):
+        positions = [p for p in self.engine.snapshot().positions if symbol is None or p.symbol == symbol]
+        assert len(positions) <= 1, positions
+        return positions[0] if positions else None
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tui_trader.db'}"
+
+
+@pytest.fixture
+def sql_store(db_url: str):
+    store = SqlStore(db_url, flush_interval_s=0.05)
+    yield store
+    store.close()

@@ -1,0 +1,117 @@
+"""`tui-trader replay`: the engine over recorded quotes, the result JSON, and bad rows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.replay import BadRow, parse_ts, read_quotes
+
+CONFIG = """
+[symbols.BTCUSDT]
+start_price = 100
+[symbols.ETHUSDT]
+start_price = 10
+[paper]
+slippage_bps = 0
+taker_fee_bps = 0
+[strategies.t]
+symbols = ["BTCUSDT"]
+side = "buy"
+sizing = { fixed_qty = 2 }
+trail_distance = "1%"
+"""
+
+# Long at ask 100 (mark 100); peak 102 -> level 100.98; 100.5 crosses it -> exit at the bid.
+# Re-entry on the next quote (cooldown 0) at ask 101; still open at the end.
+QUOTES = """ts,symbol,bid,ask,last
+2026-01-01T00:00:00Z,BTCUSDT,100,100,100
+1767225601,BTCUSDT,102,102,
+1767225602,ETHUSDT,10,10.1,
+1767225603,BTCUSDT,100.5,100.5,
+1767225604,BTCUSDT,101,101,
+"""
+
+
+def run(tmp_path: Path, quotes: str, *extra: str) -> subprocess.CompletedProcess:
+    (tmp_path / "cfg.toml").write_text(CONFIG)
+    (tmp_path / "q.csv").write_text(quotes)
+    return subprocess.run(
+        [sys.executable, "-m", "tui_trader", "replay", str(tmp_path / "q.csv"), "--config", str(tmp_path / "cfg.toml"),
+         "--out", str(tmp_path / "out.json"), *extra],
+        capture_output=True, text=True, timeout=60, env={"TUI_TRADER_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_replay_writes_trades_fills_and_open_positions(tmp_path):
+    proc = run(tmp_path, QUOTES)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["quotes"] == 5 and out["elapsed_s"] >= 0
+    assert out["trades"] == [{
+        "strategy": "t", "symbol": "BTCUSDT", "side": "buy", "qty": 2.0, "entry_ts": 1767225600.0,
+        "entry_price": 100.0, "exit_ts": 1767225603.0, "exit_price": 100.5, "exit_reason": "trailing_stop",
+        "pnl": pytest.approx(1.0),
+    }]
+    assert [(f["side"], f["price"], f["ts"]) for f in out["fills"]] == [
+        ("buy", 100.0, 1767225600.0), ("sell", 100.5, 1767225603.0), ("buy", 101.0, 1767225604.0)]
+    assert [(o["symbol"], o["entry_price"], o["entry_ts"]) for o in out["open"]] == [("BTCUSDT", 101.0, 1767225604.0)]
+
+
+def test_a_bad_row_stops_the_run_with_its_line_number(tmp_path):
+    proc = run(tmp_path, QUOTES.replace("1767225603,BTCUSDT,100.5", "1767225603,BTCUSDT,oops"))
+    assert proc.returncode == 2
+    assert "line 5: bid 'oops' is not a number" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_skip_bad_skips_and_counts(tmp_path):
+    proc = run(tmp_path, QUOTES.replace("1767225602,ETHUSDT,10,10.1", "1767225602,ETHUSDT,11,10.1"), "--skip-bad")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["quotes"] == 4 and out["skipped"] == 1
+    assert out["skipped_rows"] == [{"line": 4, "reason": "bid 11.0 is above ask 10.1"}]
+
+
+def test_a_missing_quotes_file_is_a_clear_error(tmp_path):
+    (tmp_path / "cfg.toml").write_text(CONFIG)
+    proc = subprocess.run([sys.executable, "-m", "tui_trader", "replay", str(tmp_path / "nope.csv"), "--config",
+                           str(tmp_path / "cfg.toml"), "--out", str(tmp_path / "o.json")],
+                          capture_output=True, text=True, timeout=60, env={"TUI_TRADER_DATA_DIR": str(tmp_path)})
+    assert proc.returncode == 2 and "nope.csv: no such file" in proc.stderr
+
+
+@pytest.mark.parametrize("header, reason", [
+    ("ts,symbol,bid", "missing column(s) ask"),
+    ("ts,symbol,bid,ask,volume", "unknown column(s) volume"),
+])
+def test_a_bad_header_is_line_1(tmp_path, header, reason):
+    path = tmp_path / "q.csv"
+    path.write_text(header + "\n")
+    with pytest.raises(BadRow) as info:
+        list(read_quotes(str(path)))
+    assert info.value.line == 1 and reason in info.value.reason
+
+
+@pytest.mark.parametrize("row, reason", [
+    ("1767225601,BTCUSDT,-1,2", "bid '-1' is negative"),
+    ("1767225601,BTCUSDT,,", "no price"),
+    ("yesterday,BTCUSDT,1,2", "neither epoch seconds nor ISO-8601"),
+    ("1767225599,BTCUSDT,1,2", "ts goes backwards"),
+    ("1767225601,BTCUSDT,1", "3 fields, the header has 4"),
+])
+def test_bad_rows_are_named(tmp_path, row, reason):
+    path = tmp_path / "q.csv"
+    path.write_text("ts,symbol,bid,ask\n1767225600,BTCUSDT,1,2\n" + row + "\n")
+    with pytest.raises(BadRow) as info:
+        list(read_quotes(str(path)))
+    assert info.value.line == 3 and reason in info.value.reason
+
+
+def test_timestamps_epoch_and_iso_agree():
+    assert parse_ts("1767225600") == parse_ts("2026-01-01T00:00:00Z") == parse_ts("2026-01-01T01:00:00+01:00")
+    assert parse_ts("2026-01-01 00:00:00") == 1767225600.0  # no offset: UTC

@@ -1,0 +1,1 @@
+"""tui_trader: the application shell (CLI, app factory, settings)."""
