@@ -75,6 +75,8 @@ class Engine:
         self.config = config
         self.clock = clock
         self.store = store
+        # A store that keeps no marks (needs_marks = False, e.g. replay's) is not told about them.
+        self._touch = store.touch if getattr(store, "needs_marks", True) else None
         self.book = QuoteBook(config.feed.max_quote_age_s)
         self.feed = feed if feed is not None else SimulatedFeed(config.symbols, clock, config.feed.seed)
         self.broker = broker if broker is not None else PaperBroker(config.paper, self.book, clock)
@@ -203,7 +205,7 @@ class Engine:
     # == market data: the hot path ===========================================================
 
     def on_quote(self, q: Quote) -> None:
-        self._quote_seq += 1
+        seq = self._quote_seq = self._quote_seq + 1
         sym = q.symbol
         self.book.quotes[sym] = q
         self.version += 1
@@ -214,13 +216,9 @@ class Engine:
             self._broker_on_quote(q)
         legs = self._legs_by_symbol.get(sym)
         if legs:
-            bid, ask = q.bid, q.ask
-            mark = (bid + ask) * 0.5 if bid > 0 and ask > 0 else (q.last or bid or ask)
-            for leg in legs[:]:
-                self._mark_and_check(leg, q, mark, now)
+            self._mark_and_check(legs, q, now)
         wanting = self._wanting.get(sym)
         if wanting and self.state == "running":
-            seq = self._quote_seq
             for slot in wanting[:]:
                 if now >= slot.ready_at and slot.exit_seq != seq:
                     self._enter(slot, q, "immediate")
@@ -229,40 +227,48 @@ class Engine:
         if now >= self._next_tick:
             self.tick()
 
-    def _mark_and_check(self, leg: Leg, q: Quote, mark: float, now: float) -> None:
-        leg.mark = mark
-        leg.mark_ts = now
-        self.store.touch(leg)
-        group = leg.group
-        if group.pending_exit:
-            if group.exit_order_id is None:
-                self._send_exit(group)  # the last exit order was rejected: try again
-            return
-        d = leg.dir
-        if leg.trail_distance is not None:
-            if leg.trail_active:
-                if (mark - leg.trail_peak) * d > 0:
-                    leg.trail_peak = mark
-                    level = leg.trail_level_from(mark)
-                    if (level - leg.trail_level) * d > 0:
-                        leg.trail_level = level
-                        leg.trail_updated_at = now
-                        self._pending.append(leg)
-            elif (mark - leg.entry) * d >= leg.trail_act_amount:
-                leg.arm_trail(mark, now)
-                self._event("info", "trailing", f"trailing stop armed on {leg.symbol} at {_px(leg.trail_level)} (peak {_px(mark)})",
-                            group, payload={"level": leg.trail_level, "peak": mark})
-                self._pending.append(leg)
-        trigger = leg.trigger
-        if trigger == "mark":
-            px = mark
-        elif trigger == "bid_ask":
-            px = q.bid if d > 0 else q.ask
-        else:
-            px = q.last or mark
-        reason = _exit_reason(leg, px, now)
-        if reason is not None:
-            self._decide_exit(group, reason, px)
+    def _mark_and_check(self, legs: list[Leg], q: Quote, now: float) -> None:
+        """Steps (3) and (4) for the legs on the quote's symbol: mark each leg, move its trailing
+        peak and level, and decide its group's exit when a rule triggers. The hot path: one call
+        per quote, not per leg, with the store's touch skipped when the store keeps no marks."""
+        bid, ask = q.bid, q.ask
+        mark = (bid + ask) * 0.5 if bid > 0 and ask > 0 else (q.last or bid or ask)
+        touch = self._touch
+        for leg in legs[:]:  # a copy: an exit that fills at once removes its leg from the list
+            leg.mark = mark
+            leg.mark_ts = now
+            if touch is not None:
+                touch(leg)
+            group = leg.group
+            if group.pending_exit:
+                if group.exit_order_id is None:
+                    self._send_exit(group)  # the last exit order was rejected: try again
+                continue
+            d = leg.dir
+            if leg.trail_distance is not None:
+                if leg.trail_active:
+                    if (mark - leg.trail_peak) * d > 0:
+                        leg.trail_peak = mark
+                        level = leg.trail_level_from(mark)
+                        if (level - leg.trail_level) * d > 0:
+                            leg.trail_level = level
+                            leg.trail_updated_at = now
+                            self._pending.append(leg)
+                elif (mark - leg.entry) * d >= leg.trail_act_amount:
+                    leg.arm_trail(mark, now)
+                    self._event("info", "trailing", f"trailing stop armed on {leg.symbol} at {_px(leg.trail_level)} (peak {_px(mark)})",
+                                group, payload={"level": leg.trail_level, "peak": mark})
+                    self._pending.append(leg)
+            trigger = leg.trigger
+            if trigger == "mark":
+                px = mark
+            elif trigger == "bid_ask":
+                px = bid if d > 0 else ask
+            else:
+                px = q.last or mark
+            reason = _exit_reason(leg, px, now)
+            if reason is not None:
+                self._decide_exit(group, reason, px)
 
     # == time ================================================================================
 
@@ -754,8 +760,9 @@ class Engine:
                 group.legs.append(leg)
                 self._legs_by_symbol.setdefault(leg.symbol, []).append(leg)
             self.groups[group.id] = group
+        cancelled: dict[int, Order] = {}
         for row in st.working_orders:
-            order = _order_from_row(row)
+            order = cancelled[row["id"]] = _order_from_row(row)
             self._order_final(order, "cancelled", "not working after a restart (the paper broker keeps no orders)")
             self._event("warning", "recovery", f"order {order.client_id} ({order.purpose} {order.side} {order.symbol}) was "
                         f"{row['status']} when the engine stopped; marked cancelled", payload={"order_id": order.id})
@@ -789,11 +796,12 @@ class Engine:
         for row in st.recent_events:
             self.events.append(EventView(row["id"], row["ts"], row["level"], row["category"], row["message"],
                                          row["strategy_id"], row["symbol"], row["group_id"], row["needs_ack"] and row["acked_at"] is None))
-        for row in st.recent_orders:
-            self.recent_orders.append(_order_from_row(row))
+        for row in st.recent_orders:  # loaded before the cancels above: show the cancelled state
+            self.recent_orders.append(cancelled.get(row["id"]) or _order_from_row(row))
         for row in st.recent_trades:
-            self.trades.append(TradeView(row["id"], row["strategy_id"], row["symbol"], row["side"], 0.0, row["opened_at"],
-                                         0.0, row["closed_at"] or 0.0, 0.0, row["exit_reason"], row["realized_pnl"]))
+            self.trades.append(TradeView(row["id"], row["strategy_id"], row["symbol"], row["side"], row.get("qty") or 0.0,
+                                         row["opened_at"], row.get("avg_entry") or 0.0, row["closed_at"] or 0.0,
+                                         row.get("exit_price") or 0.0, row["exit_reason"], row["realized_pnl"]))
         open_count = len(self.groups)
         self._event("info", "engine", f"engine started ({self.mode}); resumed {open_count} open position(s)",
                     payload={"open_positions": open_count})

@@ -7,6 +7,7 @@ import csv
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import chain
 from typing import Callable, Iterable, Iterator
 
 from .clock import FakeClock
@@ -63,17 +64,33 @@ def read_quotes(path: str, skip_bad: bool = False, bad_rows: list[BadRow] | None
             raise BadRow(1, "; ".join(parts) + f"; expected ts,symbol,bid,ask and optionally {','.join(OPTIONAL)}")
         i_ts, i_sym, i_bid, i_ask = (header.index(c) for c in REQUIRED)
         opt = [header.index(c) if c in header else None for c in OPTIONAL]
+        has_opt = any(j is not None for j in opt)
+        no_extra = [0.0] * len(OPTIONAL)
         width = len(header)
         last_ts = float("-inf")
+        symbols: dict[str, str] = {}  # one str object per symbol, however many quotes hold it
+        new_quote = tuple.__new__  # Quote(...) without its Python-level __new__: same tuple, 3x cheaper
         for line, row in enumerate(reader, start=2):
             try:
                 if len(row) != width:
                     if not row:
                         continue
                     raise ValueError(f"{len(row)} fields, the header has {width}")
-                ts = parse_ts(row[i_ts])
-                bid, ask = _price(row[i_bid], "bid"), _price(row[i_ask], "ask")
-                extra = [(_price(row[j], OPTIONAL[k]) if j is not None and row[j] != "" else 0.0) for k, j in enumerate(opt)]
+                raw_ts = row[i_ts]
+                try:
+                    ts = float(raw_ts)  # epoch seconds: the common case, parsed once
+                except ValueError:
+                    ts = parse_ts(raw_ts)
+                try:
+                    raw_bid, raw_ask = row[i_bid], row[i_ask]
+                    bid = float(raw_bid) if raw_bid else 0.0
+                    ask = float(raw_ask) if raw_ask else 0.0
+                    if not (bid >= 0.0 and ask >= 0.0):  # negative or NaN
+                        raise ValueError
+                except ValueError:
+                    bid, ask = _price(row[i_bid], "bid"), _price(row[i_ask], "ask")  # raises with the reason
+                extra = [(_price(row[j], OPTIONAL[k]) if j is not None and row[j] != "" else 0.0)
+                         for k, j in enumerate(opt)] if has_opt else no_extra
                 if bid <= 0 and ask <= 0:
                     raise ValueError("no price: bid and ask are both empty or zero")
                 if bid > 0 and ask > 0 and bid > ask:
@@ -83,6 +100,7 @@ def read_quotes(path: str, skip_bad: bool = False, bad_rows: list[BadRow] | None
                 symbol = row[i_sym].strip()
                 if not symbol:
                     raise ValueError("empty symbol")
+                symbol = symbols.setdefault(symbol, symbol)
             except ValueError as exc:
                 bad = BadRow(line, str(exc))
                 if not skip_bad:
@@ -91,7 +109,7 @@ def read_quotes(path: str, skip_bad: bool = False, bad_rows: list[BadRow] | None
                     bad_rows.append(bad)
                 continue
             last_ts = ts
-            yield Quote(symbol, ts, bid, ask, *extra)
+            yield new_quote(Quote, (symbol, ts, bid, ask, *extra))
 
 
 def _price(raw: str, name: str) -> float:
@@ -104,6 +122,12 @@ def _price(raw: str, name: str) -> float:
     if value < 0 or value != value:
         raise ValueError(f"{name} {raw!r} is negative or not a number")
     return value
+
+
+class ReplayStore(MemoryStore):
+    """Keeps nothing, and tells the engine it needs no marks: no write-behind call per leg per quote."""
+
+    needs_marks = False
 
 
 class ReplayFeed:
@@ -163,18 +187,22 @@ def run_replay(config: TradingConfig, quotes: Iterable[Quote], *,
     if first is None:
         return result
     clock = FakeClock(first.ts)
-    engine = Engine(config, clock, MemoryStore(), feed=ReplayFeed(config.symbols))
+    engine = Engine(config, clock, ReplayStore(), feed=ReplayFeed(config.symbols))
     engine.trade_listeners.append(result.trades.append)
     engine.fill_listeners.append(result.fills.append)
     engine.open()
     on_quote = engine.on_quote
     n = 0
-    for q in _chain(first, it):
-        clock.t = q.ts  # replay owns this clock: nobody sleeps on it
-        on_quote(q)
-        n += 1
-        if on_progress is not None and n % progress_every == 0:
-            on_progress(n)
+    if on_progress is None:
+        for n, q in enumerate(chain((first,), it), start=1):
+            clock.t = q.ts  # replay owns this clock: nobody sleeps on it
+            on_quote(q)
+    else:
+        for n, q in enumerate(chain((first,), it), start=1):
+            clock.t = q.ts
+            on_quote(q)
+            if n % progress_every == 0:
+                on_progress(n)
     result.quotes = n
     result.elapsed_s = time.perf_counter() - started
     result.open = [
@@ -184,7 +212,3 @@ def run_replay(config: TradingConfig, quotes: Iterable[Quote], *,
     ]
     return result
 
-
-def _chain(first: Quote, rest: Iterator[Quote]) -> Iterator[Quote]:
-    yield first
-    yield from rest

@@ -98,6 +98,9 @@ class SqlStore:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.flush()
+        if self._queue:  # nothing is dropped silently
+            log.error("closing with %d write(s) not committed: the database is still failing (%s)",
+                      len(self._queue), self.error)
         if self.engine is not None:
             self.engine.dispose()
         if self._lock_file is not None:
@@ -135,11 +138,16 @@ class SqlStore:
     def flush(self) -> None:
         with self._lock:
             self._commit_queue()
-            if not self.ok or not self._dirty:
+            # Critical writes still queued: the outage is not over. An outage that only the
+            # write-behind saw (no critical write since) is retried here, or it never ends.
+            if self._queue or not self._dirty:
                 return
-            dirty, self._dirty = self._dirty, {}
+            # touch() runs on the engine thread without the lock: copy the swapped-out dict
+            # in one step instead of iterating it while a late touch() may still insert.
+            swapped, self._dirty = self._dirty, {}
+            dirty = list(swapped.items())
             by_kind: dict[str, list[dict]] = {}
-            for rec in dirty.values():
+            for _, rec in dirty:
                 if rec.saved:  # not yet inserted: the critical write that inserts it carries it
                     by_kind.setdefault(rec.KIND, []).append(rec.row())
             try:
@@ -147,9 +155,12 @@ class SqlStore:
                     for kind, rows in by_kind.items():
                         _update_many(conn, kind, rows)
             except SQLAlchemyError as exc:
-                for key, rec in dirty.items():
+                for key, rec in dirty:
                     self._dirty.setdefault(key, rec)
                 self._failed(exc)
+                return
+            if not self.ok:
+                self._recovered(sum(len(rows) for rows in by_kind.values()))
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval_s):
@@ -181,9 +192,12 @@ class SqlStore:
         pending = len(self._queue)
         self._queue.clear()
         if not self.ok:
-            self.ok, self.error = True, ""
-            if self.on_recovery:
-                self.on_recovery(pending)
+            self._recovered(pending)
+
+    def _recovered(self, pending: int) -> None:
+        self.ok, self.error = True, ""
+        if self.on_recovery:
+            self.on_recovery(pending)
 
     def _failed(self, exc: Exception) -> None:
         message = str(exc).splitlines()[0][:200]
@@ -232,8 +246,14 @@ class SqlStore:
                 select(func.count()).select_from(e).where(e.c.needs_ack.is_(True), e.c.acked_at.is_(None))
             ).scalar_one()
             st.recent_orders = list(reversed(rows(select(o).order_by(o.c.id.desc()).limit(200))))
+            # a closed round trip with its (first) leg's size and prices; an entry that never
+            # filled has no leg and is no trade
+            other = leg.alias("first_leg")
+            first_leg = select(func.min(other.c.id)).where(other.c.group_id == g.c.id).correlate(g).scalar_subquery()
             st.recent_trades = list(reversed(rows(
-                select(g).where(g.c.status == "closed").order_by(g.c.id.desc()).limit(200))))
+                select(g, leg.c.qty, leg.c.avg_entry, leg.c.exit_price)
+                .select_from(g).join(leg, leg.c.id == first_leg)
+                .where(g.c.status == "closed").order_by(g.c.id.desc()).limit(200))))
             for kind, table in TABLES.items():
                 pk = PRIMARY_KEY[kind]
                 if kind != "strategy_state":

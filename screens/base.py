@@ -1,0 +1,68 @@
+"""What every engine screen shares: the status bar, the footer, and rendering the newest
+snapshot. The app renders only the visible screen; a screen catches up when it is shown."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, cast
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from services.views import EngineSnapshot
+
+from .widgets.status_bar import StatusBar
+
+
+class TraderHost(Protocol):
+    """What the screens need from the app (tui_trader.app.TraderApp implements it)."""
+
+    engine: Any
+    latest_snapshot: EngineSnapshot | None
+
+    def render_now(self) -> None:
+        """Take a fresh snapshot from the engine and render the visible screen with it."""
+
+
+class EngineScreen(Screen):
+    NAME: ClassVar[str] = ""
+    """The screen's name in the status bar tabs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: EngineSnapshot | None = None
+
+    @property
+    def host(self) -> TraderHost:
+        return cast(TraderHost, self.app)
+
+    @property
+    def engine(self) -> Any:
+        return self.host.engine
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.NAME)
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        raise NotImplementedError
+
+    def on_screen_resume(self) -> None:
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """Render the app's newest snapshot if this screen has not shown it yet."""
+        snap = self.host.latest_snapshot
+        if snap is not None and snap is not self.shown and self.is_mounted:
+            with self.app.batch_update():
+                self.show(snap)
+
+    def show(self, snap: EngineSnapshot) -> None:
+        self.shown = snap
+        self.query_one(StatusBar).show(snap)
+        self.render_snapshot(snap)
+
+    def render_snapshot(self, snap: EngineSnapshot) -> None:
+        """Bring the screen's widgets up to date with `snap` (diffs, never a clear)."""
+        raise NotImplementedError

@@ -1,0 +1,9 @@
+"""Widgets and modals shared by the screens."""
+
+from .confirm import ConfirmScreen
+from .edit_levels import EditLevelsScreen
+from .help import HelpScreen
+from .keyed_table import KeyedTable
+from .status_bar import StatusBar
+
+__all__ = ["ConfirmScreen", "EditLevelsScreen", "HelpScreen", "KeyedTable", "StatusBar"]

@@ -1,0 +1,488 @@
+"""The TUI over a real engine: paper broker, simulated feed on a fake clock, SQLite store.
+
+Pilot tests drive it by keyboard and assert on the engine's state and on what the widgets
+show; SVG snapshots pin each screen's look (deterministic: fixed seed, frozen fake clock)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, RichLog, Static
+
+from screens.entry import EntryScreen
+from screens.exits import ExitsScreen
+from screens.logs import LogsScreen
+from screens.positions import PositionsScreen
+from screens.queue import QueueScreen
+from screens.schedule import ScheduleScreen
+from screens.widgets import ConfirmScreen, EditLevelsScreen, HelpScreen, StatusBar
+from services.clock import FakeClock
+from services.config import TradingConfig
+from services.engine import Engine
+from services.store import SqlStore
+from services.views import EventView
+from tests.conftest import T0, config
+from tui_trader.app import TraderApp, make_app
+
+SIZE = (100, 30)
+
+STRATEGIES = {
+    "trend": {"symbols": ["BTCUSDT"], "side": "buy", "sizing": {"fixed_qty": 1}, "stop_loss": "1%", "target": "2%",
+              "cooldown_s": 60},
+    "fade": {"symbols": ["ETHUSDT"], "side": "sell", "sizing": {"fixed_value": 1000}, "stop_loss": "2%",
+             "trail_distance": "0.5%", "time_exit_s": 600},
+    "manual": {"symbols": ["ACME"], "side": "buy", "entry": "manual", "sizing": {"fixed_qty": 10}, "target": "5%"},
+}
+
+
+def make_engine(tmp_path: Path, clock: FakeClock, cfg: TradingConfig | None = None) -> Engine:
+    return Engine(cfg or config(**STRATEGIES), clock, SqlStore(f"sqlite:///{tmp_path}/t.db"))
+
+
+@pytest.fixture
+def engine(tmp_path: Path, clock: FakeClock) -> Engine:
+    return make_engine(tmp_path, clock)
+
+
+@pytest.fixture
+def app(engine: Engine) -> TraderApp:
+    return make_app(None, engine)
+
+
+async def advance(pilot: Pilot, seconds: int = 3) -> None:
+    """Move the fake clock a second at a time (the simulated feed emits on each), then render."""
+    clock = pilot.app.engine.clock
+    for _ in range(seconds):
+        clock.advance(1)
+        await pilot.pause()
+    pilot.app.render_now()
+    await pilot.pause()
+
+
+def text_of(widget: Static) -> str:
+    """What a Static shows, as plain text at its width."""
+    console = Console(width=widget.size.width or 100, file=io.StringIO(), color_system=None)
+    with console.capture() as capture:
+        console.print(widget.content)
+    return capture.get()
+
+
+def status_text(app: TraderApp) -> str:
+    return text_of(app.screen.query_one(StatusBar))
+
+
+def table_rows(table: DataTable) -> list[list[str]]:
+    return [[getattr(c, "plain", str(c)) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def column(table: DataTable, name: str) -> list[str]:
+    labels = [c.label.plain for c in table.ordered_columns]
+    i = labels.index(name)
+    return [row[i] for row in table_rows(table)]
+
+
+def open_groups(engine: Engine) -> dict[str, int]:
+    return {g.strategy_id: g.id for g in engine.groups.values() if g.status == "open"}
+
+
+# == screens =================================================================================
+
+
+async def test_starts_on_schedule_and_every_number_key_shows_its_screen_with_engine_data(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        assert isinstance(app.screen, ScheduleScreen)
+        snap = engine.snapshot()
+        assert {p.strategy_id for p in snap.positions} == {"trend", "fade"}
+
+        strategies = app.screen.query_one("#strategies", DataTable)
+        assert column(strategies, "Strategy") == ["trend", "fade", "manual"]
+        assert column(strategies, "Status") == ["live", "live", "waiting"]
+        assert column(strategies, "Next entry")[2] == "manual (n)"
+
+        await pilot.press("2")
+        assert isinstance(app.screen, EntryScreen)
+        entries = app.screen.query_one("#entries", DataTable)
+        assert column(entries, "Symbol") == ["BTCUSDT", "ETHUSDT"]
+        assert column(entries, "Status") == ["filled", "filled"]
+        fill = next(o for o in snap.orders if o.symbol == "BTCUSDT").avg_fill_price
+        assert column(entries, "Fill")[0] == f"{fill:,.2f}"
+        assert app.screen.query_one("#exit-orders", DataTable).row_count == 0
+
+        await pilot.press("3")
+        assert isinstance(app.screen, PositionsScreen)
+        positions = app.screen.query_one("#positions", DataTable)
+        trend = next(p for p in snap.positions if p.strategy_id == "trend")
+        row = table_rows(positions)[0]
+        assert row[:5] == [str(trend.group_id), "trend", "BTCUSDT", "long", "OPEN"]
+        assert column(positions, "Stop")[0] == f"{trend.stop:,.2f}"
+        assert column(positions, "Mark")[0] == f"{trend.mark:,.2f}"
+        assert column(positions, "Side")[1] == "short"
+
+        await pilot.press("4")
+        assert isinstance(app.screen, ExitsScreen)
+        triggers = app.screen.query_one("#triggers", DataTable)
+        assert len(table_rows(triggers)) == len(snap.triggers)
+        assert "stop loss" in column(triggers, "Trigger") and "time exit" in column(triggers, "Trigger")
+        assert "10m00s left" in column(triggers, "Distance")[-1] or "9m" in column(triggers, "Distance")[-1]
+        trailing = app.screen.query_one("#trailing", DataTable)
+        assert column(trailing, "Trailing") == ["none", "armed"]  # fade's trail arms at entry
+
+        await pilot.press("5")
+        assert isinstance(app.screen, QueueScreen)
+        assert "2/10 slots used" in text_of(app.screen.query_one("#pool", Static))
+        assert "not built yet" in text_of(app.screen.query_one("#signal-queue", Static))
+
+        await pilot.press("6")
+        assert isinstance(app.screen, LogsScreen)
+        log = app.screen.query_one("#events", RichLog)
+        lines = "\n".join(strip.text for strip in log.lines)
+        assert "engine started" in lines and "trend: entered buy 1 BTCUSDT" in lines
+
+        await pilot.press("1")
+        assert isinstance(app.screen, ScheduleScreen)
+
+
+async def test_status_bar_shows_mode_state_feed_clock_pnl_pool_and_alerts(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot, 4)
+        snap = engine.snapshot()
+        text = status_text(app)
+        for part in ("PAPER", "running", "feed ok", "00:00:04 UTC", f"day P&L {snap.day_pnl:+,.2f}",
+                     "pool 2/10", "alerts 0"):
+            assert part in text, (part, text)
+        assert "DB DOWN" not in text
+
+        engine.store.ok = False  # what the store reports while the database is failing
+        app.render_now()
+        assert "DB DOWN" in status_text(app)
+        engine.store.ok = True
+
+
+async def test_positions_show_stale_when_the_feed_stops(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        await pilot.press("3")
+        await engine.feed.stop()
+        await advance(pilot, 10)  # older than feed.max_quote_age_s
+        positions = app.screen.query_one("#positions", DataTable)
+        assert set(column(positions, "Status")) == {"STALE"}
+        assert "STALE BTCUSDT, ETHUSDT +1" in status_text(app)
+
+
+async def test_a_hidden_screen_does_not_render_and_catches_up_when_shown(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        await pilot.press("3")
+        positions_screen = app.screen
+        await pilot.press("1")
+        await advance(pilot)
+        assert positions_screen.shown is not app.latest_snapshot  # hidden: not rendered
+        await pilot.press("3")
+        await pilot.pause()
+        assert positions_screen.shown is app.latest_snapshot
+
+
+async def test_table_updates_keep_the_cursor_on_its_row(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        await pilot.press("3", "down")
+        table = app.screen.query_one("#positions", DataTable)
+        assert table.cursor_row == 1
+        before = column(table, "Mark")
+        await advance(pilot, 5)
+        assert column(table, "Mark") != before  # it did re-render
+        assert table.cursor_row == 1
+        assert app.screen.selected.strategy_id == "fade"
+
+
+# == position commands =======================================================================
+
+
+async def test_x_exits_the_selected_position_after_confirmation(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        gid = open_groups(engine)["trend"]
+        await pilot.press("3", "x")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert f"Exit #{gid}" in text_of(app.screen.query_one("#question", Static))
+        await pilot.press("n")  # no: nothing happens
+        assert isinstance(app.screen, PositionsScreen)
+        assert open_groups(engine)["trend"] == gid
+
+        await pilot.press("x", "escape")  # escape: nothing happens
+        assert open_groups(engine)["trend"] == gid
+
+        await pilot.press("x", "y")
+        await pilot.pause()
+        assert isinstance(app.screen, PositionsScreen)
+        group = engine.groups.get(gid)
+        assert group is None or group.pending_exit == "manual"
+        assert "trend" not in {p.strategy_id for p in engine.snapshot().positions if p.status == "OPEN"}
+        assert any(f"#{gid}" in n.message for n in app._notifications)
+        keys = [k.value for k in app.screen.query_one("#positions", DataTable).rows]
+        assert not any(k.startswith(f"{gid}:") for k in keys)
+
+
+async def test_shift_x_exits_all_positions_after_confirmation(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        assert len(open_groups(engine)) == 2
+        await pilot.press("3", "X")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "ALL 2 open position(s)" in text_of(app.screen.query_one("#question", Static))
+        await pilot.press("y")
+        await pilot.pause()
+        assert open_groups(engine) == {}
+        assert all(g.pending_exit for g in engine.groups.values())
+
+
+async def _open_edit_form(pilot: Pilot) -> EditLevelsScreen:
+    await advance(pilot)
+    await pilot.press("3", "e")  # the cursor is on trend's BTCUSDT long
+    screen = pilot.app.screen
+    assert isinstance(screen, EditLevelsScreen)
+    return screen
+
+
+async def test_e_edits_the_stop_of_the_selected_position(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        form = await _open_edit_form(pilot)
+        leg = engine.groups[open_groups(engine)["trend"]].legs[0]
+        assert form.query_one("#stop-input", Input).value == f"{leg.stop:.2f}"  # prefilled
+        assert form.query_one("#target-input", Input).value == f"{leg.target:.2f}"
+        new_stop = round(leg.mark - 0.5, 2)
+        form.query_one("#stop-input", Input).value = str(new_stop)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, EditLevelsScreen)
+        assert leg.stop == new_stop
+        assert leg.target is not None  # untouched fields are not sent
+        assert any("stop" in n.message and "->" in n.message for n in app._notifications)
+
+
+async def test_an_empty_field_removes_the_level(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        form = await _open_edit_form(pilot)
+        leg = engine.groups[open_groups(engine)["trend"]].legs[0]
+        form.query_one("#target-input", Input).value = ""
+        form.query_one("#trail-input", Input).value = "0.5%"
+        await pilot.click("#save")
+        await pilot.pause()
+        assert not isinstance(app.screen, EditLevelsScreen)
+        assert leg.target is None
+        assert str(leg.trail_distance) == "0.5%"
+
+
+async def test_a_stop_above_the_mark_of_a_long_is_refused_in_the_form(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        form = await _open_edit_form(pilot)
+        leg = engine.groups[open_groups(engine)["trend"]].legs[0]
+        before = leg.stop
+        form.query_one("#stop-input", Input).value = f"{leg.mark + 5:.2f}"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is form  # still open
+        errors = form.errors()
+        assert "wrong side" in errors["stop"] and "below" in errors["stop"]
+        assert form.query_one("#stop-error", Static).display
+        assert "wrong side" in text_of(form.query_one("#stop-error", Static))
+        assert leg.stop == before
+
+        await pilot.press("escape")
+        assert isinstance(app.screen, PositionsScreen)
+        assert leg.stop == before
+
+
+async def test_a_non_number_is_refused_next_to_its_field(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        form = await _open_edit_form(pilot)
+        leg = engine.groups[open_groups(engine)["trend"]].legs[0]
+        before = (leg.stop, leg.target)
+        form.query_one("#stop-input", Input).value = "abc"
+        form.query_one("#trail-input", Input).value = "half"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is form
+        errors = form.errors()
+        assert "not a number" in errors["stop"]
+        assert "percentage" in errors["trail"]
+        assert "target" not in errors
+        assert (leg.stop, leg.target) == before
+        assert leg.trail_distance is None
+
+
+# == strategy commands =======================================================================
+
+
+async def test_p_pauses_and_resumes_the_selected_strategy(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        await pilot.press("down")  # fade
+        await pilot.press("p")
+        await pilot.pause()
+        assert engine.strategies["fade"].paused
+        table = app.screen.query_one("#strategies", DataTable)
+        assert column(table, "Status")[1] == "paused"
+        assert any("fade paused" in n.message for n in app._notifications)
+        await pilot.press("p")
+        await pilot.pause()
+        assert not engine.strategies["fade"].paused
+        assert column(table, "Status")[1] == "live"
+
+
+async def test_n_enters_now_after_confirmation(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        await pilot.press("down", "down", "n")  # manual
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await pilot.pause()
+        assert "manual" in open_groups(engine)
+        table = app.screen.query_one("#strategies", DataTable)
+        assert column(table, "Status")[2] == "live"
+
+
+# == app =====================================================================================
+
+
+async def test_number_keys_do_not_switch_screens_under_a_modal(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        await pilot.press("3", "X", "1")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert isinstance(app.screen, PositionsScreen)
+
+
+async def test_help_lists_the_keys_of_the_screen_and_the_global_ones(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        await pilot.press("3", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = text_of(app.screen.query_one(Static))
+        for part in ("Exit all", "Edit levels", "Positions", "Quit", "Command palette"):
+            assert part in text, part
+        await pilot.press("escape")
+        assert isinstance(app.screen, PositionsScreen)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+
+
+async def test_the_command_palette_offers_the_operator_actions(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        for title in ("Screen: Positions (3)", "Exit all positions", "Pause trend", "Enter now: manual",
+                      "Exit strategy fade", "Help: keys"):
+            assert title in commands, title
+        assert any(t.startswith("Edit levels #") for t in commands)
+        commands["Pause trend"].callback()
+        assert engine.strategies["trend"].paused
+        commands["Screen: Logs (6)"].callback()
+        await pilot.pause()
+        assert isinstance(app.screen, LogsScreen)
+
+
+async def test_new_fills_and_exits_are_flashed(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        messages = [n.message for n in app._notifications]
+        assert any("entered buy 1 BTCUSDT" in m for m in messages)
+        assert not any("engine started" in m for m in messages)  # not flash-worthy
+
+
+async def test_a_burst_of_events_flashes_a_few_most_important_first_and_summarises(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        app.clear_notifications()
+        app._flashed_at.clear()
+        snap = engine.snapshot()
+        base = max(e.id for e in snap.events)
+        burst = [
+            EventView(base + i, snap.ts, "info", "fill", f"fill {i}", "trend", "BTCUSDT", 100 + i, False)
+            for i in range(1, 9)
+        ] + [EventView(base + 9, snap.ts, "error", "order", "exit order rejected", "trend", "BTCUSDT", 1, True)]
+        app.latest_snapshot = replace(snap, events=snap.events + tuple(burst))
+        app._render()
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert len(messages) == 3
+        assert messages[0] == "exit order rejected"  # errors first
+        assert messages[-1] == "+7 more event(s): see 6 Logs"
+        app._render()  # nothing new: nothing flashed again
+        await pilot.pause()
+        assert len(app._notifications) == 3
+
+
+async def test_a_burst_of_snapshots_is_rendered_once(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        screen = app.visible_engine_screen
+        rendered = []
+        show = screen.show
+        screen.show = lambda snap: (rendered.append(snap), show(snap))
+        for _ in range(50):
+            app._on_engine_snapshot(engine.snapshot())
+        await pilot.pause(0.4)
+        assert 1 <= len(rendered) <= 2
+        assert rendered[-1] is app.latest_snapshot
+
+
+async def test_q_stops_the_engine_and_quits(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot)
+        gid = open_groups(engine)["trend"]
+        await pilot.press("q")
+        await pilot.pause()
+        assert engine.state == "stopped"
+    assert app.return_code == 0
+    # positions stay open: a new engine on the same database resumes them
+    clock = FakeClock(engine.clock.now())
+    again = Engine(engine.config, clock, SqlStore(engine.store.url))
+    again.open()
+    assert gid in again.groups
+    again.store.close()
+
+
+async def test_an_engine_that_cannot_start_exits_with_code_2_and_the_reason(tmp_path, clock):
+    cfg = TradingConfig.model_validate({**config(**STRATEGIES).model_dump(), "engine": {"mode": "live"}})
+    app = make_app(None, make_engine(tmp_path, clock, cfg))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+    assert app.return_code == 2
+    assert app.start_error is not None and "live trading is not available" in app.start_error
+
+
+# == snapshots ===============================================================================
+
+
+def _scenario(screen_key: str):
+    async def run_before(pilot: Pilot) -> None:
+        app, engine = pilot.app, pilot.app.engine
+        await advance(pilot, 3)
+        engine.exit_position(open_groups(engine)["trend"])  # a closed trade, an exit order, a cooldown
+        engine.pause("manual")
+        await advance(pilot, 4)
+        await pilot.press(screen_key)
+        app.render_now()
+        app.clear_notifications()
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6"])
+def test_snapshot_screen(key, snap_compare, tmp_path):
+    app = make_app(None, make_engine(tmp_path, FakeClock(T0)))
+    assert snap_compare(app, terminal_size=SIZE, run_before=_scenario(key))
+
+
+def test_snapshot_positions_at_80x24(snap_compare, tmp_path):
+    app = make_app(None, make_engine(tmp_path, FakeClock(T0)))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_scenario("3"))

@@ -1,0 +1,292 @@
+"""The Textual application: six screens over one engine, switched with the number keys.
+
+Rendering: the engine publishes frozen snapshots (coalesced by the engine to
+engine.publish_hz). The subscription callback keeps the newest one and posts a
+`SnapshotReady` message that `can_replace` an older one still in the queue; its handler
+renders at most once per RENDER_INTERVAL, only the visible screen, inside `batch_update()`.
+A hidden screen catches up when it is shown. A 1 s heartbeat takes a snapshot itself when
+nothing was published for a while, so the clock and STALE markers keep moving when the
+market is quiet."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+
+from screens import commands
+from screens.base import EngineScreen
+from screens.entry import EntryScreen
+from screens.exits import ExitsScreen
+from screens.logs import LogsScreen
+from screens.positions import PositionsScreen
+from screens.queue import QueueScreen
+from screens.schedule import ScheduleScreen
+from screens.widgets.help import HelpScreen
+from services.views import EngineSnapshot
+
+log = logging.getLogger("tui_trader.app")
+
+SCREENS: tuple[tuple[str, str, type[EngineScreen]], ...] = (
+    ("1", "schedule", ScheduleScreen),
+    ("2", "entry", EntryScreen),
+    ("3", "positions", PositionsScreen),
+    ("4", "exits", ExitsScreen),
+    ("5", "queue", QueueScreen),
+    ("6", "logs", LogsScreen),
+)
+
+FLASH_CATEGORIES = ("exit", "fill", "trailing", "entry")  # by priority, after warnings and errors
+FLASH_LEVELS = {"warning": "warning", "error": "error", "critical": "error"}
+MAX_FLASHES = 3
+"""At most this many flashes per NOTIFICATION_TIMEOUT window; the rest are summarised."""
+
+
+class SnapshotReady(Message):
+    """A new engine snapshot; a newer one replaces an older one still waiting in the queue."""
+
+    def __init__(self, snapshot: EngineSnapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotReady)
+
+
+class TraderApp(App[None]):
+    TITLE = "tui_trader"
+    MODES = {mode: cls for _, mode, cls in SCREENS}
+    DEFAULT_MODE = "schedule"
+    RENDER_INTERVAL = 0.2
+    """Render at most this often (seconds), however fast snapshots arrive."""
+    HEARTBEAT = 1.0
+    """Take a snapshot ourselves when none was published for this long (quiet market)."""
+    NOTIFICATION_TIMEOUT = 4.0
+
+    CSS = """
+    Toast {
+        padding: 0 1;
+        width: 56;
+    }
+    """
+
+    BINDINGS = [
+        # The screen keys are shown by the tab line of the status bar, so not in the footer.
+        *(Binding(key, f"switch_mode('{mode}')", cls.NAME, show=False, id=f"screen.{mode}")
+          for key, mode, cls in SCREENS),
+        Binding("question_mark,f1", "help", "Help", tooltip="Show the keys", id="app.help"),
+        Binding("q", "quit", "Quit", tooltip="Stop the engine (positions stay open) and quit", id="app.quit"),
+        Binding("ctrl+c,ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit_now"),
+    ]
+
+    def __init__(self, settings: Any, engine: Any) -> None:
+        super().__init__()
+        self.settings = settings
+        self.engine = engine
+        self.latest_snapshot: EngineSnapshot | None = None
+        self._unsubscribe = None
+        self._last_render = 0.0
+        self._last_snapshot_at = 0.0
+        self._render_timer: Timer | None = None
+        self._last_event_id = 0
+        self._flash_since = 0.0
+        self._flashed_at: list[float] = []
+        self._stopping = False
+        self._started = False
+        self.start_error: str | None = None
+        """Why the engine could not start (the app then exits with return code 2)."""
+
+    # == lifecycle ===========================================================================
+
+    async def on_mount(self) -> None:
+        self._flash_since = self.engine.clock.now()  # history loaded from the store is not flashed
+        try:
+            await self.engine.start()
+        except Exception as exc:  # a user-facing start failure: say what, no traceback
+            log.exception("engine failed to start")
+            self.start_error = str(exc)
+            self.exit(return_code=2, message=str(exc))
+            return
+        self._started = True
+        self._unsubscribe = self.engine.subscribe(self._on_engine_snapshot)
+        self.render_now()
+        self.set_interval(self.HEARTBEAT, self._heartbeat)
+
+    async def action_quit(self) -> None:
+        """Stop the engine (it flushes; positions stay open) and exit."""
+        if self._stopping:
+            return
+        self._stopping = True
+        await self._stop_engine()
+        self.exit()
+
+    async def on_unmount(self) -> None:
+        await self._stop_engine()  # whatever ended the app, the engine is stopped cleanly
+
+    async def _stop_engine(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._started and self.engine.state not in ("stopped", "stopping"):
+            try:
+                await self.engine.stop()
+            except Exception:
+                log.exception("engine failed to stop cleanly")
+
+    # == rendering ===========================================================================
+
+    def _on_engine_snapshot(self, snap: EngineSnapshot) -> None:
+        """Engine subscription callback (on the loop): keep the newest, let the UI know."""
+        self.latest_snapshot = snap
+        self._last_snapshot_at = time.monotonic()
+        self.post_message(SnapshotReady(snap))
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        if self._render_timer is not None:
+            return  # a render is already scheduled; it will use the newest snapshot
+        wait = self._last_render + self.RENDER_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self._render()
+        else:
+            self._render_timer = self.set_timer(wait, self._render)
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._last_snapshot_at >= self.HEARTBEAT and self.engine.state == "running":
+            self.render_now()
+
+    def render_now(self) -> None:
+        """Take a snapshot from the engine now and render it (after commands, and in tests)."""
+        if self.engine.state in ("running", "stopping") or self.latest_snapshot is None:
+            self.latest_snapshot = self.engine.snapshot()
+            self._last_snapshot_at = time.monotonic()
+        self._render()
+
+    def _render(self) -> None:
+        if self._render_timer is not None:
+            self._render_timer.stop()
+            self._render_timer = None
+        snap = self.latest_snapshot
+        if snap is None:
+            return
+        self._last_render = time.monotonic()
+        screen = self.visible_engine_screen
+        if screen is not None and screen.is_mounted:
+            with self.batch_update():
+                screen.show(snap)
+        self._flash(snap)
+
+    @property
+    def visible_engine_screen(self) -> EngineScreen | None:
+        """The engine screen on show (under a modal, if one is open)."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, EngineScreen):
+                return screen
+        return None
+
+    def _flash(self, snap: EngineSnapshot) -> None:
+        """Flash entries, fills, trailing activations, exits and any warning or error: at most
+        MAX_FLASHES per NOTIFICATION_TIMEOUT, the most important first, the rest summarised
+        (they are all on the Logs screen). A position's routine events of one batch collapse
+        to the most telling one (its close rather than the exit decision, its fill rather
+        than the entry)."""
+        new = [e for e in snap.events if e.id > self._last_event_id]
+        if not new:
+            return
+        self._last_event_id = max(e.id for e in new)
+        notable = [
+            e for e in new
+            if e.ts >= self._flash_since and (e.category in FLASH_CATEGORIES or e.level in FLASH_LEVELS)
+        ]
+        notable = _one_per_position(notable)
+        if not notable:
+            return
+        notable.sort(key=_flash_rank)
+        now = time.monotonic()
+        self._flashed_at = [t for t in self._flashed_at if now - t < self.NOTIFICATION_TIMEOUT]
+        budget = MAX_FLASHES - len(self._flashed_at)
+        if budget <= 0:
+            return
+        shown = notable if len(notable) <= budget else notable[:budget - 1]
+        for e in shown:
+            self.notify(e.message, severity=FLASH_LEVELS.get(e.level, "information"), markup=False)
+            self._flashed_at.append(now)
+        if len(shown) < len(notable):
+            self.notify(f"+{len(notable) - len(shown)} more event(s): see 6 Logs", markup=False)
+            self._flashed_at.append(now)
+
+    # == keys, help and the command palette ===================================================
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        screen = self.visible_engine_screen
+        sections: list[tuple[str, Iterable[Binding]]] = []
+        if screen is not None:
+            sections.append((f"{screen.NAME} screen", [b for b in screen.BINDINGS if isinstance(b, Binding)]))
+            sections.append(("Table", [
+                Binding("up,down", "", "Move the selection"),
+                Binding("pageup,pagedown", "", "Page"),
+                Binding("tab", "", "Next table / field"),
+            ]))
+        sections.append(("Everywhere", [b for b in self.BINDINGS if isinstance(b, Binding)] + [
+            Binding("ctrl+p", "command_palette", "Command palette: every action by name"),
+        ]))
+        self.push_screen(HelpScreen(sections))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key, mode, cls in SCREENS:
+            yield SystemCommand(f"Screen: {cls.NAME} ({key})", f"Show the {cls.NAME} screen",
+                                lambda mode=mode: self.switch_mode(mode))
+        yield SystemCommand("Help: keys", "Show every key", self.action_help)
+        snap = self.latest_snapshot
+        if snap is None:
+            return
+        yield SystemCommand("Exit all positions", "Exit every open position at market (confirm)",
+                            lambda: commands.exit_all(self))
+        for s in snap.strategies:
+            if s.status == "paused":
+                yield SystemCommand(f"Resume {s.id}", "Resume taking entries",
+                                    lambda s=s: commands.toggle_pause(self, s))
+            else:
+                yield SystemCommand(f"Pause {s.id}", "Stop taking entries; open positions stay managed",
+                                    lambda s=s: commands.toggle_pause(self, s))
+            yield SystemCommand(f"Enter now: {s.id}", f"Enter {', '.join(s.symbols)} at market (confirm)",
+                                lambda s=s: commands.enter_now(self, s), discover=False)
+            if s.open_positions:
+                yield SystemCommand(f"Exit strategy {s.id}", "Exit its open positions at market (confirm)",
+                                    lambda s=s: commands.exit_strategy(self, s), discover=False)
+        for p in snap.positions:
+            label = f"#{p.group_id} {p.symbol} ({p.strategy_id})"
+            yield SystemCommand(f"Exit position {label}", "Exit at market (confirm)",
+                                lambda p=p: commands.exit_position(self, p), discover=False)
+            yield SystemCommand(f"Edit levels {label}", "Stop / target / trailing distance",
+                                lambda p=p: commands.edit_levels(self, p), discover=False)
+
+
+def _one_per_position(events: list) -> list:
+    best: dict[int, object] = {}
+    out = []
+    for e in events:
+        if e.level in FLASH_LEVELS or e.group_id is None:
+            out.append(e)
+        elif e.group_id not in best or _flash_rank(e) <= _flash_rank(best[e.group_id]):
+            best[e.group_id] = e
+    return out + list(best.values())
+
+
+def _flash_rank(e) -> tuple[int, int]:
+    if e.level in FLASH_LEVELS:
+        return (0, -e.id)
+    return (1 + FLASH_CATEGORIES.index(e.category), -e.id)
+
+
+def make_app(settings: Any, engine: Any) -> TraderApp:
+    """The TUI over `engine` (not started yet: the app starts it on mount and stops it on quit)."""
+    return TraderApp(settings, engine)
