@@ -88,6 +88,9 @@ class Engine:
         self._pool_size = config.engine.max_open_positions
         self._ids: dict[str, int] = {}
         self._pending: list[Record] = []
+        # Trailing-level moves: committed with the next write, tick or snapshot, so each is
+        # durable before it is shown or acted on without a commit per quote (DESIGN §4).
+        self._deferred: list[Leg] = []
         self.strategies = {sid: StrategyRuntime(sid, cfg) for sid, cfg in config.strategies.items()}
         self.groups: dict[int, Group] = {}  # every group that is not closed
         self.runs: dict[int, Run] = {}
@@ -207,7 +210,11 @@ class Engine:
     def on_quote(self, q: Quote) -> None:
         seq = self._quote_seq = self._quote_seq + 1
         sym = q.symbol
-        self.book.quotes[sym] = q
+        quotes = self.book.quotes
+        prev = quotes.get(sym)
+        if prev is not None and q.ts < prev.ts:
+            return  # out of order: an older quote never replaces a newer one
+        quotes[sym] = q
         self.version += 1
         now = self.clock.now()
         if now - q.ts > self._max_age:
@@ -234,7 +241,10 @@ class Engine:
         bid, ask = q.bid, q.ask
         mark = (bid + ask) * 0.5 if bid > 0 and ask > 0 else (q.last or bid or ask)
         touch = self._touch
+        deferred = self._deferred
         for leg in legs[:]:  # a copy: an exit that fills at once removes its leg from the list
+            if leg.status != "open":
+                continue  # closed by an exit earlier on this same quote
             leg.mark = mark
             leg.mark_ts = now
             if touch is not None:
@@ -253,7 +263,7 @@ class Engine:
                         if (level - leg.trail_level) * d > 0:
                             leg.trail_level = level
                             leg.trail_updated_at = now
-                            self._pending.append(leg)
+                            deferred.append(leg)
                 elif (mark - leg.entry) * d >= leg.trail_act_amount:
                     leg.arm_trail(mark, now)
                     self._event("info", "trailing", f"trailing stop armed on {leg.symbol} at {_px(leg.trail_level)} (peak {_px(mark)})",
@@ -296,7 +306,7 @@ class Engine:
                     self._decide_exit(group, "time", leg.mark)
                     break
         self.version += 1
-        if self._pending:
+        if self._pending or self._deferred:
             self._commit()
 
     # == entries =============================================================================
@@ -666,8 +676,10 @@ class Engine:
                 leg.trail_level = new_level
                 leg.trail_updated_at = now
             elif not leg.trail_active and leg.trail_activation is None:
+                # A trail added to a position that had none arms now, from the current mark.
                 leg.trail_activation = Distance(0.0, "points")
                 leg.trail_act_amount = 0.0
+                leg.arm_trail(mark, now)
         new = {"stop": leg.stop, "target": leg.target, "trail_distance": _opt_str(leg.trail_distance), "trail_level": leg.trail_level}
         changes = [f"{k} {_fmt_level(old[k])} -> {_fmt_level(new[k])}" for k in old if old[k] != new[k]]
         if not changes:
@@ -718,6 +730,9 @@ class Engine:
 
     def _commit(self) -> None:
         pending, self._pending = self._pending, []
+        if self._deferred:
+            pending += self._deferred
+            self._deferred = []
         self.store.write(pending)
 
     def _next_id(self, kind: str) -> int:
@@ -809,6 +824,8 @@ class Engine:
     # == snapshots ===========================================================================
 
     def snapshot(self) -> EngineSnapshot:
+        if self._deferred:
+            self._commit()  # nothing is shown before it is durable
         now = self.clock.now()
         book = self.book
         positions, triggers = [], []

@@ -468,3 +468,15 @@ def test_an_accepted_edit_is_committed_before_it_returns_and_audited(db_url):
         assert eng.trades[-1].exit_reason == "trailing_stop"
     finally:
         eng.store.close()
+
+
+def test_a_trail_added_by_edit_to_a_losing_position_arms_at_once_from_the_mark():
+    h = Harness(make_config({"s": strat(stop_loss="5%")}))
+    h.quote("BTCUSDT", 100.0)
+    h.quote("BTCUSDT", 98.0)  # under water
+    (p,) = h.engine.snapshot().positions
+    assert h.engine.edit_levels(p.group_id, trail_distance="1%").ok
+    p = h.position()
+    assert p.trail_active and p.trail_peak == 98.0 and p.trail_level == pytest.approx(97.02)
+    h.quote("BTCUSDT", 97.0)
+    assert h.engine.snapshot().trades[-1].exit_reason == "trailing_stop"

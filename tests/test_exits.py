@@ -410,8 +410,8 @@ def test_a_stale_quote_triggers_no_exit_and_does_not_move_the_mark_or_the_trail(
     h = harness(stop_loss=1, target=1, trail_distance=0.5)
     h.quote("BTCUSDT", 100.0)
     before = h.position()
-    h.clock.advance(1)
-    h.engine.on_quote(Quote("BTCUSDT", h.clock.now() - 6, 90.0, 90.0))  # through the stop, but 6 s old
+    h.clock.advance(10)  # newer than the last quote, but 6 s old when it arrives
+    h.engine.on_quote(Quote("BTCUSDT", h.clock.now() - 6, 90.0, 90.0))  # through the stop
     p = h.position()
     assert p is not None
     assert (p.mark, p.trail_peak, p.trail_level) == (before.mark, before.trail_peak, before.trail_level)
@@ -424,9 +424,35 @@ def test_a_stale_quote_triggers_no_exit_and_does_not_move_the_mark_or_the_trail(
     assert only_trade(h).exit_reason == "stop_loss"
 
 
+def test_an_out_of_order_quote_never_replaces_a_newer_one():
+    h = harness(stop_loss=1, target=1)
+    h.quote("BTCUSDT", 100.0)
+    h.quote("BTCUSDT", 100.5)
+    newest = h.engine.book.get("BTCUSDT")
+    h.engine.on_quote(Quote("BTCUSDT", newest.ts - 0.5, 90.0, 90.0))  # late, and through the stop
+    assert h.engine.book.get("BTCUSDT") is newest
+    p = h.position()
+    assert p is not None and p.mark == 100.5
+
+
 def test_a_quote_exactly_max_age_old_still_counts():
     h = harness(stop_loss=1)
     h.quote("BTCUSDT", 100.0)
-    h.clock.advance(1)
+    h.clock.advance(10)
     h.engine.on_quote(Quote("BTCUSDT", h.clock.now() - 5.0, 99.0, 99.0))
     assert only_trade(h).exit_reason == "stop_loss"
+
+
+def test_a_trailing_move_is_committed_before_a_snapshot_shows_it_and_within_a_tick():
+    store = RecordingStore()
+    h = harness(store=store, trail_distance="1%")
+    h.quote("BTCUSDT", 100.0)  # armed at entry, level 99
+    h.quote("BTCUSDT", 102.0, dt=0.01)  # level 100.98; the tick is not due yet
+    committed_levels = [r["trail_level"] for r in store.of("leg")]
+    assert committed_levels[-1] == pytest.approx(99.0)  # not yet: no commit per quote
+    assert h.position().trail_level == pytest.approx(100.98)  # the snapshot committed it first...
+    assert store.of("leg")[-1]["trail_level"] == pytest.approx(100.98)  # ...as this shows
+    h.quote("BTCUSDT", 103.0, dt=0.01)
+    h.clock.advance(h.engine.config.engine.tick_interval_s)
+    h.engine.tick()
+    assert store.of("leg")[-1]["trail_level"] == pytest.approx(101.97)  # the tick committed it

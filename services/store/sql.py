@@ -74,6 +74,7 @@ class SqlStore:
         self.ok = True
         self.error = ""
         self.engine: Engine | None = None
+        self._conn = None
         self._lock = threading.Lock()
         self._queue: list[Record] = []  # critical writes not yet committed (only during an outage)
         self._dirty: dict[tuple[str, object], Record] = {}
@@ -151,7 +152,8 @@ class SqlStore:
                 if rec.saved:  # not yet inserted: the critical write that inserts it carries it
                     by_kind.setdefault(rec.KIND, []).append(rec.row())
             try:
-                with self.engine.begin() as conn:
+                conn = self._connection()
+                with conn.begin():
                     for kind, rows in by_kind.items():
                         _update_many(conn, kind, rows)
             except SQLAlchemyError as exc:
@@ -175,15 +177,17 @@ class SqlStore:
         latest: dict[tuple[str, object], Record] = {}
         for rec in self._queue:
             latest[(rec.KIND, rec.id)] = rec
+        inserts: dict[str, list[dict]] = {}
+        updates: dict[str, list[dict]] = {}
+        for rec in latest.values():
+            (updates if rec.saved else inserts).setdefault(rec.KIND, []).append(rec.row())
         try:
-            with self.engine.begin() as conn:
-                for rec in latest.values():
-                    table, row = TABLES[rec.KIND], rec.row()
-                    if rec.saved:
-                        pk = PRIMARY_KEY[rec.KIND]
-                        conn.execute(table.update().where(table.c[pk] == row[pk]).values(**row))
-                    else:
-                        conn.execute(table.insert().values(**row))
+            conn = self._connection()
+            with conn.begin():
+                for kind, rows in inserts.items():
+                    conn.execute(TABLES[kind].insert(), rows)
+                for kind, rows in updates.items():
+                    _update_many(conn, kind, rows)
         except SQLAlchemyError as exc:
             self._failed(exc)
             return
@@ -199,7 +203,26 @@ class SqlStore:
         if self.on_recovery:
             self.on_recovery(pending)
 
+    def _connection(self):
+        """The one connection writes go through (callers hold the lock). Reopened after a
+        failure, or when the engine behind it was replaced."""
+        conn = self._conn
+        if conn is None or conn.engine is not self.engine or conn.invalidated or conn.closed:
+            if conn is not None:
+                try:
+                    conn.close()
+                except SQLAlchemyError:
+                    pass
+            conn = self._conn = self.engine.connect()
+        return conn
+
     def _failed(self, exc: Exception) -> None:
+        if self._conn is not None:  # start the next attempt on a fresh connection
+            try:
+                self._conn.close()
+            except SQLAlchemyError:
+                pass
+            self._conn = None
         message = str(exc).splitlines()[0][:200]
         if self.ok:
             self.ok, self.error = False, message
@@ -261,12 +284,19 @@ class SqlStore:
         return st
 
 
+_UPDATES: dict[str, object] = {}
+
+
 def _update_many(conn, kind: str, rows: list[dict]) -> None:
-    table = TABLES[kind]
+    """One executemany UPDATE by primary key; every row of a kind has the same columns."""
     pk = PRIMARY_KEY[kind]
-    cols = [c for c in rows[0] if c != pk]
-    stmt = table.update().where(table.c[pk] == bindparam("_pk")).values({c: bindparam(c) for c in cols})
-    conn.execute(stmt, [{**{c: r[c] for c in cols}, "_pk": r[pk]} for r in rows])
+    stmt = _UPDATES.get(kind)
+    if stmt is None:
+        table = TABLES[kind]
+        cols = [c.name for c in table.columns if c.name != pk]
+        stmt = _UPDATES[kind] = table.update().where(table.c[pk] == bindparam("_pk")).values(
+            {c: bindparam(c) for c in cols})
+    conn.execute(stmt, [{**r, "_pk": r[pk]} for r in rows])
 
 
 def read_open_positions(url: str) -> list[dict]:
