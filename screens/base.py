@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Protocol, cast
 
 from textual.app import ComposeResult
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer
 
 from services.views import EngineSnapshot
@@ -59,10 +60,19 @@ class EngineScreen(Screen):
                 self.show(snap)
 
     def show(self, snap: EngineSnapshot) -> None:
+        bars = self.query(StatusBar)
+        if not bars:
+            return  # mounted but not composed yet: the next render or catch_up() shows it
         self.shown = snap
-        self.query_one(StatusBar).show(snap)
+        bars.first().show(snap)
         self.render_snapshot(snap)
 
     def render_snapshot(self, snap: EngineSnapshot) -> None:
         """Bring the screen's widgets up to date with `snap` (diffs, never a clear)."""
         raise NotImplementedError
+
+
+def set_subtitle(widget: Widget, text: str) -> None:
+    """Set a box's border subtitle if it changed (setting it repaints the box and all it holds)."""
+    if widget.border_subtitle != text:
+        widget.border_subtitle = text

@@ -8,7 +8,7 @@ from textual.containers import Vertical
 
 from services.views import EngineSnapshot, OrderView
 
-from .base import EngineScreen
+from .base import EngineScreen, set_subtitle
 from .format import DIM, LOSS, PROFIT, STATUS_STYLE, cell, hms, num, px, qty
 from .widgets.keyed_table import KeyedTable
 
@@ -52,9 +52,9 @@ class EntryScreen(EngineScreen):
             yield KeyedTable(COLUMNS, id="exit-orders", follow=True)
 
     def render_snapshot(self, snap: EngineSnapshot) -> None:
-        entries = {str(o.id): order_cells(o) for o in snap.orders if o.purpose == "entry"}
-        exits = {str(o.id): order_cells(o) for o in snap.orders if o.purpose != "entry"}
-        self.query_one("#entries", KeyedTable).sync(entries)
-        self.query_one("#exit-orders", KeyedTable).sync(exits)
-        self.query_one("#entries-box").border_subtitle = f"{len(entries)}"
-        self.query_one("#exits-box").border_subtitle = f"{len(exits)}"
+        entries = {str(o.id): o for o in snap.orders if o.purpose == "entry"}
+        exits = {str(o.id): o for o in snap.orders if o.purpose != "entry"}
+        self.query_one("#entries", KeyedTable).sync(entries, order_cells)
+        self.query_one("#exit-orders", KeyedTable).sync(exits, order_cells)
+        set_subtitle(self.query_one("#entries-box"), f"{len(entries)}")
+        set_subtitle(self.query_one("#exits-box"), f"{len(exits)}")

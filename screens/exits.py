@@ -8,7 +8,7 @@ from textual.containers import Vertical
 
 from services.views import EngineSnapshot, PositionView, TriggerView
 
-from .base import EngineScreen
+from .base import EngineScreen, set_subtitle
 from .format import DIM, LOSS, PROFIT, WARN, cell, duration, hms, num, px, side_word
 from .widgets.keyed_table import KeyedTable
 
@@ -43,9 +43,9 @@ def trigger_cells(t: TriggerView) -> tuple:
             level, distance, distance_pct)
 
 
-def _trigger_order(cells: tuple) -> tuple:
-    kind = cells[2].plain
-    return int(cells[0].plain), next((KIND_ORDER[k] for k, v in KIND_LABEL.items() if v == kind), 9)
+def _trigger_order(key: str, t: TriggerView) -> tuple:
+    """Position by position, its triggers in a fixed order (stop first)."""
+    return t.group_id, KIND_ORDER.get(t.kind, 9)
 
 
 def trail_cells(p: PositionView) -> tuple:
@@ -78,8 +78,8 @@ class ExitsScreen(EngineScreen):
 
     def render_snapshot(self, snap: EngineSnapshot) -> None:
         self.query_one("#triggers", KeyedTable).sync(
-            {f"{t.group_id}:{t.symbol}:{t.kind}": trigger_cells(t) for t in snap.triggers})
+            {f"{t.group_id}:{t.symbol}:{t.kind}": t for t in snap.triggers}, trigger_cells)
         self.query_one("#trailing", KeyedTable).sync(
-            {f"{p.group_id}:{p.leg_id}": trail_cells(p) for p in snap.positions})
-        self.query_one("#triggers-box").border_subtitle = f"{len(snap.triggers)}"
-        self.query_one("#trailing-box").border_subtitle = f"{len(snap.positions)} position(s)"
+            {f"{p.group_id}:{p.leg_id}": p for p in snap.positions}, trail_cells)
+        set_subtitle(self.query_one("#triggers-box"), f"{len(snap.triggers)}")
+        set_subtitle(self.query_one("#trailing-box"), f"{len(snap.positions)} position(s)")

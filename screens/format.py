@@ -1,9 +1,12 @@
-"""Formatting shared by the screens: prices, quantities, P&L, times. Cells are rich Text so
-a table diff (which compares cells) notices a colour change as well as a text change."""
+"""Formatting shared by the screens: prices, quantities, P&L, times. Table cells are `Cell`
+tuples (text, style, alignment): cheap to build for every row of every snapshot and cheap to
+compare, so a table diff notices a colour change as well as a text change and only a cell
+that changed becomes a rich Text."""
 
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from rich.text import Text
 
@@ -51,16 +54,37 @@ def side_word(side: str) -> str:
     return {"buy": "long", "sell": "short"}.get(side, side)
 
 
-def cell(text: str, style: str = "", right: bool = False) -> Text:
-    """A table cell. The style is a span (not the Text's base style) so it takes part in equality."""
-    t = Text(text, justify="right" if right else "left", no_wrap=True, overflow="ellipsis")
-    if style and text:
-        t.stylize(style)
-    return t
+class Cell(NamedTuple):
+    """A table cell: what it shows, in which style, aligned left or right. A Rich renderable
+    (rendered as `to_text()`), so a DataTable can hold it as it is."""
+
+    text: str
+    style: str = ""
+    right: bool = False
+
+    @property
+    def plain(self) -> str:
+        return self.text
+
+    def to_text(self) -> Text:
+        """As a rich Text: one line, cut with an ellipsis, the style a span over the whole text."""
+        t = Text(self.text, justify="right" if self.right else "left", no_wrap=True, overflow="ellipsis")
+        if self.style and self.text:
+            t.stylize(self.style)
+        return t
+
+    def __rich__(self) -> Text:  # a Cell is a renderable: tables store it as it is
+        return self.to_text()
 
 
-def num(text: str, style: str = "") -> Text:
-    return cell(text, style, right=True)
+def cell(text: str, style: str = "", right: bool = False) -> Cell:
+    """A table cell (left-aligned unless `right`)."""
+    return Cell(text, style, right)
+
+
+def num(text: str, style: str = "") -> Cell:
+    """A right-aligned table cell, for figures."""
+    return Cell(text, style, True)
 
 
 def signed_style(v: float, eps: float = 0.0) -> str:
@@ -71,11 +95,11 @@ def signed_style(v: float, eps: float = 0.0) -> str:
     return ""
 
 
-def pnl_cell(v: float) -> Text:
+def pnl_cell(v: float) -> Cell:
     return num(money(v), signed_style(v, 0.005))
 
 
-def pnl_pct_cell(v: float) -> Text:
+def pnl_pct_cell(v: float) -> Cell:
     return num(pct(v), signed_style(v, 0.005))
 
 

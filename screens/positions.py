@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from services.views import EngineSnapshot, PositionView
 
@@ -14,6 +14,7 @@ from .format import (
     DIM, STATUS_STYLE, cell, hms, money, num, pct, pnl_cell, pnl_pct_cell, px, qty, side_word,
 )
 from .widgets.keyed_table import KeyedTable
+from .widgets.live_static import LiveStatic
 
 COLUMNS = [
     ("id", "#>"), ("strategy", "Strategy"), ("symbol", "Symbol"), ("side", "Side"), ("status", "Status"),
@@ -72,7 +73,7 @@ class PositionsScreen(EngineScreen):
 
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, id="positions")
-        yield Static("", id="detail", markup=False)
+        yield LiveStatic("", id="detail", markup=False)
 
     @property
     def table(self) -> KeyedTable:
@@ -80,18 +81,18 @@ class PositionsScreen(EngineScreen):
 
     def render_snapshot(self, snap: EngineSnapshot) -> None:
         self.rows = {f"{p.group_id}:{p.leg_id}": p for p in snap.positions}
-        self.table.sync({key: position_cells(p) for key, p in self.rows.items()})
+        self.table.sync(self.rows, position_cells)
         self._show_detail()
 
     def _show_detail(self) -> None:
-        detail = self.query_one("#detail", Static)
+        detail = self.query_one("#detail", LiveStatic)
         p = self.selected
         if p is not None:
-            detail.update(position_detail(p))
+            detail.show(position_detail(p))
         elif self.shown is not None and self.shown.notes:
-            detail.update(" · ".join(self.shown.notes))
+            detail.show(" · ".join(self.shown.notes))
         else:
-            detail.update("No open position. Strategies enter on their own schedule (1 Schedule; n enters now).")
+            detail.show("No open position. Strategies enter on their own schedule (1 Schedule; n enters now).")
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_detail()

@@ -11,9 +11,10 @@ from textual.widgets import Static
 
 from services.views import EngineSnapshot
 
-from .base import EngineScreen
+from .base import EngineScreen, set_subtitle
 from .format import DIM, WARN, cell
 from .widgets.keyed_table import KeyedTable
+from .widgets.live_static import LiveStatic
 
 COLUMNS = [("strategy", "Strategy"), ("symbol", "Symbol"), ("reason", "Waiting because")]
 BAR_WIDTH = 20
@@ -36,7 +37,7 @@ class QueueScreen(EngineScreen):
     CSS_PATH = "queue.tcss"
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="pool")
+        yield LiveStatic("", id="pool")
         with Vertical(id="waiting-box") as box:
             box.border_title = "Entries waiting for a slot or a quote"
             yield KeyedTable(COLUMNS, id="waiting")
@@ -48,9 +49,9 @@ class QueueScreen(EngineScreen):
         )
 
     def render_snapshot(self, snap: EngineSnapshot) -> None:
-        self.query_one("#pool", Static).update(pool_text(snap.pool_used, snap.pool_total))
+        self.query_one("#pool", LiveStatic).show(pool_text(snap.pool_used, snap.pool_total))
         self.query_one("#waiting", KeyedTable).sync(
-            {f"{w.strategy_id}:{w.symbol}": (cell(w.strategy_id), cell(w.symbol), cell(w.reason))
-             for w in snap.waiting})
+            {f"{w.strategy_id}:{w.symbol}": w for w in snap.waiting},
+            lambda w: (cell(w.strategy_id), cell(w.symbol), cell(w.reason)))
         self.query_one("#waiting-empty").display = not snap.waiting
-        self.query_one("#waiting-box").border_subtitle = f"{len(snap.waiting)}"
+        set_subtitle(self.query_one("#waiting-box"), f"{len(snap.waiting)}")

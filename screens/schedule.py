@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from services.views import EngineSnapshot, StrategyView
 
@@ -12,6 +12,7 @@ from . import commands
 from .base import EngineScreen
 from .format import DIM, STATUS_STYLE, cell, duration, money, num, pnl_cell, side_word
 from .widgets.keyed_table import KeyedTable
+from .widgets.live_static import LiveStatic
 
 COLUMNS = [
     ("id", "Strategy"), ("status", "Status"), ("side", "Side"), ("symbols", "Symbols"), ("open", "Open>"),
@@ -65,7 +66,7 @@ class ScheduleScreen(EngineScreen):
 
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, id="strategies")
-        yield Static("", id="detail", markup=False)
+        yield LiveStatic("", id="detail", markup=False)
 
     @property
     def table(self) -> KeyedTable:
@@ -73,13 +74,13 @@ class ScheduleScreen(EngineScreen):
 
     def render_snapshot(self, snap: EngineSnapshot) -> None:
         self.rows = {s.id: s for s in snap.strategies}
-        self.table.sync({sid: strategy_cells(s, snap.ts) for sid, s in self.rows.items()})
+        self.table.sync(self.rows, lambda s: strategy_cells(s, snap.ts))
         self._show_detail()
 
     def _show_detail(self) -> None:
         s = self.selected
         text = strategy_detail(s) if s is not None else "No strategy is configured: add one under [strategies] in settings.toml."
-        self.query_one("#detail", Static).update(text)
+        self.query_one("#detail", LiveStatic).show(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_detail()

@@ -11,16 +11,19 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from textual.app import App
+from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, RichLog, Static
 
 from screens.entry import EntryScreen
 from screens.exits import ExitsScreen
+from screens.format import DIM, cell, num
 from screens.logs import LogsScreen
 from screens.positions import PositionsScreen
 from screens.queue import QueueScreen
 from screens.schedule import ScheduleScreen
-from screens.widgets import ConfirmScreen, EditLevelsScreen, HelpScreen, StatusBar
+from screens.widgets import ConfirmScreen, EditLevelsScreen, HelpScreen, KeyedTable, LiveStatic, StatusBar
 from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import Engine
@@ -486,3 +489,156 @@ def test_snapshot_screen(key, snap_compare, tmp_path):
 def test_snapshot_positions_at_80x24(snap_compare, tmp_path):
     app = make_app(None, make_engine(tmp_path, FakeClock(T0)))
     assert snap_compare(app, terminal_size=(80, 24), run_before=_scenario("3"))
+
+
+# == the keyed table =========================================================================
+
+KT_COLUMNS = [("id", "#>"), ("name", "Name"), ("price", "Price>"), ("note", "Note")]
+
+
+def kt_cells(v: tuple[int, float, str]) -> tuple:
+    i, price, note = v
+    return (num(str(i)), cell(f"row {i}", "bold" if i % 3 == 0 else ""),
+            num(f"{price:,.2f}", "green" if price > 100 else "red" if price < 100 else ""), cell(note, DIM))
+
+
+class KeyedTableApp(App):
+    def __init__(self, **kwargs) -> None:
+        super().__init__()
+        self.kwargs = kwargs
+
+    def compose(self):
+        yield KeyedTable(KT_COLUMNS, **self.kwargs)
+
+
+def kt_rows(n: int, price: float = 100.0, note: str = "") -> dict[str, tuple[int, float, str]]:
+    return {f"k{i}": (i, price + i, note) for i in range(n)}
+
+
+async def test_keyed_table_draws_its_rows_exactly_as_datatable_would():
+    app = KeyedTableApp()
+    async with app.run_test(size=(40, 10)) as pilot:  # narrower than the table: it scrolls sideways
+        table = app.query_one(KeyedTable)
+        table.sync({**kt_rows(30, 95.0, "a note long enough to scroll"), "k3": (3, 100.0, "")}, kt_cells)
+        await pilot.pause()
+
+        def lines() -> list:
+            table._frame = None
+            return [table.render_line(y) for y in range(table.size.height)]
+
+        async def compare(what: str) -> None:
+            await pilot.pause()
+            fast = lines()
+            table.fast_drawing = False
+            try:
+                slow = lines()
+            finally:
+                table.fast_drawing = True
+            assert fast == slow, what
+            assert any(strip.cell_length for strip in fast)
+
+        await compare("cursor on the first row, focused")
+        await pilot.press("down", "down", "down")
+        await compare("cursor further down")
+        table.hover_coordinate = Coordinate(5, 0)
+        table._show_hover_cursor = True
+        await compare("a hovered row")
+        table.zebra_stripes = True
+        await compare("zebra stripes")
+        table.scroll_to(x=7, y=4, animate=False)
+        await compare("scrolled both ways")
+        table.cursor_foreground_priority = "renderable"
+        table.blur()
+        await compare("unfocused, the cells' own colours first")
+        app.theme = "textual-light"
+        await compare("another theme")
+
+
+async def test_keyed_table_makes_cells_only_for_the_rows_on_screen_and_reads_are_current():
+    made: list[int] = []
+
+    def counting_cells(v):
+        made.append(v[0])
+        return kt_cells(v)
+
+    app = KeyedTableApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        table = app.query_one(KeyedTable)
+        table.sync(kt_rows(300), counting_cells)
+        await pilot.pause()
+        made.clear()
+        table.sync(kt_rows(300, 200.0), counting_cells)  # every row changed
+        await pilot.pause()
+        assert 0 < len(made) < 20  # the rows on screen
+        assert table_rows(table)[299] == ["299", "row 299", "499.00", ""]  # the rest on demand
+        assert len(table_rows(table)) == 300
+
+
+async def test_keyed_table_columns_fit_their_widest_cell_and_shrink_back():
+    app = KeyedTableApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.query_one(KeyedTable)
+        width = {c.key.value: c for c in table.ordered_columns}
+        table.sync(kt_rows(50), kt_cells)
+        await pilot.pause()
+        assert width["note"].width == len("Note")
+        assert width["price"].width == len("149.00")
+        rows = kt_rows(50)
+        rows["k40"] = (40, 12_345.0, "a much longer note")  # off screen
+        table.sync(rows, kt_cells)
+        await pilot.pause()
+        assert table.get_cell("k40", "note").plain == "a much longer note"
+        assert width["note"].width == len("a much longer note")
+        assert width["price"].width == len("12,345.00")
+        table.sync(kt_rows(50), kt_cells)
+        table.get_row_at(40)
+        assert width["note"].width == len("Note")
+        assert width["price"].width == len("149.00")
+
+
+async def test_keyed_table_cursor_stays_on_its_row_when_rows_come_and_go():
+    app = KeyedTableApp(sort_key=lambda key, v: v[0])
+    async with app.run_test(size=(60, 12)) as pilot:
+        table = app.query_one(KeyedTable)
+        rows = kt_rows(40)
+        table.sync(rows, kt_cells)
+        table.move_cursor(row=20)
+        await pilot.pause()
+        assert table.selected_key == "k20"
+        for i in range(10):  # many rows above it go at once
+            del rows[f"k{i}"]
+        table.sync(dict(rows), kt_cells)
+        await pilot.pause()
+        assert table.selected_key == "k20" and table.cursor_row == 10
+        del rows["k15"]  # one row
+        rows["k5"] = (5, 1.0, "back, sorted into place")
+        table.sync(dict(rows), kt_cells)
+        await pilot.pause()
+        assert table.selected_key == "k20" and table.cursor_row == 10
+        assert [r[0] for r in table_rows(table)] == [str(i) for i in [5, *range(10, 15), *range(16, 40)]]
+        assert table_rows(table)[0] == ["5", "row 5", "1.00", "back, sorted into place"]
+        assert [k.value for k in table.rows] == [f"k{i}" for i in [*range(10, 15), *range(16, 40), 5]]
+
+
+async def test_live_static_lays_out_again_only_when_its_height_changes():
+    class StaticApp(App):
+        CSS = "LiveStatic { height: auto; }"
+
+        def compose(self):
+            yield LiveStatic("short")
+
+    app = StaticApp()
+    async with app.run_test(size=(30, 10)) as pilot:
+        static = app.query_one(LiveStatic)
+        await pilot.pause()
+        assert static.size.height == 1
+        static.show("wrapped " * 9)  # 72 cells: three lines of 30
+        await pilot.pause()
+        assert static.size.height == 3
+        static.show("WRAPPED " * 9)
+        assert not static._layout_required  # as high as before: a repaint, no layout
+        await pilot.pause()
+        assert static.size.height == 3 and "WRAPPED" in str(static.content)
+        static.show("short again")
+        await pilot.pause()
+        assert static.size.height == 1

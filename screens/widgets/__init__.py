@@ -4,6 +4,7 @@ from .confirm import ConfirmScreen
 from .edit_levels import EditLevelsScreen
 from .help import HelpScreen
 from .keyed_table import KeyedTable
+from .live_static import LiveStatic
 from .status_bar import StatusBar
 
-__all__ = ["ConfirmScreen", "EditLevelsScreen", "HelpScreen", "KeyedTable", "StatusBar"]
+__all__ = ["ConfirmScreen", "EditLevelsScreen", "HelpScreen", "KeyedTable", "LiveStatic", "StatusBar"]

@@ -5,16 +5,16 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
 
 from services.views import EngineSnapshot
 
 from ..format import LOSS, PROFIT, WARN, hms, money
+from .live_static import LiveStatic
 
 SCREENS = (("1", "Schedule"), ("2", "Entry"), ("3", "Positions"), ("4", "Exits"), ("5", "Queue"), ("6", "Logs"))
 
 
-class StatusBar(Static):
+class StatusBar(LiveStatic):
     """Line 1: the screens (number keys) with the current one highlighted, and the engine
     clock (UTC). Line 2: mode, engine state, feed health, day P&L, pool usage, unread alerts
     and a database warning when the store is failing."""
@@ -33,8 +33,8 @@ class StatusBar(Static):
         super().__init__(self._render_text(current, None))
         self.current = current
 
-    def show(self, snap: EngineSnapshot | None) -> None:
-        self.update(self._render_text(self.current, snap))
+    def show(self, snap: EngineSnapshot | None) -> None:  # type: ignore[override]
+        super().show(self._render_text(self.current, snap))
 
     @staticmethod
     def _render_text(current: str, snap: EngineSnapshot | None) -> RenderableType:
