@@ -77,9 +77,10 @@ class ExitsScreen(EngineScreen):
             yield KeyedTable(TRAIL_COLUMNS, id="trailing")
 
     def render_snapshot(self, snap: EngineSnapshot) -> None:
+        triggers = snap.triggers()
         self.query_one("#triggers", KeyedTable).sync(
-            {f"{t.group_id}:{t.symbol}:{t.kind}": t for t in snap.triggers}, trigger_cells)
+            {f"{t.group_id}:{t.symbol}:{t.kind}": t for t in triggers}, trigger_cells)
         self.query_one("#trailing", KeyedTable).sync(
             {f"{p.group_id}:{p.leg_id}": p for p in snap.positions}, trail_cells)
-        set_subtitle(self.query_one("#triggers-box"), f"{len(snap.triggers)}")
+        set_subtitle(self.query_one("#triggers-box"), f"{len(triggers)}")
         set_subtitle(self.query_one("#trailing-box"), f"{len(snap.positions)} position(s)")

@@ -23,7 +23,7 @@ from .market import Quote, QuoteBook, mark_of
 from .store.loaded import LoadedState
 from .views import (
     CommandResult, EngineSnapshot, EventView, FeedView, OrderView, PositionView, StrategyView,
-    TradeView, TriggerView, WaitingEntry,
+    TradeView, WaitingEntry,
 )
 
 log = logging.getLogger("tui_trader.engine")
@@ -828,7 +828,7 @@ class Engine:
             self._commit()  # nothing is shown before it is durable
         now = self.clock.now()
         book = self.book
-        positions, triggers = [], []
+        positions = []
         unrealized_by_strategy: dict[str, float] = {}
         for group in self.groups.values():
             for leg in group.legs:
@@ -844,8 +844,8 @@ class Engine:
                     pnl / notional * 100.0 if notional else 0.0, leg.entry_fee, leg.stop, leg.target,
                     _opt_str(leg.trail_distance), _opt_str(leg.trail_activation), leg.trail_active, leg.trail_peak,
                     leg.trail_level, leg.trail_updated_at, leg.time_exit_at, status, leg.opened_at, group.pending_exit,
+                    leg.entry + leg.dir * leg.trail_act_amount if leg.trail_distance is not None and not leg.trail_active else None,
                 ))
-                triggers.extend(_triggers(group, leg, now))
         strategies = tuple(self._strategy_view(rt, unrealized_by_strategy.get(rt.id, 0.0), now) for rt in self.strategies.values())
         realized = sum(self.realized_today.values())
         unrealized = sum(unrealized_by_strategy.values())
@@ -861,7 +861,7 @@ class Engine:
                           len(self.feed.symbols), stale_symbols),
             day_pnl=realized + unrealized, realized_today=realized, unrealized=unrealized,
             pool_used=len(self.groups), pool_total=self._pool_size, unread_alerts=self.unread_alerts,
-            strategies=strategies, positions=tuple(positions), triggers=tuple(triggers),
+            strategies=strategies, positions=tuple(positions),
             orders=tuple(_order_view(o) for o in self.recent_orders), events=tuple(self.events),
             trades=tuple(self.trades), waiting=waiting, db_ok=getattr(self.store, "ok", True),
             notes=tuple(self.notes),
@@ -945,23 +945,6 @@ class _TrailProbe:
         if self.distance.unit == "pct":
             return extreme * (1.0 - self.distance.value * self.d)
         return extreme - self.distance.value * self.d
-
-
-def _triggers(group: Group, leg: Leg, now: float) -> list[TriggerView]:
-    mark, d = leg.mark, leg.dir
-    out = []
-    for kind, level in (("stop_loss", leg.stop), ("trailing_stop", leg.trail_level if leg.trail_active else None),
-                        ("target", leg.target)):
-        if level is not None:
-            dist = (mark - level) * d if kind != "target" else (level - mark) * d
-            out.append(TriggerView(group.id, leg.symbol, kind, level, dist, dist / mark * 100.0 if mark else None))
-    if leg.trail_distance is not None and not leg.trail_active:
-        arm_at = leg.entry + d * leg.trail_act_amount
-        dist = (arm_at - mark) * d
-        out.append(TriggerView(group.id, leg.symbol, "trail_arms", arm_at, dist, dist / mark * 100.0 if mark else None))
-    if leg.time_exit_at is not None:
-        out.append(TriggerView(group.id, leg.symbol, "time", leg.time_exit_at, leg.time_exit_at - now, None))
-    return out
 
 
 def _leg_from_row(row: dict, group: Group) -> Leg:

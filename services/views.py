@@ -46,6 +46,7 @@ class PositionView:
     status: str  # OPEN, STALE, EXITING
     opened_at: float
     exit_pending: str = ""
+    trail_arm_at: float | None = None  # the mark that arms a trailing stop not yet armed
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +160,30 @@ class EngineSnapshot:
     unread_alerts: int
     strategies: tuple[StrategyView, ...] = ()
     positions: tuple[PositionView, ...] = ()
-    triggers: tuple[TriggerView, ...] = ()
     orders: tuple[OrderView, ...] = ()
     events: tuple[EventView, ...] = ()
     trades: tuple[TradeView, ...] = ()
     waiting: tuple[WaitingEntry, ...] = ()
     db_ok: bool = True
     notes: tuple[str, ...] = field(default=())
+
+    def triggers(self) -> tuple[TriggerView, ...]:
+        """Every armed trigger of every position and how far the mark is from it. Derived
+        from the positions on demand: only the Exits screen needs them."""
+        return tuple(t for p in self.positions for t in triggers_of(p, self.ts))
+
+
+def triggers_of(p: PositionView, now: float) -> list[TriggerView]:
+    mark, d = p.mark, 1 if p.side == "buy" else -1
+    out = []
+    for kind, level in (("stop_loss", p.stop), ("trailing_stop", p.trail_level if p.trail_active else None),
+                        ("target", p.target)):
+        if level is not None:
+            dist = (mark - level) * d if kind != "target" else (level - mark) * d
+            out.append(TriggerView(p.group_id, p.symbol, kind, level, dist, dist / mark * 100.0 if mark else None))
+    if p.trail_arm_at is not None:
+        dist = (p.trail_arm_at - mark) * d
+        out.append(TriggerView(p.group_id, p.symbol, "trail_arms", p.trail_arm_at, dist, dist / mark * 100.0 if mark else None))
+    if p.time_exit_at is not None:
+        out.append(TriggerView(p.group_id, p.symbol, "time", p.time_exit_at, p.time_exit_at - now, None))
+    return out

@@ -456,3 +456,22 @@ def test_a_trailing_move_is_committed_before_a_snapshot_shows_it_and_within_a_ti
     h.clock.advance(h.engine.config.engine.tick_interval_s)
     h.engine.tick()
     assert store.of("leg")[-1]["trail_level"] == pytest.approx(101.97)  # the tick committed it
+
+
+def test_triggers_give_each_armed_level_and_its_distance_for_long_and_short():
+    h = Harness(make_config({
+        "long": strat(stop_loss="1%", target="2%", trail_activation="1%", trail_distance="0.5%", time_exit_s=60),
+        "short": strat(symbols=["ETHUSDT"], side="sell", stop_loss=2, trail_distance=1),
+    }))
+    h.quote("BTCUSDT", 100.0)
+    h.quote("ETHUSDT", 50.0, dt=0)
+    snap = h.engine.snapshot()
+    got = {(t.symbol, t.kind): (t.level, t.distance) for t in snap.triggers()}
+    assert got == {
+        ("BTCUSDT", "stop_loss"): (pytest.approx(99.0), pytest.approx(1.0)),
+        ("BTCUSDT", "target"): (pytest.approx(102.0), pytest.approx(2.0)),
+        ("BTCUSDT", "trail_arms"): (pytest.approx(101.0), pytest.approx(1.0)),
+        ("BTCUSDT", "time"): (T0 + 61, 60.0),  # entered at T0 + 1; snapshot at T0 + 1
+        ("ETHUSDT", "stop_loss"): (52.0, 2.0),  # a short's stop is above
+        ("ETHUSDT", "trailing_stop"): (51.0, 1.0),  # armed at entry: trough 50 + 1
+    }

@@ -130,7 +130,7 @@ async def test_starts_on_schedule_and_every_number_key_shows_its_screen_with_eng
         await pilot.press("4")
         assert isinstance(app.screen, ExitsScreen)
         triggers = app.screen.query_one("#triggers", DataTable)
-        assert len(table_rows(triggers)) == len(snap.triggers)
+        assert len(table_rows(triggers)) == len(snap.triggers())
         assert "stop loss" in column(triggers, "Trigger") and "time exit" in column(triggers, "Trigger")
         assert "10m00s left" in column(triggers, "Distance")[-1] or "9m" in column(triggers, "Distance")[-1]
         trailing = app.screen.query_one("#trailing", DataTable)

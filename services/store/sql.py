@@ -50,6 +50,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=10000")
+            # Checkpoints (which fsync) run on the write-behind thread, never inside a
+            # commit on the event loop: see SqlStore._checkpoint.
+            cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         return eng
@@ -102,7 +105,11 @@ class SqlStore:
         if self._queue:  # nothing is dropped silently
             log.error("closing with %d write(s) not committed: the database is still failing (%s)",
                       len(self._queue), self.error)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         if self.engine is not None:
+            self._checkpoint("TRUNCATE")
             self.engine.dispose()
         if self._lock_file is not None:
             self._lock_file.close()
@@ -168,8 +175,20 @@ class SqlStore:
         while not self._stop.wait(self.flush_interval_s):
             try:
                 self.flush()
+                self._checkpoint("PASSIVE")
             except Exception:  # the write-behind thread must never die silently
                 log.exception("write-behind flush failed")
+
+    def _checkpoint(self, mode: str) -> None:
+        """Move the WAL into the database file, on a connection of its own and outside the
+        write lock: a PASSIVE checkpoint never blocks the writer."""
+        if not self.url.startswith("sqlite") or self.engine is None:
+            return
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+        except SQLAlchemyError as exc:
+            log.warning("WAL checkpoint failed: %s", str(exc).splitlines()[0])
 
     def _commit_queue(self) -> None:
         if not self._queue:
