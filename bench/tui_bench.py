@@ -136,7 +136,7 @@ async def _measure(spawned_at: float, seconds: float) -> dict:
             out["open_positions"] = sum(1 for g in engine.groups.values() if g.status == "open")
 
             windows = {}
-            screens = [("default", None), ("positions", "3")]
+            screens = [("default", None), ("positions", "3"), ("exits", "4"), ("logs", "6")]
             for name, key in screens:
                 if key is not None:
                     await pilot.press(key)
@@ -165,9 +165,9 @@ async def _measure(spawned_at: float, seconds: float) -> dict:
     return out
 
 
-def child_tui(spawned_at: float, seconds: float = 10.0) -> dict:
+def child_tui(spawned_at: float, seconds: float = 20.0) -> dict:
     return asyncio.run(_measure(spawned_at, seconds))
 
 
 def section(run_child, quick: bool = False) -> dict:
-    return run_child("tui_load", spawned_at=time.time(), seconds=4.0 if quick else 10.0)
+    return run_child("tui_load", spawned_at=time.time(), seconds=8.0 if quick else 20.0)
