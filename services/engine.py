@@ -112,6 +112,8 @@ class Engine:
         self.fill_listeners: list[Callable[[Fill], None]] = []
         self.event_listeners: list[Callable[[EventView], None]] = []
         self._tasks: list[asyncio.Task] = []
+        self.attachments: list = []
+        """Components started after the engine and stopped before it (async start(engine), stop())."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = threading.get_ident()
         if hasattr(store, "on_failure"):
@@ -147,6 +149,8 @@ class Engine:
             loop.create_task(self._publisher(), name="engine-publisher"),
         ]
         await self.feed.start(self.on_quote)
+        for component in self.attachments:
+            await component.start(self)
         self._publish()
 
     async def stop(self) -> None:
@@ -156,6 +160,8 @@ class Engine:
             return
         self.state = "stopping"
         await self.feed.stop()
+        for component in reversed(self.attachments):
+            await component.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -534,7 +540,10 @@ class Engine:
 
     # == operator commands ===================================================================
 
-    def enter_now(self, strategy_id: str, symbol: str | None = None, source: str = "tui") -> CommandResult:
+    def enter_now(self, strategy_id: str, symbol: str | None = None, source: str = "tui",
+                  price: float | None = None, payload: dict | None = None) -> CommandResult:
+        """Enter now (the operator, or a signal from the CLI). Every call is recorded as a
+        Signal with its outcome; `price` is the signal's price, kept on the Signal."""
         rt = self.strategies.get(strategy_id)
         if rt is None:
             return CommandResult.error(f"unknown strategy {strategy_id!r}")
@@ -549,7 +558,8 @@ class Engine:
         now = self.clock.now()
         results = []
         for slot in (rt.slots[symbol],) if symbol else tuple(rt.slots.values()):
-            signal = Signal(self._next_id("signal"), rt.id, slot.symbol, rt.config.side, "entry", source, now)
+            signal = Signal(self._next_id("signal"), rt.id, slot.symbol, rt.config.side, "entry", source, now,
+                            price, payload)
             self._pending.append(signal)
             q = self.book.fresh(slot.symbol, now)
             if slot.group is not None:
