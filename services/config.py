@@ -63,6 +63,9 @@ class EngineConfig(_Model):
     """How often snapshots are published to the UI (per second)."""
     tick_interval_s: float = Field(0.25, gt=0, le=10)
     """How often time-based rules (time exits, stale marks) are checked."""
+    signal_ttl_s: float = Field(300.0, gt=0)
+    """A signal from another process (`tui-trader signal`) older than this when an engine
+    reads it is not acted on: it is marked expired."""
 
 
 class StoreConfig(_Model):
@@ -103,6 +106,12 @@ class SymbolConfig(_Model):
     """Simulated bid/ask spread around the price."""
     tick_interval_s: float = Field(0.5, gt=0, le=3600)
     """Seconds between simulated quotes."""
+    tick_size: float | None = Field(None, gt=0)
+    """Price increment of the instrument; unset: prices are not rounded."""
+    lot_step: float | None = Field(None, gt=0)
+    """Quantity increment; unset: quantities are not rounded."""
+    min_notional: float = Field(0.0, ge=0)
+    """Smallest order value (price x quantity) the venue accepts."""
 
 
 class SizingConfig(_Model):
@@ -110,12 +119,29 @@ class SizingConfig(_Model):
     """Buy or sell exactly this quantity."""
     fixed_value: float | None = Field(None, gt=0)
     """Quantity = this value / the price."""
+    pct_allocation: float | None = Field(None, gt=0, le=100)
+    """Quantity = this percent of the strategy's allocation / the price."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "SizingConfig":
-        if (self.fixed_qty is None) == (self.fixed_value is None):
-            raise ValueError("set exactly one of fixed_qty or fixed_value")
+        if sum(v is not None for v in (self.fixed_qty, self.fixed_value, self.pct_allocation)) != 1:
+            raise ValueError("set exactly one of fixed_qty, fixed_value or pct_allocation")
         return self
+
+
+class ExecutionConfig(_Model):
+    """How an entry is worked (DESIGN §3 entry retries)."""
+
+    order_type: Literal["market", "limit"] = "market"
+    """market: one market order; limit: a limit at the reference price, re-priced, then market."""
+    bias: float = Field(0.0, ge=0, le=0.5)
+    """Reference price: 0 is the mid; up to 0.5 concedes toward the touch."""
+    max_retries: int = Field(2, ge=0, le=50)
+    """How many times an unfilled limit is re-priced toward the touch."""
+    retry_delay_s: float = Field(5.0, gt=0)
+    """How long each limit works before it is re-priced."""
+    market_fallback: bool = True
+    """After the last re-price, send a market order; off: the entry fails with the reason."""
 
 
 class StrategyConfig(_Model):
@@ -133,6 +159,10 @@ class StrategyConfig(_Model):
     """Seconds after an exit before a re-entry is considered."""
     sizing: SizingConfig
     """How big each position is."""
+    allocation: float | None = Field(None, gt=0)
+    """Funds allocated to this strategy: its open positions' value may not exceed it."""
+    execution: ExecutionConfig = ExecutionConfig()
+    """How entries are worked: market, or limit with re-prices and a market fallback."""
     stop_loss: DistanceValue | None = None
     """Stop distance from the entry price: "1%" or points."""
     target: DistanceValue | None = None
@@ -145,6 +175,12 @@ class StrategyConfig(_Model):
     """Exit this many seconds after entry."""
     trigger_price: Literal["mark", "bid_ask", "last"] = "mark"
     """Price the exit rules compare: the mark (mid), the exit side's touch, or the last trade."""
+
+    @model_validator(mode="after")
+    def _allocation_for_pct(self) -> "StrategyConfig":
+        if self.sizing.pct_allocation is not None and self.allocation is None:
+            raise ValueError("sizing.pct_allocation needs allocation (the funds it is a percent of)")
+        return self
 
     @model_validator(mode="after")
     def _positive_levels(self) -> "StrategyConfig":

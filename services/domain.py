@@ -50,7 +50,7 @@ class Group(Record):
     __slots__ = (
         "run_id", "strategy_id", "symbol", "side", "status", "legs", "opened_at", "closed_at",
         "exit_reason", "realized_pnl", "entry_method", "entry_attempts", "pending_exit",
-        "exit_order_id",
+        "exit_order_id", "entry_ref", "entry_order_id", "entry_deadline", "notional",
     )
     KIND = "group"
 
@@ -65,6 +65,10 @@ class Group(Record):
         self.entry_method, self.entry_attempts = "", 0
         self.pending_exit = ""  # an exit decided but not yet filled: its reason
         self.exit_order_id: int | None = None
+        self.entry_ref: float | None = None  # the entry's reference price
+        self.entry_order_id: int | None = None  # the entry order working now
+        self.entry_deadline: float | None = None  # when a working limit entry is re-priced
+        self.notional = 0.0  # funds this group holds (estimated until the entry fills)
 
     def unrealized(self) -> float:
         return sum(leg.unrealized() for leg in self.legs if leg.status == "open")

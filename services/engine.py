@@ -19,7 +19,8 @@ from .clock import Clock
 from .config import Distance, StrategyConfig, TradingConfig, parse_distance
 from .domain import EventRecord, Fill, Group, Leg, Order, Record, Run, Signal, StrategyState
 from .feeds.simulated import SimulatedFeed
-from .market import Quote, QuoteBook, mark_of
+from .market import Quote, QuoteBook, fill_price_from_quotes, mark_of
+from .precision import RulesSource, SettingsRules, floor_qty, round_price
 from .store.loaded import LoadedState
 from .views import (
     CommandResult, EngineSnapshot, EventView, FeedView, OrderView, PositionView, StrategyView,
@@ -71,7 +72,8 @@ class StrategyRuntime:
 
 
 class Engine:
-    def __init__(self, config: TradingConfig, clock: Clock, store, feed=None, broker=None) -> None:
+    def __init__(self, config: TradingConfig, clock: Clock, store, feed=None, broker=None,
+                 rules: RulesSource | None = None) -> None:
         self.config = config
         self.clock = clock
         self.store = store
@@ -101,6 +103,9 @@ class Engine:
         self.events: deque[EventView] = deque(maxlen=500)
         self.trades: deque[TradeView] = deque(maxlen=200)
         self.realized_today: dict[str, float] = {}
+        self.realized_total = 0.0  # since the first start: paper cash = starting cash + this
+        self.used_funds: dict[str, float] = {}  # strategy -> value its groups hold
+        self.rules = rules if rules is not None else SettingsRules(config.symbols)
         self.unread_alerts = 0
         self.notes: list[str] = []
         self.day_start = 0.0
@@ -300,6 +305,7 @@ class Engine:
                     slot.entered = slot.group is not None
                     self._refresh_wanting(slot)
             self._event("info", "engine", "new trading day: day P&L reset")
+        self._rework_entries(now)
         for group in list(self.groups.values()):
             if group.status not in ("open", "exiting") or self.book.fresh(group.symbol, now) is None:
                 continue
@@ -317,49 +323,152 @@ class Engine:
 
     # == entries =============================================================================
 
-    def _enter(self, slot: Slot, q: Quote, source: str) -> CommandResult:
+    def _enter(self, slot: Slot, q: Quote, source: str, signal_price: float | None = None) -> CommandResult:
         rt = slot.strategy
         cfg = rt.config
         if len(self.groups) >= self._pool_size:
-            slot.hold = f"pool full ({len(self.groups)}/{self._pool_size})"
-            return CommandResult.error(f"{rt.id} {slot.symbol}: no free slot in the pool ({self._pool_size} positions open)")
-        buy = cfg.side == "buy"
+            return self._hold(slot, f"pool full ({len(self.groups)}/{self._pool_size})", quiet=True,
+                              message=f"{rt.id} {slot.symbol}: no free slot in the pool ({self._pool_size} positions open)")
+        side, buy = cfg.side, cfg.side == "buy"
         touch = q.ask if buy else q.bid
         if touch <= 0:
-            slot.hold = f"no {'ask' if buy else 'bid'} price"
-            return CommandResult.error(f"{slot.symbol}: no {'ask' if buy else 'bid'} to trade against")
+            return self._hold(slot, f"no {'ask' if buy else 'bid'} price for {slot.symbol}", quiet=True)
+        rules = self.rules.rules(slot.symbol)
+        if rules is None:
+            return self._hold(slot, f"no precision rules for {slot.symbol} yet (tick size, lot step, min notional)")
+        ex = cfg.execution
+        if ex.order_type == "limit":
+            ref = signal_price if signal_price is not None else fill_price_from_quotes(side, q.bid, q.ask, ex.bias)
+            price = round_price(ref, side, rules.tick_size)
+        else:  # market: slippage is measured against the mark, the size against the touch
+            ref, price = mark_of(q), touch
         sizing = cfg.sizing
-        qty = sizing.fixed_qty if sizing.fixed_qty is not None else round(sizing.fixed_value / touch, 8)
+        if sizing.fixed_qty is not None:
+            raw = sizing.fixed_qty
+        else:
+            value = sizing.fixed_value if sizing.fixed_value is not None else cfg.allocation * sizing.pct_allocation / 100.0
+            raw = value / price
+        qty = floor_qty(raw, rules.lot_step)
+        notional = qty * price
         if qty <= 0:
-            slot.hold = "size rounds to zero"
-            return CommandResult.error(f"{slot.symbol}: the position size rounds to zero")
+            return self._hold(slot, f"{slot.symbol}: the size {raw:.8g} rounds to zero at lot step {rules.lot_step:g}")
+        if notional < rules.min_notional:
+            return self._hold(slot, f"{slot.symbol}: order value {notional:,.2f} is below the minimum notional "
+                                    f"{rules.min_notional:,.2f}")
+        refusal = self._funds_refusal(rt, notional)
+        if refusal:
+            return self._hold(slot, refusal)
         now = self.clock.now()
         mark = mark_of(q)
         run = Run(self._next_id("run"), rt.id, slot.symbol, now, {
-            "config_id": rt.id, "entry_method": source, "attempts": 0,
-            "selected": [slot.symbol], "reference_price": mark,
+            "config_id": rt.id, "entry_method": source, "attempts": 0, "order_type": ex.order_type,
+            "selected": [slot.symbol], "reference_price": ref, "mark": mark,
         })
-        group = Group(self._next_id("group"), run.id, rt.id, slot.symbol, cfg.side, now)
-        order = Order(self._next_id("order"), group.id, None, rt.id, slot.symbol, cfg.side, qty,
-                      "market", "market", "entry", now, reference_price=mark)
+        group = Group(self._next_id("group"), run.id, rt.id, slot.symbol, side, now)
+        group.entry_ref = ref
+        self._reserve(group, notional)
         self.runs[run.id] = run
         self.groups[group.id] = group
-        self.orders[order.id] = order
-        self.recent_orders.append(order)
         slot.group = group
         slot.entered = True
         slot.hold = ""
         self._refresh_wanting(slot)
-        self._event("info", "entry", f"{rt.id}: entering {cfg.side} {_qty(qty)} {slot.symbol} at market ({source})",
-                    group, payload={"qty": qty, "reference": mark, "source": source})
-        self._pending += (run, group, order)
+        how = "at market" if ex.order_type == "market" else f"limit {_px(price)} (reference {_px(ref)})"
+        self._event("info", "entry", f"{rt.id}: entering {side} {_qty(qty)} {slot.symbol} {how} ({source})",
+                    group, payload={"qty": qty, "reference": ref, "price": price, "source": source})
+        self._pending += (run, group)
+        if ex.order_type == "market":
+            self._send_entry(group, qty, "market", "market", None, 0)
+        else:
+            self._send_entry(group, qty, "limit", "limit", price, 0)
+        if group.status == "open":
+            return CommandResult.success(f"entered {side} {_qty(qty)} {slot.symbol} at {_px(group.legs[0].entry)} (#{group.id})")
+        if group.status == "entering":
+            return CommandResult.success(f"entry #{group.id} for {slot.symbol}: limit {_px(price)} is working")
+        return CommandResult.error(f"entry for {slot.symbol} failed: {run.reason}")
+
+    def _send_entry(self, group: Group, qty: float, order_type: str, method: str, price: float | None,
+                    attempt: int) -> None:
+        now = self.clock.now()
+        order = Order(self._next_id("order"), group.id, None, group.strategy_id, group.symbol, group.side, qty,
+                      order_type, method, "entry", now, limit_price=price, reference_price=group.entry_ref,
+                      retry_count=attempt)
+        rt = self.strategies.get(group.strategy_id)
+        group.entry_order_id = order.id
+        group.entry_attempts = attempt + 1
+        group.entry_deadline = now + rt.config.execution.retry_delay_s if order_type == "limit" and rt else None
+        self.orders[order.id] = order
+        self.recent_orders.append(order)
+        if attempt:
+            what = "market fallback" if method == "market_fallback" else f"re-price {attempt} to {_px(price)}"
+            self._event("warning" if method == "market_fallback" else "info", "entry",
+                        f"{group.strategy_id}: entry #{group.id} {group.symbol} not filled: {what}", group,
+                        payload={"attempt": attempt, "price": price, "reference": group.entry_ref, "method": method})
+        self._pending += (order, group)
         self._commit()  # the order is durable before it is sent
         self.broker.submit(order)
-        if group.status == "open":
-            return CommandResult.success(f"entered {cfg.side} {_qty(qty)} {slot.symbol} at {_px(group.legs[0].entry)} (#{group.id})")
-        if group.status == "entering":
-            return CommandResult.success(f"entry order for {slot.symbol} is working (#{group.id})")
-        return CommandResult.error(f"entry for {slot.symbol} failed: {order.reason}")
+
+    def _rework_entries(self, now: float) -> None:
+        """Re-price limit entries whose delay has passed, then fall back to market (DESIGN §3):
+        attempt k of n re-prices sits k/(n+1) of the way from the reference to the touch."""
+        for group in list(self.groups.values()):
+            if group.status != "entering" or group.entry_deadline is None or now < group.entry_deadline:
+                continue
+            q = self.book.fresh(group.symbol, now)
+            if q is None:
+                continue  # no fresh price to re-price from: the order keeps resting until one comes
+            order = self.orders.get(group.entry_order_id)
+            rt = self.strategies.get(group.strategy_id)
+            if order is None or rt is None or not self.broker.cancel(order):
+                continue  # filled (or gone) meanwhile
+            self._order_final(order, "cancelled", "not filled in time: re-priced")
+            ex = rt.config.execution
+            attempt = order.retry_count + 1
+            if attempt <= ex.max_retries:
+                touch = q.ask if group.side == "buy" else q.bid
+                rules = self.rules.rules(group.symbol)
+                price = group.entry_ref + (touch - group.entry_ref) * attempt / (ex.max_retries + 1)
+                self._send_entry(group, order.qty, "limit", "limit_retry",
+                                 round_price(price, group.side, rules.tick_size if rules else None), attempt)
+            elif ex.market_fallback:
+                self._send_entry(group, order.qty, "market", "market_fallback", None, attempt)
+            else:
+                reason = f"not filled after {ex.max_retries} re-price(s) and the market fallback is off"
+                self._event("error", "entry", f"{group.strategy_id}: entry #{group.id} {group.symbol} failed: {reason}",
+                            group, needs_ack=True)
+                self._entry_failed(group, reason)
+
+    def _hold(self, slot: Slot, reason: str, quiet: bool = False, message: str = "") -> CommandResult:
+        """An entry that cannot go now: say why where the operator looks (once per reason)."""
+        if slot.hold != reason:
+            slot.hold = reason
+            if not quiet:
+                self._event("warning", "entry", f"{slot.strategy.id}: entry on {slot.symbol} held: {reason}",
+                            strategy_id=slot.strategy.id, payload={"symbol": slot.symbol, "reason": reason})
+            self.version += 1
+        return CommandResult.error(message or f"{slot.strategy.id} {slot.symbol}: held: {reason}")
+
+    # -- funds ------------------------------------------------------------------------------
+
+    def _funds_refusal(self, rt: StrategyRuntime, notional: float) -> str:
+        alloc = rt.config.allocation
+        if alloc is not None:
+            free = alloc - self.used_funds.get(rt.id, 0.0)
+            if notional > free + 1e-9:
+                return (f"insufficient funds: needs {notional:,.2f}, {rt.id} has {max(free, 0):,.2f} free "
+                        f"of {alloc:,.2f} allocated")
+        cash = self.free_cash()
+        if notional > cash + 1e-9:
+            return f"insufficient funds: needs {notional:,.2f}, the book has {max(cash, 0):,.2f} cash free"
+        return ""
+
+    def free_cash(self) -> float:
+        """Paper cash: the starting cash plus realized P&L, less what open positions hold."""
+        return self.config.paper.starting_cash + self.realized_total - sum(self.used_funds.values())
+
+    def _reserve(self, group: Group, notional: float) -> None:
+        self.used_funds[group.strategy_id] = self.used_funds.get(group.strategy_id, 0.0) + notional - group.notional
+        group.notional = notional
 
     def _open_leg(self, order: Order, qty: float, price: float, fee: float) -> None:
         group = self.groups[order.group_id]
@@ -374,6 +483,8 @@ class Engine:
         order.leg_id = leg.id
         group.legs.append(leg)
         group.status = "open"
+        group.entry_order_id = group.entry_deadline = None
+        self._reserve(group, qty * price)
         group.entry_method = order.method
         group.entry_attempts = order.retry_count + 1
         run = self.runs.get(group.run_id)
@@ -396,6 +507,7 @@ class Engine:
         group.status = "closed"
         group.exit_reason = "entry_failed"
         group.closed_at = self.clock.now()
+        self._reserve(group, 0.0)
         self.groups.pop(group.id, None)
         run = self.runs.pop(group.run_id, None)
         if run is not None:
@@ -482,6 +594,8 @@ class Engine:
             self._pending.append(run)
         self._pending.append(group)
         self.realized_today[group.strategy_id] = self.realized_today.get(group.strategy_id, 0.0) + group.realized_pnl
+        self.realized_total += group.realized_pnl
+        self._reserve(group, 0.0)
         leg = group.legs[0]
         trade = TradeView(group.id, group.strategy_id, group.symbol, group.side, leg.qty, group.opened_at,
                           leg.entry, now, leg.exit_price or 0.0, group.exit_reason, group.realized_pnl)
@@ -567,7 +681,7 @@ class Engine:
             elif q is None:
                 result = CommandResult.error(f"{slot.symbol}: no fresh quote (older than {self._max_age:g}s); not entering on a stale price")
             else:
-                result = self._enter(slot, q, source)
+                result = self._enter(slot, q, source, price)
             signal.status = "done" if result.ok else "rejected"
             signal.outcome = result.message
             self._pending.append(signal)
@@ -785,6 +899,8 @@ class Engine:
                 group.legs.append(leg)
                 self._legs_by_symbol.setdefault(leg.symbol, []).append(leg)
             self.groups[group.id] = group
+            self._reserve(group, sum(leg.entry * leg.qty for leg in group.legs))
+        self.realized_total = st.realized_total
         cancelled: dict[int, Order] = {}
         for row in st.working_orders:
             order = cancelled[row["id"]] = _order_from_row(row)

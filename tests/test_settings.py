@@ -77,7 +77,7 @@ def test_every_problem_gets_its_own_line(tmp_path):
 
 def test_sizing_needs_exactly_one_rule(tmp_path):
     (line,) = problems(tmp_path, MINIMAL.replace("{ fixed_qty = 1 }", "{ fixed_qty = 1, fixed_value = 5 }"))
-    assert line == "strategies.t.sizing: set exactly one of fixed_qty or fixed_value"
+    assert line == "strategies.t.sizing: set exactly one of fixed_qty, fixed_value or pct_allocation"
 
 
 def test_a_strategy_on_an_undeclared_symbol_is_refused(tmp_path):

@@ -282,6 +282,8 @@ class SqlStore:
                 .group_by(g.c.strategy_id)
             ):
                 st.realized_today[r[0]] = float(r[1] or 0.0)
+            st.realized_total = float(conn.execute(
+                select(func.coalesce(func.sum(g.c.realized_pnl), 0.0)).where(g.c.status == "closed")).scalar_one())
             e = EventRow.__table__
             st.recent_events = list(reversed(rows(select(e).order_by(e.c.id.desc()).limit(300))))
             st.unread_alerts = conn.execute(

@@ -1,0 +1,52 @@
+"""Instrument precision: tick size, lot step and minimum notional (DESIGN §3 Precision).
+Prices are rounded to the tick (a buy down, a sell up: never worse than asked), quantities
+floored to the step. Rules come from a source; a symbol without rules is not guessed."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from .config import SymbolConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    tick_size: float | None = None
+    lot_step: float | None = None
+    min_notional: float = 0.0
+
+
+class RulesSource(Protocol):
+    def rules(self, symbol: str) -> Rules | None:
+        """The rules of a symbol, or None while they are not known (the entry is held)."""
+
+
+class SettingsRules:
+    """Rules of the simulated symbols, from settings.toml."""
+
+    def __init__(self, symbols: dict[str, SymbolConfig]) -> None:
+        self._rules = {s: Rules(c.tick_size, c.lot_step, c.min_notional) for s, c in symbols.items()}
+
+    def rules(self, symbol: str) -> Rules | None:
+        return self._rules.get(symbol)
+
+
+def _decimals(step: float) -> int:
+    return max(0, -math.floor(math.log10(step)) + 6)
+
+
+def floor_qty(qty: float, step: float | None) -> float:
+    if not step:
+        return qty
+    return round(math.floor(qty / step + 1e-9) * step, _decimals(step))
+
+
+def round_price(price: float, side: str, tick: float | None) -> float:
+    """A buy is rounded down to the tick, a sell up."""
+    if not tick:
+        return price
+    n = price / tick
+    n = math.floor(n + 1e-9) if side == "buy" else math.ceil(n - 1e-9)
+    return round(n * tick, _decimals(tick))
