@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
+from .schedule import ScheduleConfig
+
 
 @dataclass(frozen=True, slots=True)
 class Distance:
@@ -151,8 +153,11 @@ class StrategyConfig(_Model):
     """Symbols it trades; each symbol holds at most one position of this strategy."""
     side: Literal["buy", "sell"]
     """buy opens longs, sell opens shorts."""
-    entry: Literal["immediate", "manual"] = "immediate"
-    """immediate: enter as soon as a fresh quote exists; manual: only on the operator's command."""
+    entry: Literal["immediate", "manual", "scheduled"] = "immediate"
+    """immediate: as soon as a fresh quote exists; scheduled: once in each window of `schedule`;
+    manual: only on the operator's command (or a signal)."""
+    schedule: ScheduleConfig | None = None
+    """Entry windows and the planned exit (required for entry = "scheduled")."""
     reentry: bool = True
     """Enter again after an exit (immediate entry only), once the cooldown has passed."""
     cooldown_s: float = Field(0.0, ge=0)
@@ -175,6 +180,12 @@ class StrategyConfig(_Model):
     """Exit this many seconds after entry."""
     trigger_price: Literal["mark", "bid_ask", "last"] = "mark"
     """Price the exit rules compare: the mark (mid), the exit side's touch, or the last trade."""
+
+    @model_validator(mode="after")
+    def _schedule_for_scheduled(self) -> "StrategyConfig":
+        if self.entry == "scheduled" and self.schedule is None:
+            raise ValueError('entry = "scheduled" needs a schedule table (entry_times or every_minutes, timezone)')
+        return self
 
     @model_validator(mode="after")
     def _allocation_for_pct(self) -> "StrategyConfig":

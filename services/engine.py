@@ -21,9 +21,10 @@ from .domain import EventRecord, Fill, Group, Leg, Order, Record, Run, Signal, S
 from .feeds.simulated import SimulatedFeed
 from .market import Quote, QuoteBook, fill_price_from_quotes, mark_of
 from .precision import RulesSource, SettingsRules, floor_qty, round_price
+from .schedule import entry_due, next_entry, planned_exit
 from .store.loaded import LoadedState
 from .views import (
-    CommandResult, EngineSnapshot, EventView, FeedView, OrderView, PositionView, StrategyView,
+    CommandResult, EngineSnapshot, EventView, FeedView, OrderView, PositionView, RiskPreview, StrategyView,
     TradeView, WaitingEntry,
 )
 
@@ -39,10 +40,14 @@ DAY = 86_400.0
 class Slot:
     """One strategy on one symbol: holds at most one position group at a time."""
 
-    __slots__ = ("strategy", "symbol", "group", "ready_at", "exit_seq", "entered", "hold")
+    __slots__ = ("strategy", "symbol", "group", "ready_at", "exit_seq", "entered", "hold", "schedule",
+                 "last_entry_at")
 
     def __init__(self, strategy: "StrategyRuntime", symbol: str) -> None:
         self.strategy, self.symbol = strategy, symbol
+        cfg = strategy.config
+        self.schedule = cfg.schedule if cfg.entry == "scheduled" else None  # entry windows, if any
+        self.last_entry_at: float | None = None  # once per window
         self.group: Group | None = None
         self.ready_at = 0.0  # no re-entry before this time (cooldown)
         self.exit_seq = -1  # the quote that closed the last position: no entry on it
@@ -65,10 +70,11 @@ class StrategyRuntime:
     def wants_entry(self, slot: Slot) -> bool:
         """Whether an immediate entry should be considered for this slot."""
         cfg = self.config
-        return (
-            cfg.enabled and not self.paused and cfg.entry == "immediate" and slot.group is None
-            and (cfg.reentry or not slot.entered)
-        )
+        if not cfg.enabled or self.paused or slot.group is not None:
+            return False
+        if cfg.entry == "scheduled":
+            return True  # whether a window is open is checked on each quote
+        return cfg.entry == "immediate" and (cfg.reentry or not slot.entered)
 
 
 class Engine:
@@ -239,7 +245,11 @@ class Engine:
         if wanting and self.state == "running":
             for slot in wanting[:]:
                 if now >= slot.ready_at and slot.exit_seq != seq:
-                    self._enter(slot, q, "immediate")
+                    sched = slot.schedule
+                    if sched is None:
+                        self._enter(slot, q, "immediate")
+                    elif entry_due(sched, now, slot.last_entry_at) is not None:
+                        self._enter(slot, q, "schedule")
         if self._pending:
             self._commit()
         if now >= self._next_tick:
@@ -333,28 +343,12 @@ class Engine:
         touch = q.ask if buy else q.bid
         if touch <= 0:
             return self._hold(slot, f"no {'ask' if buy else 'bid'} price for {slot.symbol}", quiet=True)
-        rules = self.rules.rules(slot.symbol)
-        if rules is None:
-            return self._hold(slot, f"no precision rules for {slot.symbol} yet (tick size, lot step, min notional)")
-        ex = cfg.execution
-        if ex.order_type == "limit":
-            ref = signal_price if signal_price is not None else fill_price_from_quotes(side, q.bid, q.ask, ex.bias)
-            price = round_price(ref, side, rules.tick_size)
-        else:  # market: slippage is measured against the mark, the size against the touch
-            ref, price = mark_of(q), touch
-        sizing = cfg.sizing
-        if sizing.fixed_qty is not None:
-            raw = sizing.fixed_qty
-        else:
-            value = sizing.fixed_value if sizing.fixed_value is not None else cfg.allocation * sizing.pct_allocation / 100.0
-            raw = value / price
-        qty = floor_qty(raw, rules.lot_step)
+        plan = self._plan(rt, slot.symbol, q, signal_price)
+        if isinstance(plan, str):
+            return self._hold(slot, plan)
+        qty, price, ref = plan
         notional = qty * price
-        if qty <= 0:
-            return self._hold(slot, f"{slot.symbol}: the size {raw:.8g} rounds to zero at lot step {rules.lot_step:g}")
-        if notional < rules.min_notional:
-            return self._hold(slot, f"{slot.symbol}: order value {notional:,.2f} is below the minimum notional "
-                                    f"{rules.min_notional:,.2f}")
+        ex = cfg.execution
         refusal = self._funds_refusal(rt, notional)
         if refusal:
             return self._hold(slot, refusal)
@@ -371,6 +365,7 @@ class Engine:
         self.groups[group.id] = group
         slot.group = group
         slot.entered = True
+        slot.last_entry_at = now
         slot.hold = ""
         self._refresh_wanting(slot)
         how = "at market" if ex.order_type == "market" else f"limit {_px(price)} (reference {_px(ref)})"
@@ -386,6 +381,32 @@ class Engine:
         if group.status == "entering":
             return CommandResult.success(f"entry #{group.id} for {slot.symbol}: limit {_px(price)} is working")
         return CommandResult.error(f"entry for {slot.symbol} failed: {run.reason}")
+
+    def _plan(self, rt: StrategyRuntime, symbol: str, q: Quote, signal_price: float | None = None):
+        """(qty, price, reference) of an entry on this quote, or why there can be none. The
+        price is the limit (on the tick) or, for a market entry, the touch."""
+        cfg, side = rt.config, rt.config.side
+        rules = self.rules.rules(symbol)
+        if rules is None:
+            return f"no precision rules for {symbol} yet (tick size, lot step, min notional)"
+        ex = cfg.execution
+        if ex.order_type == "limit":
+            ref = signal_price if signal_price is not None else fill_price_from_quotes(side, q.bid, q.ask, ex.bias)
+            price = round_price(ref, side, rules.tick_size)
+        else:  # market: slippage is measured against the mark, the size against the touch
+            ref, price = mark_of(q), (q.ask if side == "buy" else q.bid)
+        sizing = cfg.sizing
+        if sizing.fixed_qty is not None:
+            raw = sizing.fixed_qty
+        else:
+            value = sizing.fixed_value if sizing.fixed_value is not None else cfg.allocation * sizing.pct_allocation / 100.0
+            raw = value / price
+        qty = floor_qty(raw, rules.lot_step)
+        if qty <= 0:
+            return f"{symbol}: the size {raw:.8g} rounds to zero at lot step {rules.lot_step:g}"
+        if qty * price < rules.min_notional:
+            return f"{symbol}: order value {qty * price:,.2f} is below the minimum notional {rules.min_notional:,.2f}"
+        return qty, price, ref
 
     def _send_entry(self, group: Group, qty: float, order_type: str, method: str, price: float | None,
                     attempt: int) -> None:
@@ -931,6 +952,7 @@ class Engine:
                 if last is not None:
                     slot.ready_at = last + rt.config.cooldown_s
                 slot.entered = (rt.id, sym) in st.entered_today or slot.group is not None
+                slot.last_entry_at = st.last_entry.get((rt.id, sym))
                 self._refresh_wanting(slot)
         self.realized_today = dict(st.realized_today)
         self.unread_alerts = st.unread_alerts
@@ -997,7 +1019,7 @@ class Engine:
         cfg = rt.config
         groups = [s.group for s in rt.slots.values() if s.group is not None]
         statuses = {g.status for g in groups}
-        next_entry = None
+        next_entry_at = None
         reason = ""
         if not cfg.enabled:
             status, reason = "disabled", "disabled in the settings"
@@ -1009,10 +1031,19 @@ class Engine:
             status = "live"
         elif "entering" in statuses:
             status = "entering"
+        elif cfg.entry == "scheduled":
+            hold = next((s.hold for s in rt.slots.values() if s.hold), "")
+            due = any(entry_due(cfg.schedule, now, s.last_entry_at) is not None for s in rt.slots.values())
+            status = "waiting"
+            if due:
+                next_entry_at, reason = now, hold or "entry window open: entering on the next fresh quote"
+            else:
+                next_entry_at = next_entry(cfg.schedule, now)
+                reason = f"next entry window {_local_time(next_entry_at, cfg.schedule.timezone)}"
         else:
             cooling = [s.ready_at for s in rt.slots.values() if s.ready_at > now and rt.wants_entry(s)]
             if cooling:
-                status, next_entry = "cooldown", min(cooling)
+                status, next_entry_at = "cooldown", min(cooling)
             elif cfg.entry == "manual":
                 status, reason = "waiting", "manual entry: press n"
             elif any(rt.wants_entry(s) for s in rt.slots.values()):
@@ -1020,11 +1051,32 @@ class Engine:
                 reason = next((s.hold for s in rt.slots.values() if s.hold), "") or "waiting for a fresh quote"
             else:
                 status, reason = "closed", "entered today; re-entry is off"
+        exits = [leg.time_exit_at for g in groups for leg in g.legs if leg.status == "open" and leg.time_exit_at]
         return StrategyView(
             rt.id, status, reason, cfg.entry, cfg.side, tuple(cfg.symbols), _exit_summary(cfg), len(groups),
-            self.realized_today.get(rt.id, 0.0), unrealized, next_entry, cfg.enabled,
+            self.realized_today.get(rt.id, 0.0), unrealized, next_entry_at, cfg.enabled,
+            min(exits) if exits else None, cfg.allocation, self.used_funds.get(rt.id, 0.0),
         )
 
+    def risk_preview(self, strategy_id: str) -> tuple[RiskPreview, ...]:
+        """What an entry would be now, per symbol: size, value, loss at the stop, reward at the
+        target, at current prices (or why it cannot be sized)."""
+        rt = self.strategies.get(strategy_id)
+        if rt is None:
+            return ()
+        now, out = self.clock.now(), []
+        for sym, slot in rt.slots.items():
+            q = self.book.fresh(sym, now)
+            plan = self._plan(rt, sym, q) if q is not None else f"no fresh quote for {sym}"
+            if isinstance(plan, str):
+                out.append(RiskPreview(sym, None, None, None, None, None, plan))
+                continue
+            qty, price, _ = plan
+            cfg, d = rt.config, 1 if rt.config.side == "buy" else -1
+            loss = cfg.stop_loss.amount(price) * qty if cfg.stop_loss is not None else None
+            reward = cfg.target.amount(price) * qty if cfg.target is not None else None
+            out.append(RiskPreview(sym, qty, price, qty * price, loss, reward, self._funds_refusal(rt, qty * price)))
+        return tuple(out)
 
 # == helpers (module level: cheap to call, easy to test) =======================================
 
@@ -1059,6 +1111,9 @@ def _apply_config_levels(leg: Leg, cfg: StrategyConfig, now: float) -> None:
             leg.arm_trail(leg.mark, now)  # armed at entry: the peak starts at the entry quote's mark
     if cfg.time_exit_s is not None:
         leg.time_exit_at = now + cfg.time_exit_s
+    planned = planned_exit(cfg.schedule, now) if cfg.schedule is not None else None
+    if planned is not None and (leg.time_exit_at is None or planned < leg.time_exit_at):
+        leg.time_exit_at = planned
 
 
 class _TrailProbe:
@@ -1152,6 +1207,13 @@ def _fmt_level(v: object) -> str:
     if v is None:
         return "none"
     return _px(v) if isinstance(v, float) else str(v)
+
+
+def _local_time(t: float, tz: str) -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(t, ZoneInfo(tz)).strftime(f"%a %H:%M {tz}")
 
 
 def _px(v: float | None) -> str:

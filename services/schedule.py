@@ -39,7 +39,7 @@ from functools import lru_cache
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Weekday names in the order of `date.weekday()` (Monday = 0)."""
@@ -99,6 +99,8 @@ class ScheduleConfig(BaseModel):
 
     entry_times: Annotated[list[TimeOfDay], BeforeValidator(_one_or_many)] = Field(min_length=1)
     """Times of day ("HH:MM", 24-hour) at which an entry window opens; sorted, duplicates dropped."""
+    every_minutes: int | None = Field(None, ge=1, le=720)
+    """Instead of entry_times: a window opens every this many minutes from midnight."""
     weekdays: Annotated[list[Weekday], BeforeValidator(_one_or_many)] = Field(
         default_factory=lambda: list(WEEKDAYS), min_length=1
     )
@@ -112,6 +114,17 @@ class ScheduleConfig(BaseModel):
     day when it is not later than the entry's time of day)."""
     exit_after_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Planned exit this many seconds after the entry (real elapsed time). Exclusive with exit_time."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_every(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("every_minutes") is not None:
+            if data.get("entry_times") is not None:
+                raise ValueError("set either entry_times or every_minutes, not both")
+            step = data["every_minutes"]
+            if isinstance(step, int) and not isinstance(step, bool) and 1 <= step <= 720:
+                data = {**data, "entry_times": [f"{m // 60:02d}:{m % 60:02d}" for m in range(0, 24 * 60, step)]}
+        return data
 
     @field_validator("entry_times")
     @classmethod

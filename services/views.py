@@ -75,6 +75,22 @@ class StrategyView:
     unrealized: float
     next_entry_at: float | None
     enabled: bool
+    planned_exit_at: float | None = None  # the earliest planned (time) exit of its open positions
+    allocation: float | None = None  # funds allocated in the settings (None: only the book's cash limits it)
+    used_funds: float = 0.0  # what its open and entering positions hold
+
+
+@dataclass(frozen=True, slots=True)
+class RiskPreview:
+    """What an entry would be now on one symbol (Engine.risk_preview)."""
+
+    symbol: str
+    qty: float | None
+    price: float | None
+    notional: float | None
+    loss_at_stop: float | None
+    reward_at_target: float | None
+    note: str  # why it cannot be sized, or a funds refusal; empty when it would go
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,3 +113,31 @@ def test_cli_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert lines[0] == f"tui-trader: invalid settings in {path}:"
     assert sorted(ln.strip().split(":")[0] for ln in lines[1:]) == ["engine.max_open_positions", "strategies.t.bogus"]
+
+
+SCHEDULED = MINIMAL + 'entry = "scheduled"\n'
+
+
+@pytest.mark.parametrize("extra, field, words", [
+    ('[strategies.t.schedule]\nentry_times = ["09:30"]\ntimezone = "Europe/Pariss"\n',
+     "strategies.t.schedule.timezone", "unknown timezone 'Europe/Pariss'"),
+    ('[strategies.t.schedule]\nentry_times = ["09:30"]\nweekdays = ["mon", "tues"]\n',
+     "strategies.t.schedule.weekdays.1", "unknown weekday 'tues'"),
+    ('[strategies.t.schedule]\nentry_times = ["25:61"]\n', "strategies.t.schedule.entry_times.0", "'25:61'"),
+    ("[strategies.t.execution]\nmax_retries = -1\n", "strategies.t.execution.max_retries", "greater than or equal to 0"),
+    ("[strategies.t.execution]\nbias = 0.7\n", "strategies.t.execution.bias", "less than or equal to 0.5"),
+    ("", "strategies.t", 'entry = "scheduled" needs a schedule table'),
+])
+def test_bad_schedules_and_execution_settings_name_the_field(tmp_path, extra, field, words):
+    (line,) = problems(tmp_path, SCHEDULED + extra)
+    assert line.startswith(field + ":") and words in line, line
+
+
+@pytest.mark.parametrize("sizing, field", [
+    ("{ fixed_qty = -1 }", "strategies.t.sizing.fixed_qty"),
+    ("{ fixed_value = 0 }", "strategies.t.sizing.fixed_value"),
+    ("{ pct_allocation = 150 }", "strategies.t.sizing.pct_allocation"),
+])
+def test_negative_or_zero_sizes_are_refused(tmp_path, sizing, field):
+    (line,) = problems(tmp_path, MINIMAL.replace("{ fixed_qty = 1 }", sizing))
+    assert line.startswith(field + ":"), line

@@ -17,6 +17,7 @@ class LoadedState:
     strategy_state: list[Row] = field(default_factory=list)
     last_exit: dict[tuple[str, str], float] = field(default_factory=dict)  # (strategy, symbol) -> closed_at
     entered_today: set[tuple[str, str]] = field(default_factory=set)
+    last_entry: dict[tuple[str, str], float] = field(default_factory=dict)  # (strategy, symbol) -> last opened_at
     realized_today: dict[str, float] = field(default_factory=dict)  # strategy -> realized P&L today
     realized_total: float = 0.0  # every closed group's realized P&L: the paper account's gain
     recent_events: list[Row] = field(default_factory=list)

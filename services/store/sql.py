@@ -275,6 +275,8 @@ class SqlStore:
                 .group_by(g.c.strategy_id, g.c.symbol)
             ):
                 st.last_exit[(r[0], r[1])] = r[2]
+            for r in conn.execute(select(g.c.strategy_id, g.c.symbol, func.max(g.c.opened_at)).group_by(g.c.strategy_id, g.c.symbol)):
+                st.last_entry[(r[0], r[1])] = r[2]
             for r in conn.execute(select(g.c.strategy_id, g.c.symbol).where(g.c.opened_at >= day_start).distinct()):
                 st.entered_today.add((r[0], r[1]))
             for r in conn.execute(
