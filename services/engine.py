@@ -857,6 +857,12 @@ class Engine:
 
     # == events ==============================================================================
 
+    def note(self, level: str, category: str, message: str, *, strategy_id: str | None = None,
+             payload: dict | None = None) -> None:
+        """An event from a component attached to the engine (shown in Logs, persisted)."""
+        self._event(level, category, message, strategy_id=strategy_id, payload=payload)
+        self._commit()
+
     def _event(self, level: str, category: str, message: str, group: Group | None = None, *,
                strategy_id: str | None = None, payload: dict | None = None, needs_ack: bool = False) -> None:
         rec = EventRecord(self._next_id("event"), self.clock.now(), level, category, message,

@@ -1,4 +1,4 @@
-"""Command line: `tui-trader` (the TUI), `engine` (headless), `replay`, `positions`.
+"""Command line: `tui-trader` (the TUI), `engine` (headless), `replay`, `positions`, `signal`.
 
 Exit codes: 0 done, 1 internal error (details in the log file), 2 bad input (settings,
 arguments, files) with one line per problem on stderr."""
@@ -51,6 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--skip-bad", action="store_true", help="skip and count bad rows instead of stopping")
     pp = sub.add_parser("positions", parents=[common], help="open positions with their levels, from the database")
     pp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp = sub.add_parser("signal", parents=[common], help="an entry signal for a running engine (or the next one to start)",
+                        description="Record an entry signal; the running engine (TUI or headless) acts on it within "
+                                    "a second, or the next engine to start does, unless it is older than "
+                                    "engine.signal_ttl_s.")
+    sp.add_argument("--strategy", metavar="ID", help="the strategy to enter")
+    sp.add_argument("--symbol", metavar="SYMBOL", help="one of the strategy's symbols (default: all of them)")
+    sp.add_argument("--side", choices=["buy", "sell"], help="must match the strategy's side (a check, not an override)")
+    sp.add_argument("--price", metavar="P", type=float, help="the signal's price, recorded with it")
+    sp.add_argument("--wait", metavar="SECONDS", type=float, default=3.0,
+                    help="how long to wait for an engine to take it (default 3)")
+    sp.add_argument("--json", metavar="FILE", dest="json_file",
+                    help='read the signal from a JSON object instead ("-" = stdin): '
+                         '{"strategy": .., "symbol": .., "side": .., "price": ..}')
     return parser
 
 
@@ -106,10 +119,14 @@ def _override(settings: Settings, overrides: dict) -> Settings:
 def _engine(settings: Settings):
     from services.clock import RealClock
     from services.engine import Engine
+    from services.signal_inbox import SignalInbox, is_shared_url
     from services.store import SqlStore
 
     store = SqlStore(settings.store.url, settings.store.flush_interval_s)
-    return Engine(settings, RealClock(), store)
+    engine = Engine(settings, RealClock(), store)
+    if is_shared_url(settings.store.url):  # `tui-trader signal` from another process
+        engine.attachments.append(SignalInbox(settings.store.url, ttl_s=settings.engine.signal_ttl_s))
+    return engine
 
 
 def cmd_run(args, settings: Settings) -> int:
@@ -226,4 +243,133 @@ def _opt(v) -> str:
     return "-" if v is None else f"{v:,.2f}"
 
 
-COMMANDS = {"run": cmd_run, "engine": cmd_engine, "replay": cmd_replay, "positions": cmd_positions}
+_SIGNAL_FIELDS = ("strategy", "symbol", "side", "price")
+
+
+def cmd_signal(args, settings: Settings) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.signal_inbox import is_shared_url, post_signal
+
+    if args.json_file is not None:
+        if any(getattr(args, f) is not None for f in _SIGNAL_FIELDS):
+            raise UsageError("give the signal either as --json or as --strategy/--symbol/--side/--price, not both")
+        fields = _signal_from_json(args.json_file)
+    else:
+        if args.strategy is None:
+            raise UsageError("signal: --strategy is required (or --json FILE|-)")
+        fields = {f: getattr(args, f) for f in _SIGNAL_FIELDS}
+    problems = _signal_problems(settings, fields)
+    if args.wait is None or not args.wait >= 0:
+        problems.append(f"--wait: must be 0 or more seconds, got {args.wait!r}")
+    if problems:
+        raise UsageError("signal not recorded:\n  " + "\n  ".join(problems))
+    url = settings.store.url
+    if not is_shared_url(url):
+        raise UsageError(f"store.url {url!r} is an in-memory database no engine can read; use a file or a server")
+    try:
+        inbox_id = post_signal(url, fields["strategy"], fields["symbol"], fields["side"], fields["price"], time.time())
+    except SQLAlchemyError as exc:
+        raise UsageError(f"cannot record the signal in {url}: {str(exc).splitlines()[0]}") from None
+    row = _wait_for_signal(url, inbox_id, args.wait)
+    ttl = settings.engine.signal_ttl_s
+    if not args.wait:
+        print(f"recorded as #{inbox_id}; a running engine takes it within a second, or the next one to start, "
+              f"unless it is older than signal_ttl_s ({ttl:g} s) by then")
+    elif row is None or row["status"] == "pending":
+        print(f"recorded as #{inbox_id}; no engine took it within {args.wait:g} s — it is handled when an engine "
+              f"starts, unless older than signal_ttl_s ({ttl:g} s)")
+    elif row["status"] == "taken":
+        print(f"signal #{inbox_id} ({fields['strategy']}): {row['outcome']}")
+    else:  # rejected or expired: the engine looked at it and did not enter
+        print(f"signal #{inbox_id} ({fields['strategy']}) {row['status']}: {row['outcome']}")
+    return 0
+
+
+def _wait_for_signal(url: str, inbox_id: int, wait_s: float) -> dict | None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.signal_inbox import read_inbox_row
+    from services.store import open_store_readonly
+
+    if wait_s <= 0:
+        return None
+    eng = open_store_readonly(url)
+    deadline = time.monotonic() + wait_s
+    row = None
+    try:
+        while True:
+            try:
+                row = read_inbox_row(eng, inbox_id)
+            except SQLAlchemyError as exc:  # recorded already; only the answer is missing
+                log.warning("reading signal #%d back failed: %s", inbox_id, exc)
+            if (row is not None and row["status"] != "pending") or time.monotonic() >= deadline:
+                return row
+            time.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
+    finally:
+        eng.dispose()
+
+
+def _signal_from_json(source: str) -> dict:
+    where = "stdin" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--json {source}: cannot be read ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"signal JSON on {where} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"signal JSON on {where} must be an object like "
+                         '{"strategy": "m", "symbol": "BTCUSDT", "side": "buy", "price": 101.5}')
+    problems = [f"{key}: unknown field (expected {', '.join(_SIGNAL_FIELDS)})" for key in data if key not in _SIGNAL_FIELDS]
+    fields = {f: data.get(f) for f in _SIGNAL_FIELDS}
+    for name in ("strategy", "symbol", "side"):
+        if fields[name] is not None and not isinstance(fields[name], str):
+            problems.append(f"{name}: must be a string, got {fields[name]!r}")
+    if fields["strategy"] is None:
+        problems.append("strategy: required field is missing")
+    price = fields["price"]
+    if price is not None:
+        if isinstance(price, bool) or not isinstance(price, (int, float, str)):
+            problems.append(f"price: must be a number, got {price!r}")
+        else:
+            try:
+                fields["price"] = float(price)
+            except ValueError:
+                problems.append(f"price: must be a number, got {price!r}")
+    if problems:
+        raise UsageError(f"signal not recorded (JSON on {where}):\n  " + "\n  ".join(problems))
+    return fields
+
+
+def _signal_problems(settings: Settings, fields: dict) -> list[str]:
+    """Checked against the settings before anything is recorded (the engine checks again)."""
+    import math
+
+    problems = []
+    sid, symbol, side, price = (fields[f] for f in _SIGNAL_FIELDS)
+    strategy = settings.strategies.get(sid) if isinstance(sid, str) else None
+    if strategy is None:
+        known = ", ".join(sorted(settings.strategies)) or "none are configured"
+        problems.append(f"unknown strategy {sid!r} (known: {known})")
+    elif not strategy.enabled:
+        problems.append(f"strategy {sid} is disabled in the settings")
+    if symbol is not None:
+        if symbol not in settings.symbols:
+            problems.append(f"unknown symbol {symbol!r} (known: {', '.join(settings.symbols)})")
+        elif strategy is not None and symbol not in strategy.symbols:
+            problems.append(f"strategy {sid} does not trade {symbol} (it trades {', '.join(strategy.symbols)})")
+    if side is not None:
+        if side not in ("buy", "sell"):
+            problems.append(f"side: must be buy or sell, got {side!r}")
+        elif strategy is not None and side != strategy.side:
+            problems.append(f"strategy {sid} only opens {strategy.side} positions")
+    if price is not None and not (math.isfinite(price) and price > 0):
+        problems.append(f"price: must be a positive number, got {price:g}")
+    return problems
+
+
+COMMANDS = {"run": cmd_run, "engine": cmd_engine, "replay": cmd_replay, "positions": cmd_positions,
+            "signal": cmd_signal}

@@ -125,6 +125,27 @@ class SignalRow(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 
 
+class SignalInboxRow(SQLModel, table=True):
+    """Entry signals posted by another process (`tui-trader signal`), waiting for the engine.
+    The engine allocates Signal ids itself, so other processes never insert into `signals`:
+    they insert here (the database assigns the id) and the running engine takes the row."""
+
+    __tablename__ = "signal_inbox"
+    id: int | None = Field(default=None, primary_key=True)
+    strategy_id: str
+    symbol: str | None = None
+    side: str | None = None
+    price: float | None = None
+    source: str = "cli"
+    created_at: float
+    status: str = Field(default="pending", index=True)
+    """pending -> taken (the engine entered) | rejected (with the reason) | expired (signal_ttl_s)."""
+    outcome: str = ""
+    signal_id: str | None = None
+    """The engine's Signal row id(s) this produced, comma-separated."""
+    taken_at: float | None = None
+
+
 class EventRow(SQLModel, table=True):
     __tablename__ = "strategy_events"
     id: int = Field(primary_key=True)
