@@ -158,6 +158,9 @@ class StrategyConfig(_Model):
     manual: only on the operator's command (or a signal)."""
     schedule: ScheduleConfig | None = None
     """Entry windows and the planned exit (required for entry = "scheduled")."""
+    basket: bool = False
+    """Hold all its symbols as one position, entered leg by leg; if a leg cannot be filled,
+    the filled legs are unwound and the run goes to error."""
     reentry: bool = True
     """Enter again after an exit (immediate entry only), once the cooldown has passed."""
     cooldown_s: float = Field(0.0, ge=0)

@@ -50,7 +50,7 @@ class Group(Record):
     __slots__ = (
         "run_id", "strategy_id", "symbol", "side", "status", "legs", "opened_at", "closed_at",
         "exit_reason", "realized_pnl", "entry_method", "entry_attempts", "pending_exit",
-        "exit_order_id", "entry_ref", "entry_order_id", "entry_deadline", "notional",
+        "exit_order_id", "entry_ref", "entry_order_id", "entry_deadline", "notional", "entry_symbol", "basket",
     )
     KIND = "group"
 
@@ -69,6 +69,8 @@ class Group(Record):
         self.entry_order_id: int | None = None  # the entry order working now
         self.entry_deadline: float | None = None  # when a working limit entry is re-priced
         self.notional = 0.0  # funds this group holds (estimated until the entry fills)
+        self.entry_symbol = symbol  # the leg being entered now
+        self.basket: list[tuple[str, float]] = []  # legs still to enter, in order: (symbol, qty)
 
     def unrealized(self) -> float:
         return sum(leg.unrealized() for leg in self.legs if leg.status == "open")

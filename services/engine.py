@@ -40,11 +40,12 @@ DAY = 86_400.0
 class Slot:
     """One strategy on one symbol: holds at most one position group at a time."""
 
-    __slots__ = ("strategy", "symbol", "group", "ready_at", "exit_seq", "entered", "hold", "schedule",
+    __slots__ = ("strategy", "symbol", "symbols", "group", "ready_at", "exit_seq", "entered", "hold", "schedule",
                  "last_entry_at")
 
-    def __init__(self, strategy: "StrategyRuntime", symbol: str) -> None:
+    def __init__(self, strategy: "StrategyRuntime", symbol: str, symbols: tuple[str, ...] = ()) -> None:
         self.strategy, self.symbol = strategy, symbol
+        self.symbols = symbols or (symbol,)  # a basket enters all of them, leg by leg
         cfg = strategy.config
         self.schedule = cfg.schedule if cfg.entry == "scheduled" else None  # entry windows, if any
         self.last_entry_at: float | None = None  # once per window
@@ -61,7 +62,10 @@ class StrategyRuntime:
     def __init__(self, sid: str, config: StrategyConfig) -> None:
         self.id, self.config = sid, config
         self.state = StrategyState(sid)
-        self.slots = {sym: Slot(self, sym) for sym in config.symbols}
+        if config.basket:  # one position over all its symbols, keyed by the first
+            self.slots = {config.symbols[0]: Slot(self, config.symbols[0], tuple(config.symbols))}
+        else:
+            self.slots = {sym: Slot(self, sym) for sym in config.symbols}
 
     @property
     def paused(self) -> bool:
@@ -340,26 +344,30 @@ class Engine:
             return self._hold(slot, f"pool full ({len(self.groups)}/{self._pool_size})", quiet=True,
                               message=f"{rt.id} {slot.symbol}: no free slot in the pool ({self._pool_size} positions open)")
         side, buy = cfg.side, cfg.side == "buy"
-        touch = q.ask if buy else q.bid
-        if touch <= 0:
-            return self._hold(slot, f"no {'ask' if buy else 'bid'} price for {slot.symbol}", quiet=True)
-        plan = self._plan(rt, slot.symbol, q, signal_price)
-        if isinstance(plan, str):
-            return self._hold(slot, plan)
-        qty, price, ref = plan
-        notional = qty * price
+        now = self.clock.now()
+        legs = []
+        for sym in slot.symbols:
+            lq = q if sym == slot.symbol else self.book.fresh(sym, now)
+            if lq is None:
+                return self._hold(slot, f"no fresh quote for {sym}", quiet=True)
+            if (lq.ask if buy else lq.bid) <= 0:
+                return self._hold(slot, f"no {'ask' if buy else 'bid'} price for {sym}", quiet=True)
+            plan = self._plan(rt, sym, lq, signal_price if sym == slot.symbol else None)
+            if isinstance(plan, str):
+                return self._hold(slot, plan)
+            legs.append((sym, *plan))
+        notional = sum(qty * price for _, qty, price, _ in legs)
         ex = cfg.execution
         refusal = self._funds_refusal(rt, notional)
         if refusal:
             return self._hold(slot, refusal)
-        now = self.clock.now()
-        mark = mark_of(q)
+        sym, qty, price, ref = legs[0]
         run = Run(self._next_id("run"), rt.id, slot.symbol, now, {
             "config_id": rt.id, "entry_method": source, "attempts": 0, "order_type": ex.order_type,
-            "selected": [slot.symbol], "reference_price": ref, "mark": mark,
+            "selected": list(slot.symbols), "reference_price": ref, "mark": mark_of(q),
         })
         group = Group(self._next_id("group"), run.id, rt.id, slot.symbol, side, now)
-        group.entry_ref = ref
+        group.basket = [(s, lq) for s, lq, _, _ in legs[1:]]
         self._reserve(group, notional)
         self.runs[run.id] = run
         self.groups[group.id] = group
@@ -368,19 +376,39 @@ class Engine:
         slot.last_entry_at = now
         slot.hold = ""
         self._refresh_wanting(slot)
-        how = "at market" if ex.order_type == "market" else f"limit {_px(price)} (reference {_px(ref)})"
-        self._event("info", "entry", f"{rt.id}: entering {side} {_qty(qty)} {slot.symbol} {how} ({source})",
-                    group, payload={"qty": qty, "reference": ref, "price": price, "source": source})
         self._pending += (run, group)
+        self._start_leg(group, sym, qty, price, ref, source)
+        if group.status == "open":
+            filled = ", ".join(f"{_qty(leg.qty)} {leg.symbol} at {_px(leg.entry)}" for leg in group.legs)
+            return CommandResult.success(f"entered {side} {filled} (#{group.id})")
+        if group.status == "entering":
+            return CommandResult.success(f"entry #{group.id} for {group.entry_symbol}: limit {_px(group.entry_ref)} is working"
+                                         if ex.order_type == "limit" else f"entry #{group.id} is working")
+        return CommandResult.error(f"entry for {slot.symbol} failed: {run.reason}")
+
+    def _start_leg(self, group: Group, symbol: str, qty: float, price: float, ref: float, source: str) -> None:
+        """Send the entry of one leg (the only one, or the next of a basket)."""
+        ex = self.strategies[group.strategy_id].config.execution
+        group.entry_symbol, group.entry_ref = symbol, ref
+        how = "at market" if ex.order_type == "market" else f"limit {_px(price)} (reference {_px(ref)})"
+        self._event("info", "entry", f"{group.strategy_id}: entering {group.side} {_qty(qty)} {symbol} {how} ({source})",
+                    group, payload={"qty": qty, "reference": ref, "price": price, "source": source, "symbol": symbol})
         if ex.order_type == "market":
             self._send_entry(group, qty, "market", "market", None, 0)
         else:
             self._send_entry(group, qty, "limit", "limit", price, 0)
-        if group.status == "open":
-            return CommandResult.success(f"entered {side} {_qty(qty)} {slot.symbol} at {_px(group.legs[0].entry)} (#{group.id})")
-        if group.status == "entering":
-            return CommandResult.success(f"entry #{group.id} for {slot.symbol}: limit {_px(price)} is working")
-        return CommandResult.error(f"entry for {slot.symbol} failed: {run.reason}")
+
+    def _next_leg(self, group: Group) -> None:
+        """A basket leg filled: enter the next one on its current quote, or unwind if it cannot go."""
+        rt = self.strategies.get(group.strategy_id)
+        symbol, qty = group.basket.pop(0)
+        q = self.book.fresh(symbol, self.clock.now())
+        plan = self._plan(rt, symbol, q) if rt is not None and q is not None else f"no fresh quote for {symbol}"
+        if isinstance(plan, str):
+            self._entry_failed(group, f"leg {symbol} could not be entered: {plan}")
+            return
+        _, price, ref = plan
+        self._start_leg(group, symbol, qty, price, ref, "basket")
 
     def _plan(self, rt: StrategyRuntime, symbol: str, q: Quote, signal_price: float | None = None):
         """(qty, price, reference) of an entry on this quote, or why there can be none. The
@@ -411,7 +439,7 @@ class Engine:
     def _send_entry(self, group: Group, qty: float, order_type: str, method: str, price: float | None,
                     attempt: int) -> None:
         now = self.clock.now()
-        order = Order(self._next_id("order"), group.id, None, group.strategy_id, group.symbol, group.side, qty,
+        order = Order(self._next_id("order"), group.id, None, group.strategy_id, group.entry_symbol, group.side, qty,
                       order_type, method, "entry", now, limit_price=price, reference_price=group.entry_ref,
                       retry_count=attempt)
         rt = self.strategies.get(group.strategy_id)
@@ -423,7 +451,7 @@ class Engine:
         if attempt:
             what = "market fallback" if method == "market_fallback" else f"re-price {attempt} to {_px(price)}"
             self._event("warning" if method == "market_fallback" else "info", "entry",
-                        f"{group.strategy_id}: entry #{group.id} {group.symbol} not filled: {what}", group,
+                        f"{group.strategy_id}: entry #{group.id} {group.entry_symbol} not filled: {what}", group,
                         payload={"attempt": attempt, "price": price, "reference": group.entry_ref, "method": method})
         self._pending += (order, group)
         self._commit()  # the order is durable before it is sent
@@ -435,7 +463,7 @@ class Engine:
         for group in list(self.groups.values()):
             if group.status != "entering" or group.entry_deadline is None or now < group.entry_deadline:
                 continue
-            q = self.book.fresh(group.symbol, now)
+            q = self.book.fresh(group.entry_symbol, now)
             if q is None:
                 continue  # no fresh price to re-price from: the order keeps resting until one comes
             order = self.orders.get(group.entry_order_id)
@@ -447,7 +475,7 @@ class Engine:
             attempt = order.retry_count + 1
             if attempt <= ex.max_retries:
                 touch = q.ask if group.side == "buy" else q.bid
-                rules = self.rules.rules(group.symbol)
+                rules = self.rules.rules(group.entry_symbol)
                 price = group.entry_ref + (touch - group.entry_ref) * attempt / (ex.max_retries + 1)
                 self._send_entry(group, order.qty, "limit", "limit_retry",
                                  round_price(price, group.side, rules.tick_size if rules else None), attempt)
@@ -455,7 +483,7 @@ class Engine:
                 self._send_entry(group, order.qty, "market", "market_fallback", None, attempt)
             else:
                 reason = f"not filled after {ex.max_retries} re-price(s) and the market fallback is off"
-                self._event("error", "entry", f"{group.strategy_id}: entry #{group.id} {group.symbol} failed: {reason}",
+                self._event("error", "entry", f"{group.strategy_id}: entry #{group.id} {group.entry_symbol} failed: {reason}",
                             group, needs_ack=True)
                 self._entry_failed(group, reason)
 
@@ -503,14 +531,15 @@ class Engine:
             _apply_config_levels(leg, rt.config, now)
         order.leg_id = leg.id
         group.legs.append(leg)
-        group.status = "open"
+        group.status = "entering" if group.basket else "open"
         group.entry_order_id = group.entry_deadline = None
-        self._reserve(group, qty * price)
+        if not group.basket:  # fully in: hold what the fills cost, not the estimate
+            self._reserve(group, sum(lg.entry * lg.qty for lg in group.legs))
         group.entry_method = order.method
         group.entry_attempts = order.retry_count + 1
         run = self.runs.get(group.run_id)
         if run is not None:
-            run.status = "live"
+            run.status = "entering" if group.basket else "live"
             run.metadata = {**run.metadata, "attempts": group.entry_attempts, "fill_price": price}
             self._pending.append(run)
         self._legs_by_symbol.setdefault(leg.symbol, []).append(leg)
@@ -521,9 +550,20 @@ class Engine:
         if leg.trail_active:
             self._event("info", "trailing", f"trailing stop armed at entry on {leg.symbol} at {_px(leg.trail_level)}",
                         group, payload={"level": leg.trail_level, "peak": leg.trail_peak})
+        if group.basket:
+            self._next_leg(group)
 
     def _entry_failed(self, group: Group | None, reason: str) -> None:
         if group is None:
+            return
+        if any(leg.status == "open" for leg in group.legs):  # a basket part-way in: get out of it
+            group.basket = []
+            run = self.runs.get(group.run_id)
+            if run is not None:
+                run.reason = f"{reason}; the filled legs are unwound"
+            self._event("error", "entry", f"{group.strategy_id}: entry #{group.id} failed: {reason}; unwinding "
+                        f"{', '.join(leg.symbol for leg in group.legs if leg.status == 'open')}", group, needs_ack=True)
+            self._decide_exit(group, "unwind", None)
             return
         group.status = "closed"
         group.exit_reason = "entry_failed"
@@ -610,8 +650,11 @@ class Engine:
         self.groups.pop(group.id, None)
         run = self.runs.pop(group.run_id, None)
         if run is not None:
-            run.status, run.ended_at = "closed", now
-            run.reason = group.exit_reason
+            run.ended_at = now
+            if group.exit_reason == "unwind":  # the entry failed: the run ends in error, with its reason
+                run.status = "error"
+            else:
+                run.status, run.reason = "closed", group.exit_reason
             self._pending.append(run)
         self._pending.append(group)
         self.realized_today[group.strategy_id] = self.realized_today.get(group.strategy_id, 0.0) + group.realized_pnl

@@ -217,3 +217,48 @@ def test_a_reprice_waits_for_a_fresh_quote_and_the_limit_keeps_resting_meanwhile
     assert day.orders() == [("limit", "limit", 0, 100.0, "working")]  # not re-priced blind
     day.quote(99.0, 101.0, dt=0.25)  # a fresh quote, and the tick it brings
     assert day.orders()[-1] == ("limit", "limit_retry", 1, 100.5, "working")
+
+
+# -- multi-leg (basket) entries ----------------------------------------------------------------
+
+
+def basket(**kw) -> dict:
+    return limit(symbols=["BTCUSDT", "ETHUSDT"], basket=True, **kw)
+
+
+def test_a_basket_enters_leg_by_leg_and_exits_as_one_position():
+    day = Day(config(b=basket(execution={"order_type": "market"}, stop_loss="1%")))
+    day.quote(99.0, 101.0)
+    day.quote(49.0, 51.0, symbol="ETHUSDT")
+    result = day.engine.enter_now("b")
+    assert result.message == "entered buy 1 BTCUSDT at 101.00, 1 ETHUSDT at 51.00 (#1)"
+    snap = day.engine.snapshot()
+    assert [(p.group_id, p.symbol) for p in snap.positions] == [(1, "BTCUSDT"), (1, "ETHUSDT")]
+    assert snap.pool_used == 1
+    day.quote(49.0, 49.0, symbol="ETHUSDT", dt=1)  # through ETH's stop (50.49): the whole basket exits
+    (trade,) = day.engine.snapshot().trades
+    assert trade.exit_reason == "stop_loss" and trade.pnl == pytest.approx((99.0 - 101.0) + (49.0 - 51.0))
+    assert day.engine.snapshot().positions == ()
+
+
+def test_a_basket_leg_that_cannot_be_filled_unwinds_the_filled_legs():
+    day = Day(config(b=basket(execution={"order_type": "limit", "max_retries": 0, "retry_delay_s": 2,
+                                         "market_fallback": False})))
+    day.quote(99.0, 101.0)
+    day.quote(49.0, 51.0, symbol="ETHUSDT")
+    day.engine.enter_now("b")
+    assert day.orders() == [("limit", "limit", 0, 100.0, "working")]  # leg 1 first
+    day.quote(99.5, 100.0)  # leg 1 fills at its limit; leg 2 goes out
+    assert day.orders()[-1] == ("limit", "limit", 0, 50.0, "working")
+    assert day.store.of("run")[-1]["status"] == "entering"  # not live until every leg is in
+    day.wait(2)  # leg 2 never fills and may not fall back: unwind leg 1 at market
+    assert [(o.symbol, o.purpose, o.order_type, o.status) for o in day.engine.snapshot().orders] == [
+        ("BTCUSDT", "entry", "limit", "filled"), ("ETHUSDT", "entry", "limit", "cancelled"),
+        ("BTCUSDT", "exit", "market", "filled")]
+    assert day.engine.snapshot().positions == ()
+    (trade,) = day.engine.snapshot().trades
+    assert (trade.exit_reason, trade.pnl) == ("unwind", pytest.approx(99.5 - 100.0))
+    run = day.store.of("run")[-1]
+    assert run["status"] == "error"
+    assert run["reason"] == "not filled after 0 re-price(s) and the market fallback is off; the filled legs are unwound"
+    assert any("unwinding BTCUSDT" in e["message"] and e["level"] == "error" for e in day.store.events("entry"))
