@@ -13,6 +13,7 @@ from .base import TraderHost
 from .format import money, px, qty, side_word
 from .widgets.confirm import ConfirmScreen
 from .widgets.edit_levels import EditLevelsScreen
+from .widgets.strategy_details import StrategyDetailsScreen
 
 
 def _host(app: App) -> TraderHost:
@@ -74,9 +75,29 @@ def enter_now(app: App, strategy: StrategyView) -> None:
     engine = _host(app).engine
     symbols = ", ".join(strategy.symbols)
     confirm_then(
-        app, f"Enter {strategy.id} now: {side_word(strategy.side)} {symbols} at market?",
+        app, f"Enter {strategy.id} now: {side_word(strategy.side)} {symbols} {_how(engine, strategy.id)}?",
         lambda: engine.enter_now(strategy.id), title="Enter now",
     )
+
+
+def strategy_details(app: App, strategy: StrategyView) -> None:
+    """The strategy's configuration and what an entry would risk now (a modal)."""
+    if isinstance(app.screen, StrategyDetailsScreen):
+        return
+    engine = _host(app).engine
+    app.push_screen(StrategyDetailsScreen(strategy, engine.config.strategies.get(strategy.id),
+                                          lambda: engine.risk_preview(strategy.id)))
+
+
+def _how(engine, strategy_id: str) -> str:
+    """How the strategy's entries are worked, for the confirmation."""
+    cfg = engine.config.strategies.get(strategy_id)
+    ex = getattr(cfg, "execution", None)
+    if ex is None or ex.order_type == "market":
+        return "at market"
+    then = ", then at market" if ex.market_fallback else ""
+    reprices = f"{ex.max_retries} re-price{'s' if ex.max_retries != 1 else ''}"
+    return f"with a limit ({reprices}{then})"
 
 
 def edit_levels(app: App, pos: PositionView) -> None:

@@ -5,8 +5,11 @@ that changed becomes a rich Text."""
 
 from __future__ import annotations
 
+import math
 import time
+from datetime import datetime
 from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.text import Text
 
@@ -48,6 +51,43 @@ def duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def countdown(at: float, now: float, due: str = "now") -> str:
+    """Time left until `at`, rounded up: "in 1m23s"; `due` once it has come."""
+    left = at - now
+    if left <= 0:
+        return due
+    return f"in {duration(math.ceil(left - 1e-6))}"
+
+
+def clock_time(ts: float, timezone: str | None = None) -> str:
+    """An instant as HH:MM:SS in a timezone (its abbreviation after it), UTC by default."""
+    if not timezone or timezone == "UTC":
+        return f"{hms(ts)} UTC"
+    try:
+        return datetime.fromtimestamp(ts, ZoneInfo(timezone)).strftime("%H:%M:%S %Z")
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return f"{hms(ts)} UTC"
+
+
+def amount(v: float) -> str:
+    """Funds: whole units with thousands separators; cents below 1,000 unless whole."""
+    return f"{v:,.0f}" if abs(v) >= 1000 or v == int(v) else f"{v:,.2f}"
+
+
+def funds(used: float, allocation: float | None) -> str:
+    """What a strategy's positions hold against its allocation: "1,000 / 4,000", "— / 4,000"
+    when nothing is used; without an allocation only what is used ("—" when nothing)."""
+    held = amount(used) if used > 0.005 else "—"
+    return held if allocation is None else f"{held} / {amount(allocation)}"
+
+
+def signed_px(v: float | None) -> str:
+    """A signed price difference (slippage): +0.66, -12.40, +0.0042."""
+    if v is None:
+        return "—"
+    return f"{v:+,.2f}" if abs(v) >= 0.005 or v == 0 else f"{v:+.2g}"
 
 
 def side_word(side: str) -> str:

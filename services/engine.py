@@ -470,9 +470,11 @@ class Engine:
             rt = self.strategies.get(group.strategy_id)
             if order is None or rt is None or not self.broker.cancel(order):
                 continue  # filled (or gone) meanwhile
-            self._order_final(order, "cancelled", "not filled in time: re-priced")
             ex = rt.config.execution
             attempt = order.retry_count + 1
+            then = ("re-priced" if attempt <= ex.max_retries else
+                    "market fallback" if ex.market_fallback else "no market fallback: the entry failed")
+            self._order_final(order, "cancelled", f"not filled in time: {then}")
             if attempt <= ex.max_retries:
                 touch = q.ask if group.side == "buy" else q.bid
                 rules = self.rules.rules(group.entry_symbol)

@@ -23,7 +23,9 @@ from screens.logs import LogsScreen
 from screens.positions import PositionsScreen
 from screens.queue import QueueScreen
 from screens.schedule import ScheduleScreen
-from screens.widgets import ConfirmScreen, EditLevelsScreen, HelpScreen, KeyedTable, LiveStatic, StatusBar
+from screens.widgets import (
+    ConfirmScreen, EditLevelsScreen, HelpScreen, KeyedTable, LiveStatic, StatusBar, StrategyDetailsScreen,
+)
 from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import Engine
@@ -112,9 +114,10 @@ async def test_starts_on_schedule_and_every_number_key_shows_its_screen_with_eng
         assert isinstance(app.screen, EntryScreen)
         entries = app.screen.query_one("#entries", DataTable)
         assert column(entries, "Symbol") == ["BTCUSDT", "ETHUSDT"]
-        assert column(entries, "Status") == ["filled", "filled"]
+        assert column(entries, "Result") == ["filled", "filled"]
+        assert column(entries, "Attempt") == ["market", "market"]
         fill = next(o for o in snap.orders if o.symbol == "BTCUSDT").avg_fill_price
-        assert column(entries, "Fill")[0] == f"{fill:,.2f}"
+        assert column(entries, "Price")[0] == f"{fill:,.2f}"
         assert app.screen.query_one("#exit-orders", DataTable).row_count == 0
 
         await pilot.press("3")
@@ -382,11 +385,15 @@ async def test_the_command_palette_offers_the_operator_actions(app, engine):
         await advance(pilot)
         commands = {c.title: c for c in app.get_system_commands(app.screen)}
         for title in ("Screen: Positions (3)", "Exit all positions", "Pause trend", "Enter now: manual",
-                      "Exit strategy fade", "Help: keys"):
+                      "Details: manual", "Exit strategy fade", "Help: keys"):
             assert title in commands, title
         assert any(t.startswith("Edit levels #") for t in commands)
         commands["Pause trend"].callback()
         assert engine.strategies["trend"].paused
+        commands["Details: manual"].callback()
+        await pilot.pause()
+        assert isinstance(app.screen, StrategyDetailsScreen) and app.screen.strategy.id == "manual"
+        await pilot.press("escape")
         commands["Screen: Logs (6)"].callback()
         await pilot.pause()
         assert isinstance(app.screen, LogsScreen)

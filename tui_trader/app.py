@@ -52,6 +52,8 @@ FLASH_CATEGORIES = ("exit", "fill", "trailing", "entry")  # by priority, after w
 FLASH_LEVELS = {"warning": "warning", "error": "error", "critical": "error"}
 MAX_FLASHES = 3
 """At most this many flashes per NOTIFICATION_TIMEOUT window; the rest are summarised."""
+MAX_WAITING = 100
+"""Notable events kept for the next window while the flashes are used up (the rest are counted)."""
 
 
 def _exit_now() -> None:
@@ -108,6 +110,10 @@ class TraderApp(App[None]):
         self._last_event_id = 0
         self._flash_since = 0.0
         self._flashed_at: list[float] = []
+        self._unflashed: list[Any] = []
+        """Notable events not flashed yet (the flashes of the current window were used up)."""
+        self._unflashed_more = 0
+        """How many more were left out of _unflashed (counted in the summary)."""
         self._stopping = False
         self._started = False
         self.start_error: str | None = None
@@ -239,34 +245,42 @@ class TraderApp(App[None]):
         return None
 
     def _flash(self, snap: EngineSnapshot) -> None:
-        """Flash entries, fills, trailing activations, exits and any warning or error: at most
-        MAX_FLASHES per NOTIFICATION_TIMEOUT, the most important first, the rest summarised
-        (they are all on the Logs screen). A position's routine events of one batch collapse
-        to the most telling one (its close rather than the exit decision, its fill rather
-        than the entry)."""
+        """Flash entries (sent, filled, held, failed), fills, trailing activations, exits and
+        any warning or error: at most MAX_FLASHES per NOTIFICATION_TIMEOUT, the most important
+        first, the rest summarised (they are all on the Logs screen). Events that come while
+        the flashes are used up wait for the next window instead of being dropped, so an
+        entry failure or a held entry right after a busy moment still shows. A position's
+        routine events of one batch collapse to the most telling one (its close rather than
+        the exit decision, its fill rather than the entry)."""
         new = [e for e in snap.events if e.id > self._last_event_id]
-        if not new:
+        if new:
+            self._last_event_id = max(e.id for e in new)
+            self._unflashed.extend(
+                e for e in new
+                if e.ts >= self._flash_since and (e.category in FLASH_CATEGORIES or e.level in FLASH_LEVELS)
+            )
+        if not self._unflashed:
             return
-        self._last_event_id = max(e.id for e in new)
-        notable = [
-            e for e in new
-            if e.ts >= self._flash_since and (e.category in FLASH_CATEGORIES or e.level in FLASH_LEVELS)
-        ]
-        notable = _one_per_position(notable)
-        if not notable:
-            return
-        notable.sort(key=_flash_rank)
         now = time.monotonic()
         self._flashed_at = [t for t in self._flashed_at if now - t < self.NOTIFICATION_TIMEOUT]
         budget = MAX_FLASHES - len(self._flashed_at)
         if budget <= 0:
+            if len(self._unflashed) > MAX_WAITING:  # keep the most important; the rest are only counted
+                self._unflashed.sort(key=_flash_rank)
+                self._unflashed_more += len(self._unflashed) - MAX_WAITING
+                del self._unflashed[MAX_WAITING:]
             return
-        shown = notable if len(notable) <= budget else notable[:budget - 1]
+        notable = _one_per_position(self._unflashed)
+        more = self._unflashed_more
+        self._unflashed, self._unflashed_more = [], 0
+        notable.sort(key=_flash_rank)
+        total = len(notable) + more
+        shown = notable if total <= budget else notable[:budget - 1]
         for e in shown:
             self.notify(e.message, severity=FLASH_LEVELS.get(e.level, "information"), markup=False)
             self._flashed_at.append(now)
-        if len(shown) < len(notable):
-            self.notify(f"+{len(notable) - len(shown)} more event(s): see 6 Logs", markup=False)
+        if len(shown) < total:
+            self.notify(f"+{total - len(shown)} more event(s): see 6 Logs", markup=False)
             self._flashed_at.append(now)
 
     # == keys, help and the command palette ===================================================
@@ -306,8 +320,10 @@ class TraderApp(App[None]):
             else:
                 yield SystemCommand(f"Pause {s.id}", "Stop taking entries; open positions stay managed",
                                     lambda s=s: commands.toggle_pause(self, s))
-            yield SystemCommand(f"Enter now: {s.id}", f"Enter {', '.join(s.symbols)} at market (confirm)",
+            yield SystemCommand(f"Enter now: {s.id}", f"Enter {', '.join(s.symbols)} now (confirm)",
                                 lambda s=s: commands.enter_now(self, s), discover=False)
+            yield SystemCommand(f"Details: {s.id}", "Its configuration and what an entry would risk now",
+                                lambda s=s: commands.strategy_details(self, s), discover=False)
             if s.open_positions:
                 yield SystemCommand(f"Exit strategy {s.id}", "Exit its open positions at market (confirm)",
                                     lambda s=s: commands.exit_strategy(self, s), discover=False)
