@@ -365,6 +365,7 @@ class Engine:
         run = Run(self._next_id("run"), rt.id, slot.symbol, now, {
             "config_id": rt.id, "entry_method": source, "attempts": 0, "order_type": ex.order_type,
             "selected": list(slot.symbols), "reference_price": ref, "mark": mark_of(q),
+            "scheduled_entry": entry_due(slot.schedule, now, None) if slot.schedule is not None else None,
         })
         group = Group(self._next_id("group"), run.id, rt.id, slot.symbol, side, now)
         group.basket = [(s, lq) for s, lq, _, _ in legs[1:]]
@@ -542,7 +543,8 @@ class Engine:
         run = self.runs.get(group.run_id)
         if run is not None:
             run.status = "entering" if group.basket else "live"
-            run.metadata = {**run.metadata, "attempts": group.entry_attempts, "fill_price": price}
+            run.metadata = {**run.metadata, "attempts": group.entry_attempts, "filled_by": order.method,
+                            "fill_price": price}
             self._pending.append(run)
         self._legs_by_symbol.setdefault(leg.symbol, []).append(leg)
         self._pending += (leg, group)

@@ -122,6 +122,10 @@ def test_a_scheduled_trading_day():
         "reprice": ("time", ny("15:55")), "fallback": ("time", ny("15:55"))}
     after = day.status("reprice")
     assert (after.status, after.next_entry_at) == ("waiting", ny("09:30", day=11))
+    meta = next(r for r in reversed(day.store.of("run")) if r["strategy_id"] == "reprice")["session_metadata"]
+    assert (meta["config_id"], meta["entry_method"], meta["scheduled_entry"], meta["attempts"], meta["filled_by"],
+            meta["selected"], meta["reference_price"]) == (
+        "reprice", "schedule", ny("09:30"), 3, "limit_retry", ["AAA"], 100.0)
     runs = [r for r in day.store.of("run") if r["strategy_id"] == "reprice"]
     assert [r["status"] for r in runs] == ["entering", "live", "exiting", "closed"]  # every lifecycle step, committed
 
