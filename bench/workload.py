@@ -73,6 +73,9 @@ def trailing_config(positions: int, *, max_open: int | None = None) -> TradingCo
     return TradingConfig.model_validate({
         "engine": {"max_open_positions": max_open or max(positions, 10)},
         "feed": {"max_quote_age_s": 5.0},
+        # The workload measures trailing stops and re-entries, not the funds check: cash enough
+        # for every position at once.
+        "paper": {"starting_cash": 1_000_000_000.0},
         "symbols": {s: {"start_price": 100.0} for s in SYMBOLS},
         "strategies": {
             sid: {"symbols": list(syms), "side": "buy", "sizing": {"fixed_value": 1_000.0},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from collections import deque
 from typing import Callable
@@ -34,14 +35,15 @@ KEEP = object()
 """edit_levels: leave this level as it is (None removes it)."""
 
 EXIT_REASONS = ("stop_loss", "trailing_stop", "target", "time")
+_AMOUNTS = re.compile(r"\d[\d,.]*")
 DAY = 86_400.0
 
 
 class Slot:
     """One strategy on one symbol: holds at most one position group at a time."""
 
-    __slots__ = ("strategy", "symbol", "symbols", "group", "ready_at", "exit_seq", "entered", "hold", "schedule",
-                 "last_entry_at")
+    __slots__ = ("strategy", "symbol", "symbols", "group", "ready_at", "exit_seq", "entered", "hold", "hold_kind",
+                 "schedule", "last_entry_at")
 
     def __init__(self, strategy: "StrategyRuntime", symbol: str, symbols: tuple[str, ...] = ()) -> None:
         self.strategy, self.symbol = strategy, symbol
@@ -54,6 +56,7 @@ class Slot:
         self.exit_seq = -1  # the quote that closed the last position: no entry on it
         self.entered = False  # entered since the day started (matters when reentry is off)
         self.hold = ""  # why an entry that is wanted is not happening
+        self.hold_kind = ""  # that reason without its amounts: announced once per kind
 
 
 class StrategyRuntime:
@@ -320,17 +323,24 @@ class Engine:
                     self._refresh_wanting(slot)
             self._event("info", "engine", "new trading day: day P&L reset")
         self._rework_entries(now)
-        for group in list(self.groups.values()):
-            if group.status not in ("open", "exiting") or self.book.fresh(group.symbol, now) is None:
-                continue
+        due: list[tuple[Group, Leg | None]] = []  # found first: acting on them changes self.groups
+        for group in self.groups.values():
             if group.pending_exit:
                 if group.exit_order_id is None:
-                    self._send_exit(group)
-                continue
-            for leg in group.legs:
-                if leg.status == "open" and leg.time_exit_at is not None and now >= leg.time_exit_at:
-                    self._decide_exit(group, "time", leg.mark)
-                    break
+                    due.append((group, None))  # an exit to send again
+            elif group.status == "open":
+                for leg in group.legs:
+                    t = leg.time_exit_at
+                    if t is not None and now >= t and leg.status == "open":
+                        due.append((group, leg))
+                        break
+        for group, leg in due:
+            if self.book.fresh(group.symbol, now) is None:
+                continue  # a stale price triggers nothing
+            if leg is None:
+                self._send_exit(group)
+            else:
+                self._decide_exit(group, "time", leg.mark)
         self.version += 1
         if self._pending or self._deferred:
             self._commit()
@@ -375,7 +385,7 @@ class Engine:
         slot.group = group
         slot.entered = True
         slot.last_entry_at = now
-        slot.hold = ""
+        slot.hold = slot.hold_kind = ""
         self._refresh_wanting(slot)
         self._pending += (run, group)
         self._start_leg(group, sym, qty, price, ref, source)
@@ -491,12 +501,16 @@ class Engine:
                 self._entry_failed(group, reason)
 
     def _hold(self, slot: Slot, reason: str, quiet: bool = False, message: str = "") -> CommandResult:
-        """An entry that cannot go now: say why where the operator looks (once per reason)."""
+        """An entry that cannot go now: say why where the operator looks. The reason shown stays
+        current; it is announced once per kind (amounts that move with the price do not count)."""
         if slot.hold != reason:
             slot.hold = reason
-            if not quiet:
-                self._event("warning", "entry", f"{slot.strategy.id}: entry on {slot.symbol} held: {reason}",
-                            strategy_id=slot.strategy.id, payload={"symbol": slot.symbol, "reason": reason})
+            kind = _AMOUNTS.sub("#", reason)
+            if kind != slot.hold_kind:
+                slot.hold_kind = kind
+                if not quiet:
+                    self._event("warning", "entry", f"{slot.strategy.id}: entry on {slot.symbol} held: {reason}",
+                                strategy_id=slot.strategy.id, payload={"symbol": slot.symbol, "reason": reason})
             self.version += 1
         return CommandResult.error(message or f"{slot.strategy.id} {slot.symbol}: held: {reason}")
 

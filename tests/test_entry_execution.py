@@ -262,3 +262,14 @@ def test_a_basket_leg_that_cannot_be_filled_unwinds_the_filled_legs():
     assert run["status"] == "error"
     assert run["reason"] == "not filled after 0 re-price(s) and the market fallback is off; the filled legs are unwound"
     assert any("unwinding BTCUSDT" in e["message"] and e["level"] == "error" for e in day.store.events("entry"))
+
+
+def test_a_hold_is_announced_once_per_kind_while_its_amounts_move():
+    day = Day(config(s=limit(entry="immediate", execution={"order_type": "market"}, sizing={"fixed_value": 1000},
+                             allocation=500)))
+    for i in range(5):
+        day.quote(99.0 + i, 101.0 + i, dt=1)  # the needed amount changes with the price
+    held = [e["message"] for e in day.store.events("entry") if "held" in e["message"]]
+    assert held == ["s: entry on BTCUSDT held: insufficient funds: needs 999.90, s has 500.00 free of 500.00 allocated"]
+    assert day.engine.snapshot().waiting[0].reason == (
+        "insufficient funds: needs 999.91, s has 500.00 free of 500.00 allocated")  # the shown reason stays current
