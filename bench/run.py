@@ -129,7 +129,8 @@ def figures(sections: dict) -> list[dict]:
         for name, w in (t.get("windows") or {}).items():
             lag = w.get("loop_lag", {})
             fig(f"TUI loop lag p50, {name} screen", lag.get("p50_ms"), "ms",
-                note=f"{w.get('screen')}, {t.get('open_positions_at_end')} positions, {lag.get('n', 0)} samples")
+                note=f"{w.get('screen')}, {t.get('open_positions_at_end')} positions, {lag.get('n', 0)} samples"
+                     + ("" if t.get("open_positions_at_end") == 500 else " CHECK FAILED: the load is 500 positions"))
             fig(f"TUI loop lag p99, {name} screen", lag.get("p99_ms"), "ms", 20, "<=")
             fig(f"TUI frames rendered, {name} screen", w.get("frames_per_s"), "per s", note="target: a few per second")
             fig(f"TUI quotes processed, {name} screen", w.get("quotes_per_s"), "quotes/s",

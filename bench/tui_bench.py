@@ -27,7 +27,7 @@ def load_config() -> TradingConfig:
     return TradingConfig.model_validate({
         "engine": {"max_open_positions": 1_000},
         "feed": {"seed": 11, "max_quote_age_s": 5.0},
-        "paper": {"slippage_bps": 1, "maker_fee_bps": 1, "taker_fee_bps": 4},
+        "paper": {"slippage_bps": 1, "maker_fee_bps": 1, "taker_fee_bps": 4, "starting_cash": 1_000_000_000.0},
         "symbols": {s: {"start_price": 50.0 + 10 * i, "volatility": 1.0, "spread_bps": 2, "tick_interval_s": TICK_S}
                     for i, s in enumerate(symbols)},
         "strategies": {  # wide exits: the positions stay open, every quote still marks and checks them
