@@ -15,6 +15,13 @@ def side_dir(side: str) -> int:
     return LONG if side == "buy" else SHORT
 
 
+def trail_level(distance: Distance, d: int, extreme: float) -> float:
+    """The trailing level a distance puts behind a peak (long, d = +1) or a trough (short, -1)."""
+    if distance.unit == "pct":
+        return extreme * (1.0 - distance.value * d)
+    return extreme - distance.value * d
+
+
 class Record:
     __slots__ = ("id", "saved")
     KIND = ""
@@ -128,11 +135,8 @@ class Leg(Record):
         return (self.mark - self.entry) * self.qty * self.dir - self.entry_fee
 
     def trail_level_from(self, extreme: float) -> float:
-        d = self.trail_distance
-        assert d is not None
-        if d.unit == "pct":
-            return extreme * (1.0 - d.value * self.dir)
-        return extreme - d.value * self.dir
+        assert self.trail_distance is not None
+        return trail_level(self.trail_distance, self.dir, extreme)
 
     def arm_trail(self, mark: float, now: float) -> None:
         self.trail_active = True

@@ -18,7 +18,7 @@ from typing import Callable
 from .brokers.paper import PaperBroker
 from .clock import Clock
 from .config import Distance, StrategyConfig, TradingConfig, parse_distance
-from .domain import EventRecord, Fill, Group, Leg, Order, Record, Run, Signal, StrategyState
+from .domain import EventRecord, Fill, Group, Leg, Order, Record, Run, Signal, StrategyState, trail_level
 from .feeds.simulated import SimulatedFeed
 from .market import Quote, QuoteBook, fill_price_from_quotes, mark_of
 from .precision import RulesSource, SettingsRules, floor_qty, round_price
@@ -34,7 +34,6 @@ log = logging.getLogger("tui_trader.engine")
 KEEP = object()
 """edit_levels: leave this level as it is (None removes it)."""
 
-EXIT_REASONS = ("stop_loss", "trailing_stop", "target", "time")
 _AMOUNTS = re.compile(r"\d[\d,.]*")
 DAY = 86_400.0
 
@@ -858,8 +857,7 @@ class Engine:
                 errors.append(str(exc))
                 new_trail = None
             if new_trail is not None and leg.trail_active:
-                probe = _TrailProbe(new_trail, d)
-                candidate = probe.level_from(leg.trail_peak)
+                candidate = trail_level(new_trail, d, leg.trail_peak)
                 new_level = candidate if leg.trail_level is None else (max if long else min)(leg.trail_level, candidate)
                 if (mark - new_level) * d <= 0:
                     errors.append(f"trailing level {_px(new_level)} would trigger at once against the mark {_px(mark)}")
@@ -964,7 +962,6 @@ class Engine:
 
     def _restore(self, st: LoadedState) -> None:
         self._ids.update(st.max_ids)
-        now = self.clock.now()
         for row in st.strategy_state:
             rt = self.strategies.get(row["strategy_id"])
             if rt is not None:
@@ -1139,7 +1136,7 @@ class Engine:
                 out.append(RiskPreview(sym, None, None, None, None, None, plan))
                 continue
             qty, price, _ = plan
-            cfg, d = rt.config, 1 if rt.config.side == "buy" else -1
+            cfg = rt.config
             loss = cfg.stop_loss.amount(price) * qty if cfg.stop_loss is not None else None
             reward = cfg.target.amount(price) * qty if cfg.target is not None else None
             out.append(RiskPreview(sym, qty, price, qty * price, loss, reward, self._funds_refusal(rt, qty * price)))
@@ -1181,18 +1178,6 @@ def _apply_config_levels(leg: Leg, cfg: StrategyConfig, now: float) -> None:
     planned = planned_exit(cfg.schedule, now) if cfg.schedule is not None else None
     if planned is not None and (leg.time_exit_at is None or planned < leg.time_exit_at):
         leg.time_exit_at = planned
-
-
-class _TrailProbe:
-    """Computes a trailing level for a distance without touching a leg."""
-
-    def __init__(self, distance: Distance, d: int) -> None:
-        self.distance, self.d = distance, d
-
-    def level_from(self, extreme: float) -> float:
-        if self.distance.unit == "pct":
-            return extreme * (1.0 - self.distance.value * self.d)
-        return extreme - self.distance.value * self.d
 
 
 def _leg_from_row(row: dict, group: Group) -> Leg:

@@ -49,7 +49,7 @@ def test_closing_the_terminal_stops_the_engine_and_exits(tmp_path):
                 os.read(fd, 65536)  # drain the screen so the app never blocks on output
         os.close(fd)  # the terminal goes away
         deadline = time.monotonic() + 20
-        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
             assert time.monotonic() < deadline, "the TUI kept running without its terminal"
             time.sleep(0.05)
     finally:
