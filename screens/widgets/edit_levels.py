@@ -13,13 +13,13 @@ from typing import Callable
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from services.config import parse_distance
 from services.views import CommandResult, PositionView
 
 from ..format import px, qty, side_word
+from .dialog import Dialog
 
 FIELDS = ("stop", "target", "trail")
 
@@ -69,22 +69,13 @@ def _field_of(message: str) -> str:
     return "form"
 
 
-class EditLevelsScreen(ModalScreen[CommandResult | None]):
+class EditLevelsScreen(Dialog[CommandResult | None]):
     """apply(**changes) performs the edit (the engine's edit_levels for this position) and
     returns its CommandResult; the modal dismisses with it on success, None on cancel."""
 
     DEFAULT_CSS = """
-    EditLevelsScreen {
-        align: center middle;
-    }
     EditLevelsScreen > Vertical {
         width: 70;
-        max-width: 100%;
-        height: auto;
-        max-height: 100%;
-        border: thick $primary;
-        background: $surface;
-        padding: 0 1;
     }
     EditLevelsScreen #summary {
         margin-bottom: 1;

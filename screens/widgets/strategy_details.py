@@ -16,12 +16,22 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from services.views import RiskPreview, StrategyView
 
-from ..format import DIM, LOSS, PROFIT, STATUS_STYLE, WARN, clock_time, px, qty, side_word
+from ..format import (
+    DIM,
+    LOSS,
+    PROFIT,
+    STATUS_STYLE,
+    WARN,
+    clock_time,
+    px,
+    qty,
+    side_word,
+)
+from .dialog import Dialog
 from .live_static import LiveStatic
 
 LIST_SHOWN = 8
@@ -137,19 +147,10 @@ def header_text(s: StrategyView, timezone: str | None = None) -> Text:
     return text
 
 
-class StrategyDetailsScreen(ModalScreen[None]):
+class StrategyDetailsScreen(Dialog[None]):
     DEFAULT_CSS = """
-    StrategyDetailsScreen {
-        align: center middle;
-    }
     StrategyDetailsScreen > VerticalScroll {
         width: 96;
-        max-width: 100%;
-        height: auto;
-        max-height: 100%;
-        border: thick $primary;
-        background: $surface;
-        padding: 0 1;
     }
     StrategyDetailsScreen .section {
         margin-top: 1;
