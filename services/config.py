@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-from .schedule import ScheduleConfig
+from .schedule import ScheduleConfig, TimeOfDay, parse_timezone
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +146,60 @@ class ExecutionConfig(_Model):
     """After the last re-price, send a market order; off: the entry fails with the reason."""
 
 
+class ExitExecutionConfig(_Model):
+    """How an exit is worked. An exit is never abandoned: after the last re-price of a limit
+    exit a market order is sent."""
+
+    order_type: Literal["market", "limit"] = "market"
+    """market: one market order (a long exits at the bid); limit: a limit at the reference
+    price, re-priced toward the touch, then market."""
+    bias: float = Field(0.0, ge=0, le=0.5)
+    """Reference price of a limit exit: 0 is the mid; up to 0.5 concedes toward the touch."""
+    max_retries: int = Field(2, ge=0, le=50)
+    """How many times an unfilled limit exit is re-priced before the market order."""
+    retry_delay_s: float = Field(2.0, gt=0)
+    """How long each limit exit works before it is re-priced."""
+
+
+class PnlRules(_Model):
+    """P&L protection of one scope (a strategy, or the whole book), in account currency.
+    P&L is realized today + unrealized (DESIGN §3)."""
+
+    stop: float | None = Field(None, gt=0)
+    """Exit every position in scope when P&L <= -stop."""
+    target: float | None = Field(None, gt=0)
+    """Exit every position in scope when P&L >= target."""
+    trail_activation: float = Field(0.0, ge=0)
+    """The P&L that arms the P&L trailing stop (0: armed from the start of the session)."""
+    trail_distance: float | None = Field(None, gt=0)
+    """Once armed, exit everything when P&L falls this much below its peak. Unset: none."""
+    daily_loss_limit: float | None = Field(None, gt=0)
+    """When the day's P&L <= -limit: no new entries until the next session (signals are
+    rejected with the reason)."""
+    flatten_on_daily_limit: bool = False
+    """Also exit every position in scope when the daily loss limit is reached."""
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.stop, self.target, self.trail_distance, self.daily_loss_limit))
+
+
+class StrategyPnlRules(PnlRules):
+    cooldown_s: float | None = Field(None, gt=0)
+    """After a P&L stop, target or trailing stop has fired, no new entries for this long
+    (unset: until the next session). The rules then measure P&L from that point on."""
+
+
+class BookConfig(PnlRules):
+    """The whole book: its P&L rules (a firing blocks new entries until the next session),
+    and when the trading day starts."""
+
+    session_start: TimeOfDay = "00:00"
+    """Local time of day at which the trading day (day P&L, daily loss limit) starts."""
+    timezone: Annotated[str, BeforeValidator(parse_timezone)] = "UTC"
+    """IANA timezone of session_start, e.g. "America/New_York"."""
+
+
 class StrategyConfig(_Model):
     enabled: bool = True
     """A disabled strategy takes no entries."""
@@ -183,6 +237,10 @@ class StrategyConfig(_Model):
     """Exit this many seconds after entry."""
     trigger_price: Literal["mark", "bid_ask", "last"] = "mark"
     """Price the exit rules compare: the mark (mid), the exit side's touch, or the last trade."""
+    exit_execution: ExitExecutionConfig = ExitExecutionConfig()
+    """How exits are worked: market (the default), or limit with re-prices then market."""
+    pnl: StrategyPnlRules | None = None
+    """P&L stop / target / trailing and a daily loss limit over all of this strategy's positions."""
 
     @model_validator(mode="after")
     def _schedule_for_scheduled(self) -> "StrategyConfig":
@@ -216,6 +274,7 @@ class TradingConfig(_Model):
     store: StoreConfig = StoreConfig()
     feed: FeedConfig = FeedConfig()
     paper: PaperConfig = PaperConfig()
+    book: BookConfig = BookConfig()
     symbols: dict[str, SymbolConfig] = Field(min_length=1)
     strategies: dict[str, StrategyConfig] = {}
 

@@ -4,11 +4,13 @@ sees these: it gets frozen views (services.views)."""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from .config import Distance
 
 LONG, SHORT = 1, -1
+MARK_SAMPLES = 40
 
 
 def side_dir(side: str) -> int:
@@ -57,7 +59,7 @@ class Group(Record):
     __slots__ = (
         "run_id", "strategy_id", "symbol", "side", "status", "legs", "opened_at", "closed_at",
         "exit_reason", "realized_pnl", "entry_method", "entry_attempts", "pending_exit",
-        "exit_order_id", "entry_ref", "entry_order_id", "entry_deadline", "notional", "entry_symbol", "basket",
+        "resend_at", "entry_ref", "entry_order_id", "entry_deadline", "notional", "entry_symbol", "basket",
     )
     KIND = "group"
 
@@ -71,7 +73,7 @@ class Group(Record):
         self.realized_pnl = 0.0
         self.entry_method, self.entry_attempts = "", 0
         self.pending_exit = ""  # an exit decided but not yet filled: its reason
-        self.exit_order_id: int | None = None
+        self.resend_at: float | None = None  # an exit order was rejected (or lost in a restart): send it again from then
         self.entry_ref: float | None = None  # the entry's reference price
         self.entry_order_id: int | None = None  # the entry order working now
         self.entry_deadline: float | None = None  # when a working limit entry is re-priced
@@ -102,7 +104,7 @@ class Leg(Record):
         "stop", "target", "trail_activation", "trail_distance", "trail_act_amount",
         "trail_active", "trail_peak", "trail_level", "trail_updated_at", "time_exit_at",
         "trigger", "status", "opened_at", "closed_at", "exit_price", "exit_fee", "exit_reason",
-        "realized_pnl",
+        "realized_pnl", "exit_order_id", "scopes", "trail_moves", "marks", "marks_at",
     )
     KIND = "leg"
 
@@ -129,6 +131,11 @@ class Leg(Record):
         self.exit_fee = 0.0
         self.exit_reason = ""
         self.realized_pnl = 0.0
+        self.exit_order_id: int | None = None  # the exit order working now
+        self.scopes: tuple = ()  # the P&L scopes (services.portfolio) whose rules watch this leg
+        self.trail_moves: deque[tuple[float, float]] = deque(maxlen=8)  # recent (time, level) trailing changes
+        self.marks: deque[float] = deque(maxlen=MARK_SAMPLES)  # the mark about once a second, for a sparkline
+        self.marks_at = 0.0
 
     def unrealized(self) -> float:
         """Mark-to-market P&L net of the entry fee."""
@@ -143,6 +150,7 @@ class Leg(Record):
         self.trail_peak = mark
         self.trail_level = self.trail_level_from(mark)
         self.trail_updated_at = now
+        self.trail_moves.append((now, self.trail_level))
 
     def row(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ level; (4) per-leg exit rules; (5) group and portfolio rules; (6) entries."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import re
 import threading
@@ -18,15 +19,16 @@ from typing import Callable
 from .brokers.paper import PaperBroker
 from .clock import Clock
 from .config import Distance, StrategyConfig, TradingConfig, parse_distance
-from .domain import EventRecord, Fill, Group, Leg, Order, Record, Run, Signal, StrategyState, trail_level
+from .domain import EventRecord, Fill, Group, Leg, Order, Record, Run, Signal, StrategyState
 from .feeds.simulated import SimulatedFeed
 from .market import Quote, QuoteBook, fill_price_from_quotes, mark_of
+from .portfolio import BOOK, RULE_LABEL, PnlScope
 from .precision import RulesSource, SettingsRules, floor_qty, round_price
-from .schedule import entry_due, next_entry, planned_exit
+from .schedule import entry_due, next_entry, planned_exit, session_bounds
 from .store.loaded import LoadedState
 from .views import (
-    CommandResult, EngineSnapshot, EventView, FeedView, OrderView, PositionView, RiskPreview, StrategyView,
-    TradeView, WaitingEntry,
+    CommandResult, EngineSnapshot, EventView, FeedView, OrderView, OrphanView, PortfolioView, PositionView, RiskPreview,
+    StrategyView, TradeView, WaitingEntry,
 )
 
 log = logging.getLogger("tui_trader.engine")
@@ -35,7 +37,8 @@ KEEP = object()
 """edit_levels: leave this level as it is (None removes it)."""
 
 _AMOUNTS = re.compile(r"\d[\d,.]*")
-DAY = 86_400.0
+EXIT_RETRY_S = 1.0  # a rejected exit order is sent again on the first fresh quote after this
+MARK_SAMPLE_S = 1.0  # PositionView.marks: one sample a second at most
 
 
 class Slot:
@@ -59,11 +62,14 @@ class Slot:
 
 
 class StrategyRuntime:
-    __slots__ = ("id", "config", "state", "slots")
+    __slots__ = ("id", "config", "state", "slots", "scope", "block")
 
-    def __init__(self, sid: str, config: StrategyConfig) -> None:
+    def __init__(self, sid: str, config: StrategyConfig, day_start: float) -> None:
         self.id, self.config = sid, config
         self.state = StrategyState(sid)
+        pnl = config.pnl
+        self.scope = PnlScope(sid, pnl, day_start, pnl.cooldown_s) if pnl is not None and pnl.any else None
+        self.block = ""  # why its entries are refused by a P&L rule or a daily loss limit ("" when not)
         if config.basket:  # one position over all its symbols, keyed by the first
             self.slots = {config.symbols[0]: Slot(self, config.symbols[0], tuple(config.symbols))}
         else:
@@ -76,7 +82,7 @@ class StrategyRuntime:
     def wants_entry(self, slot: Slot) -> bool:
         """Whether an immediate entry should be considered for this slot."""
         cfg = self.config
-        if not cfg.enabled or self.paused or slot.group is not None:
+        if not cfg.enabled or self.paused or self.block or slot.group is not None:
             return False
         if cfg.entry == "scheduled":
             return True  # whether a window is open is checked on each quote
@@ -105,7 +111,13 @@ class Engine:
         # Trailing-level moves: committed with the next write, tick or snapshot, so each is
         # durable before it is shown or acted on without a commit per quote (DESIGN §4).
         self._deferred: list[Leg] = []
-        self.strategies = {sid: StrategyRuntime(sid, cfg) for sid, cfg in config.strategies.items()}
+        self.strategies = {sid: StrategyRuntime(sid, cfg, 0.0) for sid, cfg in config.strategies.items()}
+        self.book_scope = PnlScope(BOOK, config.book, 0.0)
+        # The scopes whose rules are judged on each quote of their legs (none: no cost at all).
+        self._rule_scopes = [rt.scope for rt in self.strategies.values() if rt.scope is not None]
+        if config.book.any:
+            self._rule_scopes.insert(0, self.book_scope)
+        self.orphans: dict[str, list] = {}  # strategy id -> [why, decided] for positions of removed/disabled strategies
         self.groups: dict[int, Group] = {}  # every group that is not closed
         self.runs: dict[int, Run] = {}
         self.orders: dict[int, Order] = {}  # orders sent and not final
@@ -120,7 +132,7 @@ class Engine:
         self.rules = rules if rules is not None else SettingsRules(config.symbols)
         self.unread_alerts = 0
         self.notes: list[str] = []
-        self.day_start = 0.0
+        self.day_start = self.day_end = 0.0
         self.version = 0
         self._quote_seq = 0
         self._next_tick = 0.0
@@ -147,7 +159,7 @@ class Engine:
                 'set engine.mode = "paper"'
             )
         now = self.clock.now()
-        self.day_start = now - now % DAY
+        self._new_session(now)
         loaded = self.store.open(self.day_start)
         self._restore(loaded)
         self._next_tick = now
@@ -188,9 +200,13 @@ class Engine:
                 pass
         self._tasks = []
         for order in list(self.orders.values()):
-            if order.purpose == "entry" and self.broker.cancel(order):
+            if not self.broker.cancel(order):
+                continue
+            if order.purpose == "entry":
                 self._order_final(order, "cancelled", "engine stopped")
                 self._entry_failed(self.groups.get(order.group_id), "engine stopped before the entry filled")
+            else:  # the exit stays decided: it is sent again at the next start
+                self._order_final(order, "cancelled", "engine stopped; the exit is sent again at the next start")
         open_count = sum(1 for g in self.groups.values() if g.status != "closed")
         self._event("info", "engine", f"engine stopped; {open_count} open position(s) stay open and resume at next start")
         self._commit()
@@ -269,16 +285,22 @@ class Engine:
         mark = (bid + ask) * 0.5 if bid > 0 and ask > 0 else (q.last or bid or ask)
         touch = self._touch
         deferred = self._deferred
+        scoped = False
         for leg in legs[:]:  # a copy: an exit that fills at once removes its leg from the list
             if leg.status != "open":
                 continue  # closed by an exit earlier on this same quote
+            if leg.scopes:  # P&L rules watch this leg: keep their running P&L current
+                delta = (mark - leg.mark) * leg.qty * leg.dir
+                for scope in leg.scopes:
+                    scope.unrealized += delta
+                scoped = True
             leg.mark = mark
             leg.mark_ts = now
             if touch is not None:
                 touch(leg)
             group = leg.group
             if group.pending_exit:
-                if group.exit_order_id is None:
+                if group.resend_at is not None and now >= group.resend_at:
                     self._send_exit(group)  # the last exit order was rejected: try again
                 continue
             d = leg.dir
@@ -290,6 +312,7 @@ class Engine:
                         if (level - leg.trail_level) * d > 0:
                             leg.trail_level = level
                             leg.trail_updated_at = now
+                            leg.trail_moves.append((now, level))
                             deferred.append(leg)
                 elif (mark - leg.entry) * d >= leg.trail_act_amount:
                     leg.arm_trail(mark, now)
@@ -306,26 +329,31 @@ class Engine:
             reason = _exit_reason(leg, px, now)
             if reason is not None:
                 self._decide_exit(group, reason, px)
+        if scoped:
+            self._check_scopes(now)
 
     # == time ================================================================================
 
     def tick(self) -> None:
-        """Time-driven work: time exits, retrying exits, the day boundary."""
+        """Time-driven work: the session boundary, P&L rules, re-pricing working limits, time
+        exits and exits to send again."""
         now = self.clock.now()
         self._next_tick = now + self.config.engine.tick_interval_s
-        if now >= self.day_start + DAY:
-            self.day_start = now - now % DAY
-            self.realized_today.clear()
+        if now >= self.day_end:
+            self._new_session(now)
             for rt in self.strategies.values():
                 for slot in rt.slots.values():
                     slot.entered = slot.group is not None
-                    self._refresh_wanting(slot)
-            self._event("info", "engine", "new trading day: day P&L reset")
+            self._apply_blocks(now)
+            self._event("info", "engine", f"new trading session from {_local_time(self.day_start, self.config.book.timezone)}: "
+                        "day P&L, P&L rules and daily loss limits start over")
+        self._tick_scopes(now)
         self._rework_entries(now)
+        self._rework_exits(now)
         due: list[tuple[Group, Leg | None]] = []  # found first: acting on them changes self.groups
         for group in self.groups.values():
             if group.pending_exit:
-                if group.exit_order_id is None:
+                if group.resend_at is not None and now >= group.resend_at:
                     due.append((group, None))  # an exit to send again
             elif group.status == "open":
                 for leg in group.legs:
@@ -344,11 +372,112 @@ class Engine:
         if self._pending or self._deferred:
             self._commit()
 
+    # == the session and the P&L rules (DESIGN §3 portfolio level, daily loss limit) ============
+
+    def _new_session(self, now: float) -> None:
+        """Start the trading day that contains `now` (book.session_start in book.timezone)."""
+        book = self.config.book
+        self.day_start, self.day_end = session_bounds(now, book.session_start, book.timezone)
+        self.realized_today.clear()
+        for scope in self._scopes():
+            scope.realized = 0.0
+            scope.new_day(self.day_start)
+            self._pending.append(scope)
+
+    def _scopes(self) -> list[PnlScope]:
+        return [self.book_scope, *(rt.scope for rt in self.strategies.values() if rt.scope is not None)]
+
+    def _check_scopes(self, now: float) -> None:
+        """Step (5): after the legs of a quote are marked, judge the P&L rules that watch them."""
+        for scope in self._rule_scopes:
+            hit = scope.check()
+            if hit is not None:
+                self._scope_fired(scope, hit[0], hit[1], now)
+
+    def _scope_fired(self, scope: PnlScope, kind: str, level: float, now: float) -> None:
+        """A P&L rule or a daily loss limit acted: block new entries in scope, exit its positions
+        (a daily loss limit only when it is set to flatten), and say which rule at what value."""
+        book = scope.scope == BOOK
+        rules = scope.rules
+        if kind == "daily_loss_limit" or book or scope.cooldown_s is None:
+            until = self.day_end
+        else:
+            until = now + scope.cooldown_s
+        pnl = scope.pnl if kind == "daily_loss_limit" else scope.pnl - scope.base
+        scope.fire(kind, now, until)
+        self._pending.append(scope)
+        flatten = kind != "daily_loss_limit" or rules.flatten_on_daily_limit
+        groups = [g for g in self.groups.values() if book or g.strategy_id == scope.scope]
+        who = "the book" if book else scope.scope
+        then = f"exiting {len(groups)} position(s); " if flatten and groups else ""
+        until_text = "the next session" if until >= self.day_end else _local_time(until, self.config.book.timezone)
+        self._event("critical" if book else "warning", "risk",
+                    f"{RULE_LABEL[kind]} of {who} reached: P&L {pnl:+,.2f} against {level:+,.2f}; "
+                    f"{then}no new entries until {until_text}",
+                    strategy_id=None if book else scope.scope, needs_ack=True,
+                    payload={"scope": scope.scope, "rule": kind, "level": level, "pnl": pnl, "until": until})
+        self._apply_blocks(now)
+        if flatten:
+            reason = kind if kind == "daily_loss_limit" else f"{'book' if book else 'strategy'}_{kind}"
+            for group in groups:
+                if group.status == "entering":
+                    self._cancel_entry(group, f"{RULE_LABEL[kind]} of {who} reached")
+                elif not group.pending_exit and group.status == "open":
+                    self._decide_exit(group, reason, None)
+        self._commit()
+
+    def _tick_scopes(self, now: float) -> None:
+        """Bring every scope's P&L back to the exact sums (the quote path adds deltas), end the
+        blocks whose time has come, and write the scopes behind. Rules are judged on fresh
+        quotes and fills only (a stale price never triggers an exit), not here."""
+        if not self._rule_scopes and not self.book_scope.blocked_until:
+            return
+        unrealized: dict[str, float] = {}
+        for group in self.groups.values():
+            unrealized[group.strategy_id] = unrealized.get(group.strategy_id, 0.0) + group.unrealized()
+        released = False
+        for scope in self._scopes():
+            if scope.scope == BOOK:
+                scope.realized, scope.unrealized = sum(self.realized_today.values()), sum(unrealized.values())
+            else:
+                scope.realized = self.realized_today.get(scope.scope, 0.0)
+                scope.unrealized = unrealized.get(scope.scope, 0.0)
+            scope.updated_at = now
+            if scope.blocked_until is not None and now >= scope.blocked_until:
+                scope.release()
+                self._pending.append(scope)
+                released = True
+                self._event("info", "risk", f"{'the book' if scope.scope == BOOK else scope.scope}: new entries allowed again; "
+                            f"P&L rules measure from {scope.base:+,.2f}", strategy_id=None if scope.scope == BOOK else scope.scope)
+            elif scope.saved and self._touch is not None:
+                self._touch(scope)
+        if released:
+            self._apply_blocks(now)
+
+    def _leg_scopes(self, strategy_id: str) -> tuple[PnlScope, ...]:
+        """The scopes whose rules watch a leg of this strategy."""
+        rt = self.strategies.get(strategy_id)
+        return tuple(sc for sc in (rt.scope if rt is not None else None, self.book_scope)
+                     if sc is not None and sc in self._rule_scopes)
+
+    def _apply_blocks(self, now: float) -> None:
+        """Give each strategy the reason its entries are refused (the book's first), if any."""
+        book = self.book_scope.block_reason(now)
+        for rt in self.strategies.values():
+            block = book or (rt.scope.block_reason(now) if rt.scope is not None else "")
+            if block != rt.block:
+                rt.block = block
+                for slot in rt.slots.values():
+                    self._refresh_wanting(slot)
+                self.version += 1
+
     # == entries =============================================================================
 
     def _enter(self, slot: Slot, q: Quote, source: str, signal_price: float | None = None) -> CommandResult:
         rt = slot.strategy
         cfg = rt.config
+        if rt.block:
+            return self._hold(slot, rt.block)
         if len(self.groups) >= self._pool_size:
             return self._hold(slot, f"pool full ({len(self.groups)}/{self._pool_size})", quiet=True,
                               message=f"{rt.id} {slot.symbol}: no free slot in the pool ({self._pool_size} positions open)")
@@ -488,7 +617,7 @@ class Engine:
             if attempt <= ex.max_retries:
                 touch = q.ask if group.side == "buy" else q.bid
                 rules = self.rules.rules(group.entry_symbol)
-                price = group.entry_ref + (touch - group.entry_ref) * attempt / (ex.max_retries + 1)
+                price = _repriced(group.entry_ref, touch, attempt, ex.max_retries)
                 self._send_entry(group, order.qty, "limit", "limit_retry",
                                  round_price(price, group.side, rules.tick_size if rules else None), attempt)
             elif ex.market_fallback:
@@ -545,6 +674,9 @@ class Engine:
         leg.mark = mark_of(q) if q is not None else price
         if rt is not None:
             _apply_config_levels(leg, rt.config, now)
+        leg.scopes = self._leg_scopes(group.strategy_id)
+        for scope in leg.scopes:
+            scope.unrealized += leg.unrealized()
         order.leg_id = leg.id
         group.legs.append(leg)
         group.status = "entering" if group.basket else "open"
@@ -601,6 +733,15 @@ class Engine:
                 slot.ready_at = self.clock.now() + 1.0
                 self._refresh_wanting(slot)
 
+    def _cancel_entry(self, group: Group, reason: str) -> None:
+        """Stop an entry that is still working (its order cancelled; filled basket legs unwound)."""
+        order = self.orders.get(group.entry_order_id) if group.entry_order_id is not None else None
+        if order is not None:
+            if not self.broker.cancel(order):
+                return  # it filled meanwhile: the position is open and exits like the others
+            self._order_final(order, "cancelled", reason)
+        self._entry_failed(group, reason)
+
     # == exits ===============================================================================
 
     def _decide_exit(self, group: Group, reason: str, price: float | None) -> None:
@@ -618,22 +759,61 @@ class Engine:
         self._send_exit(group)
 
     def _send_exit(self, group: Group) -> None:
+        """Send an exit order for each open leg that has none working."""
+        group.resend_at = None
         now = self.clock.now()
         for leg in group.legs:
-            if leg.status != "open":
+            if leg.status == "open" and leg.exit_order_id is None:
+                self._send_exit_order(group, leg, 0, None, now)
+
+    def _send_exit_order(self, group: Group, leg: Leg, attempt: int, ref: float | None, now: float) -> None:
+        """Attempt `attempt` at closing one leg: market by default; with a limit exit, a limit at
+        the reference price re-priced toward the touch (like entries), then market. An exit is
+        never abandoned: with no fresh quote to price a limit from, it goes at market."""
+        rt = self.strategies.get(group.strategy_id)
+        ex = rt.config.exit_execution if rt is not None else None
+        side = "sell" if leg.dir > 0 else "buy"
+        q = self.book.fresh(leg.symbol, now)
+        if ex is not None and ex.order_type == "limit" and q is not None and attempt <= ex.max_retries:
+            if ref is None:
+                ref = fill_price_from_quotes(side, q.bid, q.ask, ex.bias)
+            rules = self.rules.rules(leg.symbol)
+            price = round_price(_repriced(ref, q.ask if side == "buy" else q.bid, attempt, ex.max_retries), side,
+                                rules.tick_size if rules else None)
+            order_type, method, limit = "limit", "limit_retry" if attempt else "limit", price
+        else:
+            q = q or self.book.get(leg.symbol)
+            ref = ref if ref is not None else (mark_of(q) if q is not None else None)
+            order_type, method, limit = "market", "market_fallback" if attempt else "market", None
+        order = Order(self._next_id("order"), group.id, leg.id, group.strategy_id, leg.symbol, side,
+                      leg.qty, order_type, method, "exit", now, limit_price=limit, reference_price=ref,
+                      retry_count=attempt)
+        order.reason = group.pending_exit
+        leg.exit_order_id = order.id
+        self.orders[order.id] = order
+        self.recent_orders.append(order)
+        self._pending += (order, group)
+        self._commit()  # the exit decision and its order are durable before it is sent
+        self.broker.submit(order)
+
+    def _rework_exits(self, now: float) -> None:
+        """Re-price limit exits whose delay has passed; after the last re-price, market."""
+        for group in list(self.groups.values()):
+            if not group.pending_exit:
                 continue
-            side = "sell" if leg.dir > 0 else "buy"
-            q = self.book.get(leg.symbol)
-            order = Order(self._next_id("order"), group.id, leg.id, group.strategy_id, leg.symbol, side,
-                          leg.qty, "market", "market", "exit", now,
-                          reference_price=mark_of(q) if q is not None else None)
-            order.reason = group.pending_exit
-            group.exit_order_id = order.id
-            self.orders[order.id] = order
-            self.recent_orders.append(order)
-            self._pending += (order, group)
-            self._commit()  # the exit decision and its order are durable before it is sent
-            self.broker.submit(order)
+            rt = self.strategies.get(group.strategy_id)
+            delay = rt.config.exit_execution.retry_delay_s if rt is not None else 0.0
+            for leg in group.legs:
+                order = self.orders.get(leg.exit_order_id) if leg.exit_order_id is not None else None
+                if order is None or order.order_type != "limit" or now < order.created_at + delay:
+                    continue
+                if self.book.fresh(leg.symbol, now) is None or not self.broker.cancel(order):
+                    continue  # no fresh price to re-price from, or it filled meanwhile
+                attempt = order.retry_count + 1
+                last = rt is None or attempt > rt.config.exit_execution.max_retries
+                self._order_final(order, "cancelled", "not filled in time: " + ("market fallback" if last else "re-priced"))
+                leg.exit_order_id = None
+                self._send_exit_order(group, leg, attempt, order.reference_price, now)
 
     def _close_leg(self, order: Order, qty: float, price: float, fee: float) -> None:
         group = self.groups.get(order.group_id)
@@ -648,13 +828,19 @@ class Engine:
         leg.exit_price, leg.exit_fee = price, fee
         leg.exit_reason = group.pending_exit
         leg.realized_pnl = (price - leg.entry) * leg.qty * leg.dir - leg.entry_fee - fee
+        leg.exit_order_id = None
         group.realized_pnl += leg.realized_pnl
+        self.realized_today[group.strategy_id] = self.realized_today.get(group.strategy_id, 0.0) + leg.realized_pnl
+        self.realized_total += leg.realized_pnl
+        for scope in leg.scopes:  # the leg's P&L moves from unrealized to realized
+            scope.unrealized -= leg.unrealized()
+            scope.realized += leg.realized_pnl
         legs = self._legs_by_symbol.get(leg.symbol)
         if legs is not None and leg in legs:
             legs.remove(leg)
         self._pending.append(leg)
-        if group.exit_order_id == order.id:
-            group.exit_order_id = None
+        if leg.scopes:
+            self._check_scopes(now)  # a realized loss can reach a daily loss limit
         if any(lg.status == "open" for lg in group.legs):
             self._pending.append(group)
             return
@@ -674,8 +860,6 @@ class Engine:
                 run.status, run.reason = "closed", group.exit_reason
             self._pending.append(run)
         self._pending.append(group)
-        self.realized_today[group.strategy_id] = self.realized_today.get(group.strategy_id, 0.0) + group.realized_pnl
-        self.realized_total += group.realized_pnl
         self._reserve(group, 0.0)
         leg = group.legs[0]
         trade = TradeView(group.id, group.strategy_id, group.symbol, group.side, leg.qty, group.opened_at,
@@ -721,10 +905,16 @@ class Engine:
                         payload={"order_id": order.id, "reason": reason})
             self._entry_failed(group, f"entry rejected: {reason}")
         elif group is not None:
-            group.exit_order_id = None
-            self._event("warning", "order", f"{order.strategy_id}: exit order for #{group.id} {order.symbol} rejected: {reason}; "
-                        "retrying on the next fresh quote", group, payload={"order_id": order.id, "reason": reason},
-                        needs_ack=True)
+            leg = next((lg for lg in group.legs if lg.id == order.leg_id), None)
+            if leg is not None and leg.exit_order_id == order.id:
+                leg.exit_order_id = None
+            group.resend_at = self.clock.now() + EXIT_RETRY_S
+            rejected = sum(1 for o in self.recent_orders
+                           if o.group_id == group.id and o.purpose == "exit" and o.status == "rejected")
+            self._event("warning", "order", f"{order.strategy_id}: exit order for #{group.id} {order.symbol} rejected "
+                        f"({rejected} so far): {reason}; retrying on the next fresh quote", group,
+                        payload={"order_id": order.id, "reason": reason, "rejections": rejected},
+                        needs_ack=rejected == 1)  # one alert per exit, not one per retry
         self._commit()
 
     def _order_final(self, order: Order, status: str, reason: str) -> None:
@@ -759,6 +949,8 @@ class Engine:
             q = self.book.fresh(slot.symbol, now)
             if slot.group is not None:
                 result = CommandResult.error(f"{slot.symbol}: {strategy_id} already holds #{slot.group.id}")
+            elif rt.block:
+                result = CommandResult.error(f"{strategy_id} {slot.symbol}: entries are blocked: {rt.block}")
             elif q is None:
                 result = CommandResult.error(f"{slot.symbol}: no fresh quote (older than {self._max_age:g}s); not entering on a stale price")
             else:
@@ -790,6 +982,8 @@ class Engine:
         ids = [g.id for g in self.groups.values() if g.strategy_id == strategy_id and g.status == "open"]
         if not ids:
             return CommandResult.error(f"{strategy_id} has no open position to exit")
+        if strategy_id in self.orphans:
+            self.orphans[strategy_id][1] = "close"
         return _combine([self.exit_position(gid) for gid in ids])
 
     def exit_all(self) -> CommandResult:
@@ -797,6 +991,26 @@ class Engine:
         if not ids:
             return CommandResult.error("there is no open position to exit")
         return _combine([self.exit_position(gid) for gid in ids])
+
+    def exit_positions(self, group_ids) -> CommandResult:
+        """Exit several positions (the operator's multi-selection): one answer for all."""
+        ids = list(dict.fromkeys(group_ids))
+        if not ids:
+            return CommandResult.error("no position selected")
+        return _combine([self.exit_position(gid) for gid in ids])
+
+    def keep_managing(self, strategy_id: str) -> CommandResult:
+        """The operator's answer for the open positions of a strategy that was removed from (or
+        disabled in) the settings: keep managing them on their stored levels."""
+        orphan = self.orphans.get(strategy_id)
+        if orphan is None:
+            return CommandResult.error(f"{strategy_id} has no open position left over from the settings")
+        orphan[1] = "keep"
+        ids = ", ".join(f"#{g.id}" for g in self.groups.values() if g.strategy_id == strategy_id)
+        self._event("info", "lifecycle", f"{strategy_id} ({orphan[0]}): the operator keeps managing {ids} "
+                    "on their stored levels", strategy_id=strategy_id)
+        self._commit()
+        return CommandResult.success(f"{ids} of {strategy_id} stay open, managed on their stored levels")
 
     def pause(self, strategy_id: str) -> CommandResult:
         return self._set_paused(strategy_id, True)
@@ -821,79 +1035,48 @@ class Engine:
         self.version += 1
         return CommandResult.success(f"{strategy_id} {word}{note}")
 
-    def edit_levels(self, group_id: int, *, stop=KEEP, target=KEEP, trail_distance=KEEP) -> CommandResult:
-        """Move a position's stop, target (absolute prices) or trailing distance ("0.5%" or
-        points). None removes a level. Validated against the current mark, persisted and
-        audited before it takes effect."""
+    def edit_levels(self, group_id: int, *, stop=KEEP, target=KEEP, trail_distance=KEEP, trail_activation=KEEP,
+                    time_exit_at=KEEP, confirm: bool = False) -> CommandResult:
+        """Move a position's stop, target (absolute prices), trailing distance or activation
+        ("0.5%" or points) or time exit (epoch seconds). None removes a level. Validated against
+        the current mark; an edit that would exit at once needs confirm=True (it then exits on
+        this quote). Persisted and audited with old and new values before it takes effect."""
         group = self.groups.get(group_id)
         if group is None or not group.legs:
             return CommandResult.error(f"no open position #{group_id}")
         if group.pending_exit:
             return CommandResult.error(f"#{group_id} is exiting ({group.pending_exit}); its levels can no longer change")
         leg = group.legs[0]
-        mark, d = leg.mark, leg.dir
-        long = d > 0
-        new_trail: Distance | None = leg.trail_distance
-        errors = []
-        if stop is not KEEP and stop is not None:
-            if not stop > 0:
-                errors.append("stop must be a positive price")
-            elif (stop - mark) * d >= 0:
-                errors.append(f"stop {_px(stop)} is on the wrong side: a {'long' if long else 'short'}'s stop must be "
-                              f"{'below' if long else 'above'} the mark {_px(mark)}")
-        if target is not KEEP and target is not None:
-            if not target > 0:
-                errors.append("target must be a positive price")
-            elif (target - mark) * d <= 0:
-                errors.append(f"target {_px(target)} is on the wrong side: a {'long' if long else 'short'}'s target must be "
-                              f"{'above' if long else 'below'} the mark {_px(mark)}")
-        new_level = leg.trail_level
-        if trail_distance is not KEEP and trail_distance is not None:
-            try:
-                new_trail = parse_distance(trail_distance)
-                if new_trail.value <= 0 or (new_trail.unit == "pct" and new_trail.value >= 1):
-                    raise ValueError("trailing distance must be above 0 (and below 100%)")
-            except ValueError as exc:
-                errors.append(str(exc))
-                new_trail = None
-            if new_trail is not None and leg.trail_active:
-                candidate = trail_level(new_trail, d, leg.trail_peak)
-                new_level = candidate if leg.trail_level is None else (max if long else min)(leg.trail_level, candidate)
-                if (mark - new_level) * d <= 0:
-                    errors.append(f"trailing level {_px(new_level)} would trigger at once against the mark {_px(mark)}")
+        now = self.clock.now()
+        probe = copy.copy(leg)  # the leg as the edit would leave it; applied only if it is valid
+        probe.trail_moves = deque(leg.trail_moves, maxlen=8)
+        errors = _edit_errors(probe, now, stop, target, trail_distance, trail_activation, time_exit_at)
         if errors:
             return CommandResult.error("; ".join(errors))
-        old = {"stop": leg.stop, "target": leg.target, "trail_distance": _opt_str(leg.trail_distance), "trail_level": leg.trail_level}
-        now = self.clock.now()
-        if stop is not KEEP:
-            leg.stop = stop
-        if target is not KEEP:
-            leg.target = target
-        if trail_distance is None:
-            leg.trail_distance = None
-            leg.trail_active = False
-            leg.trail_peak = leg.trail_level = None
-            leg.trail_updated_at = now
-        elif trail_distance is not KEEP:
-            leg.trail_distance = new_trail
-            if leg.trail_active and new_level != leg.trail_level:
-                leg.trail_level = new_level
-                leg.trail_updated_at = now
-            elif not leg.trail_active and leg.trail_activation is None:
-                # A trail added to a position that had none arms now, from the current mark.
-                leg.trail_activation = Distance(0.0, "points")
-                leg.trail_act_amount = 0.0
-                leg.arm_trail(mark, now)
-        new = {"stop": leg.stop, "target": leg.target, "trail_distance": _opt_str(leg.trail_distance), "trail_level": leg.trail_level}
-        changes = [f"{k} {_fmt_level(old[k])} -> {_fmt_level(new[k])}" for k in old if old[k] != new[k]]
+        changes = [f"{k} {_fmt_level(k, getattr(leg, k))} -> {_fmt_level(k, getattr(probe, k))}"
+                   for k in _EDITABLE if getattr(leg, k) != getattr(probe, k)]
         if not changes:
             return CommandResult.error("nothing changed")
+        q = self.book.fresh(leg.symbol, now)
+        px = _trigger_px(probe, q) if q is not None else probe.mark
+        reason = _exit_reason(probe, px, now)
+        if reason is not None and not confirm:
+            return CommandResult(False, f"#{group_id} {leg.symbol}: this edit would exit at once ({reason} at {_px(px)}); "
+                                 "confirm to apply it and exit now", needs_confirm=True)
+        old = {k: _level_value(getattr(leg, k)) for k in _EDITABLE}
+        for name in (*_EDITABLE, "trail_act_amount", "trail_active", "trail_peak", "trail_updated_at", "trail_moves"):
+            setattr(leg, name, getattr(probe, name))
+        new = {k: _level_value(getattr(leg, k)) for k in _EDITABLE}
         self._pending.append(leg)
         self._event("info", "levels", f"#{group_id} {leg.symbol} levels edited: {', '.join(changes)}", group,
                     payload={"old": old, "new": new})
-        self._commit()  # persisted before it takes effect on the next quote
+        self._commit()  # persisted before it takes effect
         self.version += 1
-        return CommandResult.success(f"#{group_id} {leg.symbol}: {', '.join(changes)}")
+        text = f"#{group_id} {leg.symbol}: {', '.join(changes)}"
+        if reason is not None and q is not None:
+            self._decide_exit(group, reason, px)
+            return CommandResult.success(f"{text}; exiting ({reason})")
+        return CommandResult.success(text)
 
     # == store outage ========================================================================
 
@@ -999,17 +1182,27 @@ class Engine:
                 self._entry_failed(group, "the engine stopped before the entry filled")
             elif group.pending_exit:
                 group.status = "exiting"
+                group.resend_at = 0.0
                 self._event("warning", "recovery", f"resuming the exit of #{group.id} {group.symbol} ({group.pending_exit}); "
                             "it is sent on the next fresh quote", group)
         for group in self.groups.values():
+            for leg in group.legs:
+                leg.scopes = self._leg_scopes(group.strategy_id)
             rt = self.strategies.get(group.strategy_id)
             slot = rt.slots.get(group.symbol) if rt is not None else None
+            if rt is None or not rt.config.enabled:
+                why = "removed from the settings" if rt is None else "disabled in the settings"
+                self.orphans.setdefault(group.strategy_id, [why, ""])
             if slot is None:
-                self.notes.append(f"#{group.id} {group.symbol} belongs to {group.strategy_id}, which is no longer in the "
-                                  "settings; its stored levels still manage it")
-                self._event("warning", "recovery", self.notes[-1], group, needs_ack=True)
                 continue
             slot.group = group
+        for sid, (why, _) in self.orphans.items():
+            ids = ", ".join(f"#{g.id} {g.symbol}" for g in self.groups.values() if g.strategy_id == sid)
+            self.notes.append(f"{sid} is {why} but holds {ids}: still managed on the stored levels until you close them "
+                              f"(S on 3 Positions, or tui-trader exit --strategy {sid})")
+            self._event("warning", "recovery", self.notes[-1], strategy_id=sid, needs_ack=True,
+                        payload={"strategy": sid, "why": why, "positions": [g.id for g in self.groups.values()
+                                                                             if g.strategy_id == sid]})
         for rt in self.strategies.values():
             for sym, slot in rt.slots.items():
                 last = st.last_exit.get((rt.id, sym))
@@ -1019,6 +1212,15 @@ class Engine:
                 slot.last_entry_at = st.last_entry.get((rt.id, sym))
                 self._refresh_wanting(slot)
         self.realized_today = dict(st.realized_today)
+        stored = {row["scope"]: row for row in st.pnl_state}
+        for scope in self._scopes():
+            row = stored.get(scope.scope)
+            if row is not None:
+                scope.saved = True
+                if row["day_start"] == self.day_start:
+                    scope.restore(row)  # the same session: its rules' state (a firing, a P&L peak) carries on
+        self._tick_scopes(self.clock.now())
+        self._apply_blocks(self.clock.now())
         self.unread_alerts = st.unread_alerts
         for row in st.recent_events:
             self.events.append(EventView(row["id"], row["ts"], row["level"], row["category"], row["message"],
@@ -1051,12 +1253,16 @@ class Engine:
                 unrealized_by_strategy[group.strategy_id] = unrealized_by_strategy.get(group.strategy_id, 0.0) + pnl
                 notional = leg.entry * leg.qty
                 status = "EXITING" if group.pending_exit else ("STALE" if stale else "OPEN")
+                if now - leg.marks_at >= MARK_SAMPLE_S:
+                    leg.marks.append(leg.mark)
+                    leg.marks_at = now
                 positions.append(PositionView(
                     group.id, leg.id, group.strategy_id, leg.symbol, leg.side, leg.qty, leg.entry, leg.mark, pnl,
                     pnl / notional * 100.0 if notional else 0.0, leg.entry_fee, leg.stop, leg.target,
                     _opt_str(leg.trail_distance), _opt_str(leg.trail_activation), leg.trail_active, leg.trail_peak,
                     leg.trail_level, leg.trail_updated_at, leg.time_exit_at, status, leg.opened_at, group.pending_exit,
                     leg.entry + leg.dir * leg.trail_act_amount if leg.trail_distance is not None and not leg.trail_active else None,
+                    tuple(leg.trail_moves), self._exit_order_text(leg), tuple(leg.marks),
                 ))
         strategies = tuple(self._strategy_view(rt, unrealized_by_strategy.get(rt.id, 0.0), now) for rt in self.strategies.values())
         realized = sum(self.realized_today.values())
@@ -1076,8 +1282,46 @@ class Engine:
             strategies=strategies, positions=tuple(positions),
             orders=tuple(_order_view(o) for o in self.recent_orders), events=tuple(self.events),
             trades=tuple(self.trades), waiting=waiting, db_ok=getattr(self.store, "ok", True),
-            notes=tuple(self.notes),
+            notes=tuple(self.notes), portfolio=self._portfolio_views(unrealized_by_strategy, now),
+            session_start=self.day_start, session_end=self.day_end,
+            orphans=tuple(
+                OrphanView(sid, why, tuple(g.id for g in self.groups.values() if g.strategy_id == sid), decided)
+                for sid, (why, decided) in self.orphans.items() if any(g.strategy_id == sid for g in self.groups.values())
+            ),
         )
+
+    def _portfolio_views(self, unrealized: dict[str, float], now: float) -> tuple[PortfolioView, ...]:
+        """The book, then every strategy with P&L rules, positions or a realized P&L today."""
+        counts: dict[str, int] = {}
+        for group in self.groups.values():
+            counts[group.strategy_id] = counts.get(group.strategy_id, 0) + 1
+        book = self.book_scope
+        book.realized, book.unrealized = sum(self.realized_today.values()), sum(unrealized.values())
+        views = [PortfolioView(BOOK, book.realized, book.unrealized, book.pnl, len(self.groups),
+                               book.rule_views(), book.block_reason(now), book.blocked_until)]
+        for sid in dict.fromkeys((*self.strategies, *counts, *self.realized_today)):
+            rt = self.strategies.get(sid)
+            scope = rt.scope if rt is not None else None
+            realized, unreal = self.realized_today.get(sid, 0.0), unrealized.get(sid, 0.0)
+            if scope is None and not counts.get(sid) and not realized:
+                continue
+            if scope is not None:
+                scope.realized, scope.unrealized = realized, unreal
+            views.append(PortfolioView(sid, realized, unreal, realized + unreal, counts.get(sid, 0),
+                                       scope.rule_views() if scope is not None else (),
+                                       rt.block if rt is not None else "",
+                                       scope.blocked_until if scope is not None else book.blocked_until))
+        return tuple(views)
+
+    def _exit_order_text(self, leg: Leg) -> str:
+        order = self.orders.get(leg.exit_order_id) if leg.exit_order_id is not None else None
+        if order is None:
+            return ""
+        if order.order_type == "market":
+            return "market fallback" if order.method == "market_fallback" else "market"
+        rt = self.strategies.get(order.strategy_id)
+        retries = rt.config.exit_execution.max_retries if rt is not None else 0
+        return f"limit {_px(order.limit_price)}" + (f" (re-price {order.retry_count} of {retries})" if order.retry_count else "")
 
     def _strategy_view(self, rt: StrategyRuntime, unrealized: float, now: float) -> StrategyView:
         cfg = rt.config
@@ -1089,6 +1333,10 @@ class Engine:
             status, reason = "disabled", "disabled in the settings"
         elif rt.paused:
             status, reason = "paused", "paused by the operator"
+        elif rt.block and not statuses:
+            status, reason = "cooldown", rt.block
+            scope = rt.scope if rt.scope is not None and rt.scope.blocked(now) else self.book_scope
+            next_entry_at = scope.blocked_until
         elif "exiting" in statuses:
             status = "exiting"
         elif "open" in statuses:
@@ -1145,6 +1393,11 @@ class Engine:
 # == helpers (module level: cheap to call, easy to test) =======================================
 
 
+def _repriced(ref: float, touch: float, attempt: int, retries: int) -> float:
+    """Re-price k of n sits k/(n+1) of the way from the reference price to the touch."""
+    return ref + (touch - ref) * attempt / (retries + 1)
+
+
 def _exit_reason(leg: Leg, px: float, now: float) -> str | None:
     """The first exit rule this price meets, in DESIGN §3 precedence."""
     d = leg.dir
@@ -1159,6 +1412,85 @@ def _exit_reason(leg: Leg, px: float, now: float) -> str | None:
     if leg.time_exit_at is not None and now >= leg.time_exit_at:
         return "time"
     return None
+
+
+_EDITABLE = ("stop", "target", "trail_distance", "trail_activation", "trail_level", "time_exit_at")
+
+
+def _edit_errors(leg: Leg, now: float, stop, target, trail_distance, trail_activation, time_exit_at) -> list[str]:
+    """Apply an edit to `leg` (a copy) and say what is wrong with it, one line per field."""
+    mark, d = leg.mark, leg.dir
+    long = d > 0
+    errors = []
+    if stop is not KEEP:
+        if stop is not None and not stop > 0:
+            errors.append("stop must be a positive price")
+        elif stop is not None and (stop - mark) * d >= 0:
+            errors.append(f"stop {_px(stop)} is on the wrong side: a {'long' if long else 'short'}'s stop must be "
+                          f"{'below' if long else 'above'} the mark {_px(mark)}")
+        else:
+            leg.stop = stop
+    if target is not KEEP:
+        if target is not None and not target > 0:
+            errors.append("target must be a positive price")
+        elif target is not None and (target - mark) * d <= 0:
+            errors.append(f"target {_px(target)} is on the wrong side: a {'long' if long else 'short'}'s target must be "
+                          f"{'above' if long else 'below'} the mark {_px(mark)}")
+        else:
+            leg.target = target
+    if trail_activation is not KEEP:
+        try:
+            activation = parse_distance(0 if trail_activation is None else trail_activation)
+        except ValueError as exc:
+            errors.append(f"trailing activation: {exc}")
+        else:
+            if leg.trail_active:
+                errors.append("trailing activation: the trailing stop is already armed; the activation no longer applies")
+            else:
+                leg.trail_activation, leg.trail_act_amount = activation, activation.amount(leg.entry)
+    if trail_distance is None:
+        leg.trail_distance = leg.trail_activation = None
+        leg.trail_active = False
+        leg.trail_peak = leg.trail_level = None
+        leg.trail_updated_at = now
+    elif trail_distance is not KEEP:
+        try:
+            distance = parse_distance(trail_distance)
+            if distance.value <= 0 or (distance.unit == "pct" and distance.value >= 1):
+                raise ValueError("trailing distance must be above 0 (and below 100%)")
+        except ValueError as exc:
+            errors.append(str(exc))
+        else:
+            leg.trail_distance = distance
+            if leg.trail_active:  # the level moves with the new distance, never loosening
+                candidate = leg.trail_level_from(leg.trail_peak)
+                level = (max if long else min)(leg.trail_level, candidate)
+                if level != leg.trail_level:
+                    leg.trail_level, leg.trail_updated_at = level, now
+                    leg.trail_moves.append((now, level))
+            elif leg.trail_activation is None:  # a trail added to a position that had none arms now
+                leg.trail_activation, leg.trail_act_amount = Distance(0.0, "points"), 0.0
+    if leg.trail_distance is not None and not leg.trail_active and leg.trail_act_amount == 0:
+        leg.arm_trail(mark, now)  # activation 0: armed from now, the peak starting at the mark
+    if time_exit_at is not KEEP:
+        if time_exit_at is not None and not time_exit_at > 0:
+            errors.append("time exit must be a time (epoch seconds)")
+        else:
+            leg.time_exit_at = time_exit_at
+    return errors
+
+
+def _trigger_px(leg: Leg, q: Quote) -> float:
+    """The price a leg's exit rules compare (DESIGN §3 trigger_price)."""
+    if leg.trigger == "bid_ask":
+        return q.bid if leg.dir > 0 else q.ask
+    if leg.trigger == "last":
+        return q.last or mark_of(q)
+    return mark_of(q)
+
+
+def _level_value(v: object) -> object:
+    return v if v is None or isinstance(v, float) else str(v)
 
 
 def _apply_config_levels(leg: Leg, cfg: StrategyConfig, now: float) -> None:
@@ -1255,9 +1587,11 @@ def _opt_str(v: object) -> str | None:
     return None if v is None else str(v)
 
 
-def _fmt_level(v: object) -> str:
+def _fmt_level(name: str, v: object) -> str:
     if v is None:
         return "none"
+    if name == "time_exit_at":
+        return _local_time(v, "UTC")
     return _px(v) if isinstance(v, float) else str(v)
 
 

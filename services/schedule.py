@@ -322,3 +322,17 @@ def planned_exit(cfg: ScheduleConfig, entered_at: float) -> float | None:
         if at > entered_at:
             return at
     return None  # pragma: no cover - a wall time recurs within two days in every zone
+
+
+def session_bounds(t: float, start: str, tz_name: str) -> tuple[float, float]:
+    """The trading day containing instant t: [the latest `start` wall time at or before t,
+    the next one). The same DST rules as entry times apply, so a day may last 23 or 25 hours."""
+    day = _local_date(t, tz_name)
+    begin = local_instant(day, start, tz_name)
+    if begin > t:
+        day -= timedelta(days=1)
+        begin = local_instant(day, start, tz_name)
+    end = local_instant(day + timedelta(days=1), start, tz_name)
+    if end <= begin:  # a start inside a gap can map two days onto one instant
+        end = local_instant(day + timedelta(days=2), start, tz_name)
+    return begin, end

@@ -11,6 +11,7 @@ class CommandResult:
 
     ok: bool
     message: str
+    needs_confirm: bool = False  # refused only until the operator confirms (the message says what happens)
 
     @classmethod
     def success(cls, message: str) -> "CommandResult":
@@ -47,6 +48,9 @@ class PositionView:
     opened_at: float
     exit_pending: str = ""
     trail_arm_at: float | None = None  # the mark that arms a trailing stop not yet armed
+    trail_moves: tuple[tuple[float, float], ...] = ()  # recent (time, level) trailing-level changes, oldest first
+    exit_order: str = ""  # the exit order working now, e.g. "limit 101.20, re-price 1/2"
+    marks: tuple[float, ...] = ()  # the mark sampled about once a second, oldest first (for a sparkline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,45 @@ class StrategyView:
     planned_exit_at: float | None = None  # the earliest planned (time) exit of its open positions
     allocation: float | None = None  # funds allocated in the settings (None: only the book's cash limits it)
     used_funds: float = 0.0  # what its open and entering positions hold
+
+
+@dataclass(frozen=True, slots=True)
+class RuleView:
+    """One P&L rule of a scope (the book or a strategy) and how far its P&L is from acting."""
+
+    scope: str  # "book" or a strategy id
+    kind: str  # pnl_stop, pnl_trailing, pnl_target, daily_loss_limit
+    level: float | None  # the P&L at which it acts; None for a trailing rule not armed yet
+    pnl: float  # the P&L it compares (since its last firing today; the day's P&L for the limit)
+    distance: float | None  # how far pnl still is from level (> 0: not reached)
+    armed: bool
+    arms_at: float | None = None  # trailing: the P&L that arms it
+    peak: float | None = None  # trailing: the highest P&L since it armed
+    fired_at: float | None = None  # when it last acted this session
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioView:
+    """P&L of a scope and its rules. Scope "book" is every position."""
+
+    scope: str
+    realized_today: float
+    unrealized: float
+    day_pnl: float
+    open_positions: int
+    rules: tuple[RuleView, ...] = ()
+    blocked: str = ""  # why new entries in this scope are refused now ("" when they are not)
+    blocked_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanView:
+    """Open positions of a strategy that was removed from, or disabled in, the settings."""
+
+    strategy_id: str
+    why: str  # "removed from the settings" or "disabled in the settings"
+    group_ids: tuple[int, ...]
+    decided: str = ""  # "" until the operator chose: "keep" (managed on stored levels) or "close"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +225,10 @@ class EngineSnapshot:
     waiting: tuple[WaitingEntry, ...] = ()
     db_ok: bool = True
     notes: tuple[str, ...] = field(default=())
+    portfolio: tuple[PortfolioView, ...] = ()  # the book first, then strategies with P&L rules or positions
+    session_start: float = 0.0  # the trading day: [session_start, session_end)
+    session_end: float = 0.0
+    orphans: tuple[OrphanView, ...] = ()
 
     def triggers(self) -> tuple[TriggerView, ...]:
         """Every armed trigger of every position and how far the mark is from it. Derived

@@ -406,18 +406,22 @@ def test_edit_trailing_distance_tightening_moves_the_level_widening_never_loosen
     assert h.position().trail_level == pytest.approx(108 * 0.98)
 
 
-def test_edit_refuses_a_trailing_distance_that_would_trigger_at_once():
+def test_a_trailing_distance_that_would_trigger_at_once_needs_confirmation_then_exits():
     h, gid = long_with_levels()
     h.quote("BTCUSDT", 105.0)
     h.quote("BTCUSDT", 104.6)  # peak 105, level 103.95
     r = h.engine.edit_levels(gid, trail_distance="0.2%")  # 104.79 is above the mark
-    assert not r.ok
-    assert r.message == "trailing level 104.79 would trigger at once against the mark 104.60"
-    assert h.position().trail_level == pytest.approx(103.95)
+    assert not r.ok and r.needs_confirm
+    assert r.message == f"#{gid} BTCUSDT: this edit would exit at once (trailing_stop at 104.60); confirm to apply it and exit now"
+    assert h.position().trail_level == pytest.approx(103.95)  # nothing applied
     r = h.engine.edit_levels(gid, trail_distance="150%")
     assert not r.ok and "below 100%" in r.message
     r = h.engine.edit_levels(gid, trail_distance="abc")
     assert not r.ok and "expected a percentage" in r.message
+    r = h.engine.edit_levels(gid, trail_distance="0.2%", confirm=True)
+    assert r.ok and r.message.endswith("exiting (trailing_stop)")
+    assert h.position() is None  # filled at once by the paper broker
+    assert h.engine.trades[-1].exit_reason == "trailing_stop"
 
 
 def test_edit_errors_for_unknown_or_exiting_positions_and_no_change():
@@ -448,10 +452,10 @@ def test_an_accepted_edit_is_committed_before_it_returns_and_audited(db_url):
     assert leg["trail_updated_at"] == h.clock.now()
     ev = db.execute("select * from strategy_events where category = 'levels'").fetchone()
     payload = json.loads(ev["payload"])
-    assert payload["old"] == {"stop": 99.0, "target": 110.0, "trail_distance": "1%",
-                              "trail_level": pytest.approx(102.96)}
-    assert payload["new"] == {"stop": 100.0, "target": 110.0, "trail_distance": "0.5%",
-                              "trail_level": pytest.approx(103.48)}
+    assert payload["old"] == {"stop": 99.0, "target": 110.0, "trail_distance": "1%", "trail_activation": "0",
+                              "trail_level": pytest.approx(102.96), "time_exit_at": None}
+    assert payload["new"] == {"stop": 100.0, "target": 110.0, "trail_distance": "0.5%", "trail_activation": "0",
+                              "trail_level": pytest.approx(103.48), "time_exit_at": None}
     assert ev["group_id"] == gid and ev["ts"] == h.clock.now()
     db.close()
     store.close()

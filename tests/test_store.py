@@ -77,7 +77,9 @@ def play(eng: Engine, clock: FakeClock, script) -> None:
 
 
 def without_status(p) -> tuple:
-    return astuple(replace(p, status=""))  # everything but OPEN/STALE/EXITING
+    # everything but OPEN/STALE/EXITING and the in-memory histories (trailing moves since the
+    # start, mark samples for the sparkline)
+    return astuple(replace(p, status="", trail_moves=(), marks=()))
 
 
 def comparable(eng: Engine):

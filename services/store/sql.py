@@ -22,7 +22,9 @@ from sqlmodel import SQLModel
 
 from ..domain import Record
 from .loaded import LoadedState
-from .tables import PRIMARY_KEY, TABLES, EventRow, LegRow, OrderRow, PositionGroupRow, StrategyRunRow, StrategyStateRow
+from .tables import (
+    PRIMARY_KEY, TABLES, EventRow, LegRow, OrderRow, PnlStateRow, PositionGroupRow, StrategyRunRow, StrategyStateRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,25 @@ def open_store_readonly(url: str) -> Engine:
     eng = make_engine(url)
     SQLModel.metadata.create_all(eng)
     return eng
+
+
+def engine_running(url: str) -> bool | None:
+    """Whether an engine holds this SQLite database's lock file (None: not a SQLite file, so
+    no way to tell). A non-blocking probe: an engine starting in that very instant is told
+    another one is running."""
+    path = _sqlite_path(url)
+    if not path:
+        return None
+    try:
+        with open(path + ".lock") as probe:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(probe, fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:
+        return False
 
 
 class SqlStore:
@@ -270,6 +291,7 @@ class SqlStore:
             o = OrderRow.__table__
             st.working_orders = rows(select(o).where(o.c.status.in_(("new", "working"))))
             st.strategy_state = rows(select(StrategyStateRow.__table__))
+            st.pnl_state = rows(select(PnlStateRow.__table__))
             for r in conn.execute(
                 select(g.c.strategy_id, g.c.symbol, func.max(g.c.closed_at)).where(g.c.status == "closed")
                 .group_by(g.c.strategy_id, g.c.symbol)
@@ -302,7 +324,7 @@ class SqlStore:
                 .where(g.c.status == "closed").order_by(g.c.id.desc()).limit(200))))
             for kind, table in TABLES.items():
                 pk = PRIMARY_KEY[kind]
-                if kind != "strategy_state":
+                if kind not in ("strategy_state", "pnl_state"):
                     st.max_ids[kind] = conn.execute(select(func.max(table.c[pk]))).scalar() or 0
         return st
 
@@ -338,3 +360,12 @@ def read_open_positions(url: str) -> list[dict]:
     finally:
         eng.dispose()
 
+
+def read_pnl_state(url: str) -> list[dict]:
+    """The stored state of the P&L rules, one row per scope, for `tui-trader check-exits`."""
+    eng = open_store_readonly(url)
+    try:
+        with eng.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(PnlStateRow.__table__))]
+    finally:
+        eng.dispose()

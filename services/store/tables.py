@@ -167,6 +167,25 @@ class StrategyStateRow(SQLModel, table=True):
     paused: bool = False
 
 
+class PnlStateRow(SQLModel, table=True):
+    """P&L rules' state of the book (scope "book") or a strategy, for the current session."""
+
+    __tablename__ = "pnl_state"
+    scope: str = Field(primary_key=True)
+    day_start: float
+    realized: float = 0.0
+    unrealized: float = 0.0
+    base: float = 0.0
+    armed: bool = False
+    peak: float | None = None
+    fired_rule: str = ""
+    fired_at: float | None = None
+    fired_pnl: float | None = None
+    limit_hit_at: float | None = None
+    blocked_until: float | None = None
+    updated_at: float = 0.0
+
+
 TABLES = {
     "run": StrategyRunRow.__table__,
     "group": PositionGroupRow.__table__,
@@ -176,5 +195,27 @@ TABLES = {
     "signal": SignalRow.__table__,
     "event": EventRow.__table__,
     "strategy_state": StrategyStateRow.__table__,
+    "pnl_state": PnlStateRow.__table__,
 }
 PRIMARY_KEY = {kind: next(iter(t.primary_key.columns)).name for kind, t in TABLES.items()}
+
+
+class CommandInboxRow(SQLModel, table=True):
+    """Operator commands posted by another process (`tui-trader levels` / `exit`) for the
+    running engine, which claims a row (sets taken_at), runs it and records the outcome."""
+
+    __tablename__ = "command_inbox"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    """exit | levels"""
+    args: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: float
+    expires_at: float
+    """The poster stops waiting then: an engine that has not taken it by then never runs it."""
+    status: str = Field(default="pending", index=True)
+    """pending -> done | refused (with the engine's reason) | cancelled (nobody took it in time)."""
+    outcome: str = ""
+    needs_confirm: bool = False
+    """Refused only because the edit would exit at once: the poster may repeat it confirmed."""
+    taken_at: float | None = None
+    """When an engine claimed it; a pending row with taken_at set is being run."""

@@ -1,0 +1,197 @@
+"""P&L protection of a strategy and of the book (DESIGN §3 portfolio level, daily loss limit):
+stop, target and trailing on the P&L curve, acting within the quote that crosses them,
+blocking entries with the reason, a cooldown, sessions in a timezone, and a restart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.clock import FakeClock
+from services.engine import Engine
+from services.store import SqlStore
+from tests.conftest import T0, Harness
+from tests.engine_support import RecordingStore, make_config, strat
+
+BOTH = ["BTCUSDT", "ETHUSDT"]
+
+
+def two_legs(side: str = "buy", pnl: dict | None = None, book: dict | None = None, **kw) -> Harness:
+    """Strategy s holds 1 BTCUSDT at 100 and 1 ETHUSDT at 50 (no fees, no slippage)."""
+    cfg = make_config({"s": strat(symbols=BOTH, side=side, pnl=pnl, **kw)})
+    if book is not None:
+        cfg = cfg.model_copy(update={"book": type(cfg.book).model_validate(book)})
+    h = Harness(cfg, RecordingStore())
+    h.quote("BTCUSDT", 100.0)
+    h.quote("ETHUSDT", 50.0)
+    assert len(h.engine.groups) == 2
+    return h
+
+
+def rule(h: Harness, scope: str, kind: str):
+    [view] = [p for p in h.engine.snapshot().portfolio if p.scope == scope]
+    return next(r for r in view.rules if r.kind == kind)
+
+
+def reasons(h: Harness) -> list[str]:
+    return sorted(t.exit_reason for t in h.engine.trades)
+
+
+@pytest.mark.parametrize("side, btc, eth", [("buy", 97.0, 47.9), ("sell", 103.0, 52.1)])
+def test_strategy_pnl_stop_exits_every_position_on_the_quote_that_crosses_it(side, btc, eth):
+    h = two_legs(side, pnl={"stop": 5})
+    h.quote("BTCUSDT", btc)  # -3
+    assert not h.engine.trades
+    assert rule(h, "s", "pnl_stop").distance == pytest.approx(2.0)
+    h.quote("ETHUSDT", eth)  # -2.1: P&L -5.1 <= -5
+    assert reasons(h) == ["strategy_pnl_stop", "strategy_pnl_stop"]
+    assert not h.engine.groups
+    [fired] = h.store.events("risk")
+    assert fired["message"] == ("P&L stop of s reached: P&L -5.10 against -5.00; exiting 2 position(s); "
+                                "no new entries until the next session")
+    assert fired["needs_ack"] and fired["payload"]["rule"] == "pnl_stop"
+    h.quote("BTCUSDT", 100.0, dt=10)  # immediate re-entry is blocked for the session
+    assert not h.engine.groups
+    view = next(s for s in h.engine.snapshot().strategies if s.id == "s")
+    assert view.status == "cooldown" and view.reason.startswith("P&L stop of s fired at P&L -5.10")
+
+
+@pytest.mark.parametrize("side, btc", [("buy", 106.0), ("sell", 94.0)])
+def test_strategy_pnl_target(side, btc):
+    h = two_legs(side, pnl={"target": 6})
+    h.quote("BTCUSDT", btc - (1 if side == "buy" else -1) * 0.5)
+    assert not h.engine.trades
+    h.quote("BTCUSDT", btc)
+    assert reasons(h) == ["strategy_pnl_target"] * 2
+
+
+@pytest.mark.parametrize("side, sign", [("buy", 1), ("sell", -1)])
+def test_strategy_pnl_trailing_arms_at_its_activation_and_follows_the_peak(side, sign):
+    h = two_legs(side, pnl={"trail_activation": 3, "trail_distance": 2})
+    h.quote("BTCUSDT", 100 + sign * 2.0)  # +2: not armed
+    r = rule(h, "s", "pnl_trailing")
+    assert (r.armed, r.level, r.arms_at) == (False, None, 3.0)
+    h.quote("BTCUSDT", 100 + sign * 4.0)  # +4: armed, peak 4, level 2
+    r = rule(h, "s", "pnl_trailing")
+    assert (r.armed, r.peak, r.level, r.distance) == (True, 4.0, 2.0, pytest.approx(2.0))
+    h.quote("BTCUSDT", 100 + sign * 6.0)  # peak 6, level 4
+    h.quote("BTCUSDT", 100 + sign * 4.5)  # +4.5 > 4: holds
+    assert not h.engine.trades
+    h.quote("BTCUSDT", 100 + sign * 3.9)  # +3.9 <= 4
+    assert reasons(h) == ["strategy_pnl_trailing"] * 2
+
+
+def test_a_leg_rule_and_a_strategy_rule_on_the_same_quote_record_the_leg_reason():
+    h = two_legs(pnl={"stop": 3}, stop_loss="2%")
+    h.quote("BTCUSDT", 97.0)  # BTC's own stop (98) and the strategy's P&L stop (-3) on one quote
+    assert sorted((t.symbol, t.exit_reason) for t in h.engine.trades) == [
+        ("BTCUSDT", "stop_loss"), ("ETHUSDT", "strategy_pnl_stop")]
+
+
+def test_after_the_cooldown_entries_resume_and_the_rules_measure_from_there():
+    h = two_legs(pnl={"stop": 5, "cooldown_s": 60})
+    h.quote("BTCUSDT", 94.0)  # -6: fired
+    assert len(h.engine.trades) == 2
+    h.quote("BTCUSDT", 94.0, dt=30)
+    assert not h.engine.groups  # cooling down
+    h.quote("BTCUSDT", 94.0, dt=31)  # the block ends on the tick; entry from the next quote
+    h.quote("BTCUSDT", 94.0, dt=1)
+    h.quote("ETHUSDT", 50.0)
+    assert len(h.engine.groups) == 2
+    r = rule(h, "s", "pnl_stop")
+    assert r.pnl == pytest.approx(0.0) and r.distance == pytest.approx(5.0)  # not -6 again
+    assert h.store.events("risk")[-1]["message"] == "s: new entries allowed again; P&L rules measure from -6.00"
+    h.quote("BTCUSDT", 90.0)  # -4 from the new base: holds
+    assert len(h.engine.groups) == 2
+    h.quote("BTCUSDT", 88.9)  # -5.1 from the base
+    assert reasons(h).count("strategy_pnl_stop") == 4
+
+
+def test_book_pnl_stop_exits_every_strategy_and_blocks_the_book_until_the_next_session():
+    cfg = make_config({"a": strat(), "b": strat(symbols=["ETHUSDT"], side="sell")})
+    cfg = cfg.model_copy(update={"book": type(cfg.book).model_validate({"stop": 4})})
+    h = Harness(cfg, RecordingStore())
+    h.quote("BTCUSDT", 100.0)
+    h.quote("ETHUSDT", 50.0)
+    h.quote("BTCUSDT", 98.0)  # a: -2
+    assert not h.engine.trades
+    h.quote("ETHUSDT", 52.0)  # b: -2: the book at -4
+    assert reasons(h) == ["book_pnl_stop", "book_pnl_stop"]
+    [fired] = h.store.events("risk")
+    assert fired["level"] == "critical" and "P&L stop of the book reached: P&L -4.00" in fired["message"]
+    book = h.engine.snapshot().portfolio[0]
+    assert book.scope == "book" and book.blocked.startswith("P&L stop of the book fired")
+    r = h.engine.enter_now("a")
+    assert not r.ok and "entries are blocked: P&L stop of the book" in r.message
+    h.clock.set(T0 + 86_400 + 1)  # the next UTC session
+    h.engine.tick()
+    h.quote("BTCUSDT", 100.0)
+    assert len(h.engine.groups) == 1
+
+
+def new_york(day: int, hh: int, mm: int) -> float:
+    return datetime(2026, 3, day, hh, mm, tzinfo=ZoneInfo("America/New_York")).timestamp()
+
+
+def test_daily_loss_limit_blocks_entries_with_the_reason_until_the_session_starts_in_its_timezone():
+    cfg = make_config({"s": strat(stop_loss="3%", cooldown_s=1)})
+    cfg = cfg.model_copy(update={"book": type(cfg.book).model_validate(
+        {"daily_loss_limit": 5, "session_start": "09:30", "timezone": "America/New_York"})})
+    clock = FakeClock(new_york(9, 15, 0))  # a Monday afternoon in New York
+    h = Harness(cfg, RecordingStore(), clock)
+    assert h.engine.snapshot().session_start == new_york(9, 9, 30)
+    h.quote("BTCUSDT", 100.0)
+    h.quote("BTCUSDT", 96.0)  # stop: -4 realized
+    h.quote("BTCUSDT", 100.0, dt=2)  # re-entry
+    assert len(h.engine.groups) == 1
+    h.quote("BTCUSDT", 99.0)  # day P&L -5: the limit; no flatten by default
+    [fired] = h.store.events("risk")
+    assert fired["message"].startswith("daily loss limit of the book reached: P&L -5.00 against -5.00; no new entries")
+    assert len(h.engine.groups) == 1  # the open position stays, its own exits still work
+    h.quote("BTCUSDT", 96.0)  # stop
+    h.quote("BTCUSDT", 100.0, dt=5)
+    assert not h.engine.groups
+    r = h.engine.enter_now("s")
+    assert not r.ok and "daily loss limit of 5.00 reached by the book" in r.message
+    assert h.store.of("signal")[-1]["status"] == "rejected"
+    h.clock.set(new_york(10, 9, 29))  # 09:29 the next morning: still yesterday's session
+    h.engine.tick()
+    h.quote("BTCUSDT", 100.0)
+    assert not h.engine.groups
+    h.clock.set(new_york(10, 9, 30))
+    h.engine.tick()
+    h.quote("BTCUSDT", 100.0)
+    assert len(h.engine.groups) == 1
+    assert h.engine.snapshot().session_start == new_york(10, 9, 30)
+    assert h.engine.snapshot().portfolio[0].rules[0].pnl == 0.0
+
+
+def test_daily_loss_limit_of_a_strategy_can_flatten_it():
+    h = two_legs(pnl={"daily_loss_limit": 3, "flatten_on_daily_limit": True})
+    h.quote("BTCUSDT", 97.0)
+    assert reasons(h) == ["daily_loss_limit", "daily_loss_limit"]
+
+
+def test_a_fired_rule_and_its_block_survive_a_restart_in_the_same_session(db_url):
+    cfg = make_config({"s": strat(symbols=BOTH, pnl={"stop": 5, "trail_activation": 1, "trail_distance": 50})})
+    h = Harness(cfg, SqlStore(db_url))
+    h.quote("BTCUSDT", 100.0)
+    h.quote("ETHUSDT", 50.0)
+    h.quote("BTCUSDT", 102.0)  # the P&L trail arms at +2
+    h.engine.tick()
+    h.quote("BTCUSDT", 94.0)  # -6: the P&L stop
+    assert len(h.engine.trades) == 2
+    h.engine.store.close()
+    again = Engine(cfg, FakeClock(h.clock.now() + 5), SqlStore(db_url))
+    again.open()
+    try:
+        view = next(s for s in again.snapshot().strategies if s.id == "s")
+        assert view.status == "cooldown" and "P&L stop of s fired at P&L -6.00" in view.reason
+        r = again.enter_now("s")
+        assert not r.ok and "entries are blocked" in r.message
+        [stop] = [r for r in again.snapshot().portfolio[1].rules if r.kind == "pnl_stop"]
+        assert stop.fired_at is not None and stop.pnl == pytest.approx(-6.0)
+    finally:
+        again.store.close()
