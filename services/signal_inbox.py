@@ -1,17 +1,12 @@
 """Entry signals from another process: `tui-trader signal` posts a row into the
 `signal_inbox` table; the running engine (TUI or headless) polls it, acts on each row through
-`Engine.enter_now` and records the outcome on the row.
+`Engine.enter_now` and records the outcome on the row (the polling itself: services/inbox.py).
 
 The engine allocates Signal ids itself, so another process never inserts into `signals`:
-post_signal() inserts an inbox row (its id assigned by the database) in one short
-transaction. The engine's lock file is advisory for engines only; SQLite in WAL mode lets
-the poster write while an engine runs.
+post_signal() inserts an inbox row instead.
 
-The inbox is an engine attachment (`engine.attachments`): started after the engine, it
-handles everything pending at once (signals posted while no engine ran, unless older than
-`signal_ttl_s`), then polls every `poll_interval_s`. Database reads and writes run in a
-worker thread (`asyncio.to_thread`), the engine command on the loop. A database error is
-logged and retried on the next poll; it never stops the engine.
+Started after the engine, the inbox handles everything pending at once (signals posted while
+no engine ran, unless older than `signal_ttl_s`), then polls every `poll_interval_s`.
 
 At most once: a row whose engine Signal (payload `inbox_id`) is already in the database —
 the engine acted, then the process died before the row was marked — is marked from that
@@ -19,17 +14,14 @@ Signal instead of being acted on again."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine as SqlEngine
-from sqlalchemy.exc import SQLAlchemyError
 
-from .store import open_store_readonly
-from .store.sql import make_engine
+from .inbox import Inbox, post_row, read_row
 from .store.tables import SignalInboxRow, SignalRow
 
 log = logging.getLogger("tui_trader.signal_inbox")
@@ -42,11 +34,6 @@ CLOCK_SKEW_S = 60.0
 was created (the poster's and the engine's clocks may differ a little)."""
 
 
-def is_shared_url(url: str) -> bool:
-    """Whether another process can reach this database (an in-memory SQLite cannot)."""
-    return bool(url) and url not in ("sqlite://", "sqlite:///") and ":memory:" not in url
-
-
 # -- the poster's side (another process) ------------------------------------------------------
 
 
@@ -54,21 +41,12 @@ def post_signal(url: str, strategy_id: str, symbol: str | None, side: str | None
                 now: float, source: str = SOURCE) -> int:
     """Record one pending signal and return its inbox id. Raises SQLAlchemyError if the
     database cannot be written."""
-    eng = open_store_readonly(url)
-    try:
-        with eng.begin() as conn:
-            result = conn.execute(INBOX.insert().values(
-                strategy_id=strategy_id, symbol=symbol, side=side, price=price, source=source,
-                created_at=now, status="pending", outcome=""))
-            return int(result.inserted_primary_key[0])
-    finally:
-        eng.dispose()
+    return post_row(url, INBOX, {"strategy_id": strategy_id, "symbol": symbol, "side": side, "price": price,
+                                 "source": source, "created_at": now, "status": "pending", "outcome": ""})
 
 
 def read_inbox_row(eng: SqlEngine, inbox_id: int) -> dict | None:
-    with eng.connect() as conn:
-        row = conn.execute(select(INBOX).where(INBOX.c.id == inbox_id)).first()
-    return dict(row._mapping) if row is not None else None
+    return read_row(eng, INBOX, inbox_id)
 
 
 # -- the engine's side ------------------------------------------------------------------------
@@ -85,102 +63,33 @@ class _Outcome:
     find_signals: bool = False  # look up the engine's Signal rows for this inbox id when writing
 
 
-class SignalInbox:
+class SignalInbox(Inbox):
     """Engine attachment: takes the signals other processes post (see the module doc)."""
+
+    label = "signal inbox"
+    unrecorded_at_stop = "the next start matches them to the engine's Signal rows"
 
     def __init__(self, url: str, poll_interval_s: float = 0.5, ttl_s: float = 300.0,
                  startup_grace_s: float | None = None) -> None:
-        self.url = url
-        self.poll_interval_s = poll_interval_s
+        super().__init__(url, poll_interval_s, log)
         self.ttl_s = ttl_s
         self.startup_grace_s = startup_grace_s
         """After the start, a signal for a symbol with no fresh quote yet waits this long
         (engine clock) for the feed's first quotes; default: feed.max_quote_age_s."""
-        self.engine = None
-        self._db: SqlEngine | None = None
         self._bound_at = 0.0
-        self._unwritten: dict[int, _Outcome] = {}  # decided, not yet recorded on the row
-        self._failing = False
-        self._stopping: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
-
-    # -- attachment protocol --------------------------------------------------------------
-
-    async def start(self, engine) -> None:
-        self.bind(engine)
-        self._stopping = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="signal-inbox")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._stopping.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=15)
-            except asyncio.TimeoutError:
-                self._task.cancel()
-                try:
-                    await self._task
-                except asyncio.CancelledError:
-                    pass
-            except Exception:  # the task already logged what went wrong
-                pass
-            self._task = None
-        if self._unwritten:
-            await self._write_unwritten()
-            if self._unwritten:
-                log.error("stopping with %d signal outcome(s) not recorded on the inbox (ids %s); the "
-                          "next start matches them to the engine's Signal rows", len(self._unwritten),
-                          sorted(self._unwritten))
-        if self._db is not None:
-            self._db.dispose()
-            self._db = None
 
     def bind(self, engine) -> None:
-        """Attach to an engine without starting the poll task (tests call poll_once())."""
-        self.engine = engine
+        super().bind(engine)
         self._bound_at = engine.clock.now()
         if self.startup_grace_s is None:
             self.startup_grace_s = engine.config.feed.max_quote_age_s
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.poll_once()
-            except Exception:  # a bug here must never take the engine down
-                log.exception("signal inbox poll failed")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.poll_interval_s)
-            except asyncio.TimeoutError:
-                pass
-
-    # -- one poll -------------------------------------------------------------------------
-
-    async def poll_once(self) -> int:
-        """Read the pending signals and handle each one; returns how many were decided."""
-        if self._unwritten:
-            await self._write_unwritten()
-        try:
-            rows, seen = await asyncio.to_thread(self._read_pending)
-        except SQLAlchemyError as exc:
-            self._db_failed("read", exc)
-            return 0
-        decided = []
-        for row in rows:
-            if row["id"] in self._unwritten:
-                continue
-            if self.engine.state != "running":
-                break  # stopping: what is left stays pending for the next start
-            outcome = self._decide(row, seen.get(row["id"]))
-            if outcome is not None:
-                self._unwritten[outcome.inbox_id] = outcome
-                decided.append(outcome)
-        if decided:
-            await self._write_unwritten()
-        return len(decided)
-
-    def _decide(self, row: dict, signals: list[dict] | None) -> _Outcome | None:
+    def _decide(self, row: dict, seen: dict[int, list[dict]]) -> _Outcome | None:
         """On the loop: what to do with one pending row (None: leave it pending for now)."""
         eng = self.engine
+        if eng.state != "running":
+            return None  # stopping: it stays pending for the next start
+        signals = seen.get(row["id"])
         now = eng.clock.now()
         iid, sid, symbol, side = row["id"], row["strategy_id"], row["symbol"], row["side"]
         if signals:  # the engine already acted on it (the row was not marked before a crash)
@@ -234,11 +143,6 @@ class SignalInbox:
 
     # -- database (worker thread) ---------------------------------------------------------
 
-    def _database(self) -> SqlEngine:
-        if self._db is None:
-            self._db = open_store_readonly(self.url) if is_shared_url(self.url) else make_engine(self.url)
-        return self._db
-
     def _read_pending(self) -> tuple[list[dict], dict[int, list[dict]]]:
         """Pending rows (oldest first) and, for those the engine already acted on, its Signal rows."""
         with self._database().connect() as conn:
@@ -246,19 +150,6 @@ class SignalInbox:
                 select(INBOX).where(INBOX.c.status == "pending").order_by(INBOX.c.id).limit(500))]
             seen = _signals_for(conn, {r["id"] for r in rows}, min((r["created_at"] for r in rows), default=0.0))
         return rows, seen
-
-    async def _write_unwritten(self) -> None:
-        batch = list(self._unwritten.values())
-        try:
-            await asyncio.to_thread(self._write, batch)
-        except SQLAlchemyError as exc:
-            self._db_failed("write", exc)
-            return
-        for outcome in batch:
-            self._unwritten.pop(outcome.inbox_id, None)
-        if self._failing:
-            self._failing = False
-            log.warning("signal inbox: the database is back; %d outcome(s) recorded", len(batch))
 
     def _write(self, batch: list[_Outcome]) -> None:
         with self._database().begin() as conn:
@@ -272,14 +163,6 @@ class SignalInbox:
                 # only a row still pending: an outcome is recorded once
                 conn.execute(update(INBOX).where(INBOX.c.id == o.inbox_id, INBOX.c.status == "pending").values(
                     status=o.status, outcome=o.outcome, taken_at=o.taken_at, signal_id=o.signal_id))
-
-    def _db_failed(self, what: str, exc: Exception) -> None:
-        message = str(exc).splitlines()[0][:200]
-        if not self._failing:
-            self._failing = True
-            log.error("signal inbox: database %s failed (%s); retrying every %g s", what, message, self.poll_interval_s)
-        else:
-            log.debug("signal inbox: database %s still failing: %s", what, message)
 
 
 def _signals_for(conn, inbox_ids: set[int], since: float) -> dict[int, list[dict]]:

@@ -1,14 +1,18 @@
-"""Command line: `tui-trader` (the TUI), `engine` (headless), `replay`, `positions`, `signal`.
+"""Command line: `tui-trader` (the TUI), `engine` (headless), `replay`, `positions`, `signal`,
+`levels`, `exit`, `check-exits`.
 
-Exit codes: 0 done, 1 internal error (details in the log file), 2 bad input (settings,
-arguments, files) with one line per problem on stderr."""
+Exit codes: 0 done, 2 bad input (settings, arguments, files) with one line per problem on
+stderr, 1 otherwise: a command the engine refused, no engine running to take it, or an
+internal error (details in the log file)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
+import math
 import signal
 import sys
 import time
@@ -64,6 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", metavar="FILE", dest="json_file",
                     help='read the signal from a JSON object instead ("-" = stdin): '
                          '{"strategy": .., "symbol": .., "side": .., "price": ..}')
+    lp = sub.add_parser("levels", parents=[common], help="move a position's stop, target, trailing stop or time exit",
+                        description="Change an open position's exit levels; the running engine (TUI or headless) "
+                                    "checks them against the mark, records and applies them. DIST is a percentage "
+                                    "like 0.5% or a number of price points; none removes a level.")
+    lp.add_argument("position", metavar="POSITION", help="the position's # (as in the TUI and `tui-trader positions`)")
+    lp.add_argument("--stop", metavar="PRICE|none", help="stop-loss price")
+    lp.add_argument("--target", metavar="PRICE|none", help="target price")
+    lp.add_argument("--trail", metavar="DIST|none", help="trailing distance from the peak")
+    lp.add_argument("--trail-activation", metavar="DIST", help="profit over the entry that arms the trailing stop")
+    lp.add_argument("--time-exit", metavar="HH:MM|+SECONDS|none",
+                    help="exit at this time of day (next occurrence, in book.timezone) or this many seconds from now")
+    lp.add_argument("--yes", action="store_true", help="apply an edit even if it exits the position at once")
+    ep = sub.add_parser("exit", parents=[common], help="exit a position, a strategy's positions, or everything",
+                        description="Exit at market through the running engine (TUI or headless).")
+    ep.add_argument("position", metavar="POSITION", nargs="?", help="the position's # (as in `tui-trader positions`)")
+    ep.add_argument("--strategy", metavar="ID", help="every open position of this strategy")
+    ep.add_argument("--all", action="store_true", help="every open position (needs --yes, or typing EXIT on a terminal)")
+    ep.add_argument("--yes", action="store_true", help="confirm --all")
+    for command in (lp, ep):
+        command.add_argument("--wait", metavar="SECONDS", type=float, default=5.0,
+                             help="how long to wait for the engine's answer (default 5)")
+    cp = sub.add_parser("check-exits", parents=[common], help="the exit rules closest to triggering, from the database")
+    cp.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -118,14 +145,17 @@ def _override(settings: Settings, overrides: dict) -> Settings:
 
 def _engine(settings: Settings):
     from services.clock import RealClock
+    from services.command_inbox import CommandInbox
     from services.engine import Engine
-    from services.signal_inbox import SignalInbox, is_shared_url
+    from services.inbox import is_shared_url
+    from services.signal_inbox import SignalInbox
     from services.store import SqlStore
 
     store = SqlStore(settings.store.url, settings.store.flush_interval_s)
     engine = Engine(settings, RealClock(), store)
-    if is_shared_url(settings.store.url):  # `tui-trader signal` from another process
+    if is_shared_url(settings.store.url):  # `tui-trader signal`, `levels` and `exit` from another process
         engine.attachments.append(SignalInbox(settings.store.url, ttl_s=settings.engine.signal_ttl_s))
+        engine.attachments.append(CommandInbox(settings.store.url))
     return engine
 
 
@@ -249,7 +279,7 @@ _SIGNAL_FIELDS = ("strategy", "symbol", "side", "price")
 def cmd_signal(args, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from services.signal_inbox import is_shared_url, post_signal
+    from services.signal_inbox import post_signal
 
     if args.json_file is not None:
         if any(getattr(args, f) is not None for f in _SIGNAL_FIELDS):
@@ -264,9 +294,7 @@ def cmd_signal(args, settings: Settings) -> int:
         problems.append(f"--wait: must be 0 or more seconds, got {args.wait!r}")
     if problems:
         raise UsageError("signal not recorded:\n  " + "\n  ".join(problems))
-    url = settings.store.url
-    if not is_shared_url(url):
-        raise UsageError(f"store.url {url!r} is an in-memory database no engine can read; use a file or a server")
+    url = _shared_url(settings)
     try:
         inbox_id = post_signal(url, fields["strategy"], fields["symbol"], fields["side"], fields["price"], time.time())
     except SQLAlchemyError as exc:
@@ -287,27 +315,32 @@ def cmd_signal(args, settings: Settings) -> int:
 
 
 def _wait_for_signal(url: str, inbox_id: int, wait_s: float) -> dict | None:
-    from sqlalchemy.exc import SQLAlchemyError
-
     from services.signal_inbox import read_inbox_row
     from services.store import open_store_readonly
 
     if wait_s <= 0:
         return None
     eng = open_store_readonly(url)
-    deadline = time.monotonic() + wait_s
-    row = None
     try:
-        while True:
-            try:
-                row = read_inbox_row(eng, inbox_id)
-            except SQLAlchemyError as exc:  # recorded already; only the answer is missing
-                log.warning("reading signal #%d back failed: %s", inbox_id, exc)
-            if (row is not None and row["status"] != "pending") or time.monotonic() >= deadline:
-                return row
-            time.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
+        return _wait_for_answer(eng, read_inbox_row, inbox_id, wait_s)
     finally:
         eng.dispose()
+
+
+def _wait_for_answer(eng, read, row_id: int, wait_s: float) -> dict | None:
+    """Poll an inbox row until it is no longer pending or wait_s have passed; the last read."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    deadline = time.monotonic() + wait_s
+    row = None
+    while True:
+        try:
+            row = read(eng, row_id)
+        except SQLAlchemyError as exc:  # recorded already; only the answer is missing
+            log.warning("reading #%d back failed: %s", row_id, exc)
+        if (row is not None and row["status"] != "pending") or time.monotonic() >= deadline:
+            return row
+        time.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
 
 
 def _signal_from_json(source: str) -> dict:
@@ -346,8 +379,6 @@ def _signal_from_json(source: str) -> dict:
 
 def _signal_problems(settings: Settings, fields: dict) -> list[str]:
     """Checked against the settings before anything is recorded (the engine checks again)."""
-    import math
-
     problems = []
     sid, symbol, side, price = (fields[f] for f in _SIGNAL_FIELDS)
     strategy = settings.strategies.get(sid) if isinstance(sid, str) else None
@@ -371,5 +402,339 @@ def _signal_problems(settings: Settings, fields: dict) -> list[str]:
     return problems
 
 
+# -- levels, exit, check-exits: the operator's commands from the shell -------------------------
+
+NO_ENGINE = "no engine is running; start one with `make run` or `tui-trader engine`; nothing was changed"
+TAKEN_GRACE_S = 5.0
+"""How much longer than --wait to wait for the outcome of a command an engine took just in time."""
+
+
+def cmd_levels(args, settings: Settings) -> int:
+    group_id = _position_id(args.position)
+    levels, problems = _level_edits(args, settings, time.time())
+    problems += _wait_problems(args.wait)
+    if not levels and not problems:
+        problems.append("nothing to change: give --stop, --target, --trail, --trail-activation or --time-exit")
+    if problems:
+        raise UsageError(f"levels of #{group_id} not changed:\n  " + "\n  ".join(problems))
+    url = _shared_url(settings)
+    _require_open(_open_legs(url), group_id)
+    command = {"group_id": group_id, **levels}
+    if args.yes:
+        command["confirm"] = True
+    return _send_command(url, "levels", command, args.wait)
+
+
+def cmd_exit(args, settings: Settings) -> int:
+    if sum((args.position is not None, args.strategy is not None, args.all)) != 1:
+        raise UsageError("exit: give one of POSITION, --strategy ID or --all")
+    problems = _wait_problems(args.wait)
+    if problems:
+        raise UsageError("exit: " + "; ".join(problems))
+    url = _shared_url(settings)
+    legs = _open_legs(url)
+    ask = None
+    if args.position is not None:
+        group_id = _position_id(args.position)
+        _require_open(legs, group_id)
+        command: dict = {"group_id": group_id}
+    elif args.strategy is not None:
+        known = set(settings.strategies) | {r["strategy_id"] for r in legs}
+        if args.strategy not in known:
+            raise UsageError(f"unknown strategy {args.strategy!r} (known: {', '.join(sorted(known)) or 'none'})")
+        command = {"strategy": args.strategy}
+    else:
+        if not args.yes and not sys.stdin.isatty():
+            raise UsageError("exit --all exits every open position: confirm it with --yes")
+        if not legs:
+            print("there is no open position to exit; nothing was changed", file=sys.stderr)
+            return 1
+        if not args.yes:
+            ask = functools.partial(_confirm_exit_all, legs)  # asked once an engine is known to run
+        command = {"all": True}
+    return _send_command(url, "exit", command, args.wait, ask)
+
+
+def _confirm_exit_all(legs: list[dict]) -> bool:
+    groups = sorted({r["group_id"] for r in legs})
+    print(f"this exits every open position ({len(groups)}: {', '.join(f'#{g}' for g in groups)}) at market")
+    try:
+        return input("type EXIT to confirm: ").strip() == "EXIT"
+    except EOFError:
+        return False
+
+
+def _send_command(url: str, kind: str, command: dict, wait_s: float, ask=None) -> int:
+    """Post a command for the running engine and report its answer (see services/command_inbox.py)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services import command_inbox
+    from services.store import open_store_readonly
+    from services.store.sql import engine_running
+
+    if engine_running(url) is False:
+        print(f"tui-trader: {NO_ENGINE}", file=sys.stderr)
+        return 1
+    if ask is not None and not ask():
+        print("not confirmed; nothing was changed", file=sys.stderr)
+        return 1
+    try:
+        command_id = command_inbox.post_command(url, kind, command, time.time(), wait_s)
+    except SQLAlchemyError as exc:
+        raise UsageError(f"cannot record the command in {url}: {str(exc).splitlines()[0]}") from None
+    eng = open_store_readonly(url)
+    try:
+        row = _wait_for_answer(eng, command_inbox.read_command, command_id, wait_s)
+        if row is None or row["status"] == "pending":
+            if command_inbox.cancel_command(eng, command_id, f"cancelled: no engine took it within {wait_s:g} s"):
+                print(f"tui-trader: no engine answered within {wait_s:g} s; the command was cancelled, nothing was "
+                      "changed", file=sys.stderr)
+                return 1
+            row = _wait_for_answer(eng, command_inbox.read_command, command_id, TAKEN_GRACE_S)  # taken just in time
+    finally:
+        eng.dispose()
+    if row is None or row["status"] == "pending":
+        print("tui-trader: the engine took the command but has not recorded what it did yet; check "
+              "`tui-trader positions`", file=sys.stderr)
+        return 1
+    if row["status"] == "done":
+        print(row["outcome"])
+        return 0
+    print(f"tui-trader: {row['status']}: {row['outcome']}", file=sys.stderr)
+    if row["needs_confirm"]:
+        print("  nothing was changed; pass --yes to apply it anyway", file=sys.stderr)
+    return 1
+
+
+def _position_id(raw: str) -> int:
+    text = raw.strip().removeprefix("#")
+    if not text.isdigit() or int(text) == 0:
+        raise UsageError(f"POSITION: expected a position number like 3 (the # in the TUI and `tui-trader positions`), "
+                         f"got {raw!r}")
+    return int(text)
+
+
+def _open_legs(url: str) -> list[dict]:
+    from services.store import read_open_positions
+
+    return read_open_positions(url)
+
+
+def _require_open(legs: list[dict], group_id: int) -> None:
+    open_ids = sorted({r["group_id"] for r in legs})
+    if group_id not in open_ids:
+        known = f"open: {', '.join(f'#{g}' for g in open_ids)}" if open_ids else "there are no open positions"
+        raise UsageError(f"no open position #{group_id} ({known}); nothing was changed")
+
+
+def _shared_url(settings: Settings) -> str:
+    from services.inbox import is_shared_url
+
+    url = settings.store.url
+    if not is_shared_url(url):
+        raise UsageError(f"store.url {url!r} is an in-memory database no engine can read; use a file or a server")
+    return url
+
+
+def _wait_problems(wait_s: float) -> list[str]:
+    return [] if math.isfinite(wait_s) and wait_s > 0 else [f"--wait: must be more than 0 seconds, got {wait_s:g}"]
+
+
+_NONE = "none"
+
+
+def _level_edits(args, settings: Settings, now: float) -> tuple[dict, list[str]]:
+    """The edits asked for, as Engine.edit_levels keywords (None removes a level), and one
+    line per bad value. The engine checks them against the mark."""
+    from services.config import parse_distance
+
+    edits: dict = {}
+    problems = []
+    for option, name in (("--stop", "stop"), ("--target", "target")):
+        raw = getattr(args, name)
+        if raw is None:
+            continue
+        if raw.strip().lower() == _NONE:
+            edits[name] = None
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value) and value > 0:
+            edits[name] = value
+        else:
+            problems.append(f"{option}: expected a positive price or none, got {raw!r}")
+    for option, name, raw in (("--trail", "trail_distance", args.trail),
+                              ("--trail-activation", "trail_activation", args.trail_activation)):
+        if raw is None:
+            continue
+        if name == "trail_distance" and raw.strip().lower() == _NONE:
+            edits[name] = None
+            continue
+        try:
+            dist = parse_distance(raw)
+        except ValueError as exc:
+            problems.append(f"{option}: {exc}")
+            continue
+        if not math.isfinite(dist.value):
+            problems.append(f"{option}: expected a percentage like 0.5% or a number of points, got {raw!r}")
+        elif name == "trail_distance" and (dist.value == 0 or (dist.unit == "pct" and dist.value >= 1)):
+            problems.append(f"{option}: must be above 0 (and below 100%), got {raw!r}")
+        else:
+            edits[name] = str(dist) if dist.unit == "pct" else dist.value
+    if args.time_exit is not None:
+        try:
+            edits["time_exit_at"] = _time_exit_at(args.time_exit, settings.book.timezone, now)
+        except ValueError:
+            problems.append(f"--time-exit: expected HH:MM (the next one, {settings.book.timezone}), +SECONDS or none, "
+                            f"got {args.time_exit!r}")
+    return edits, problems
+
+
+def _time_exit_at(raw: str, tz: str, now: float) -> float | None:
+    from services.schedule import parse_time_of_day, session_bounds
+
+    text = raw.strip()
+    if text.lower() == _NONE:
+        return None
+    if text.startswith("+"):
+        seconds = float(text[1:])
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(raw)
+        return now + seconds
+    return session_bounds(now, parse_time_of_day(text), tz)[1]  # the next time the clock shows it
+
+
+# -- check-exits ------------------------------------------------------------------------------
+
+_TRIGGER_LABEL = {"stop_loss": "stop loss", "trailing_stop": "trailing stop", "target": "target",
+                  "time": "time exit", "trail_arms": "trail arms at"}
+_TRIGGER_TIER = {"time": 1, "trail_arms": 2}
+"""Sort order: price triggers by distance in % of the mark, then time exits by time left,
+then trailing stops not armed yet (arming is not an exit) by distance."""
+
+
+def cmd_check_exits(args, settings: Settings) -> int:
+    from services.store.sql import engine_running, read_pnl_state
+
+    url = settings.store.url
+    now = time.time()
+    legs = _open_legs(url)
+    triggers = sorted(((r, t) for r in legs if not r["pending_exit"] for t in _triggers(r, now)),
+                      key=lambda rt: _trigger_order(rt[1]))
+    rules = sorted(_pnl_rules(settings, read_pnl_state(url), legs, now),
+                   key=lambda v: (v.distance is None, v.distance if v.distance is not None else 0.0))
+    exiting = [r for r in legs if r["pending_exit"]]
+    if args.json:
+        print(json.dumps([_trigger_json(r, t) for r, t in triggers] + [_rule_json(v) for v in rules], indent=1))
+        return 0
+    _print_check_exits(settings, triggers, rules, exiting, len(legs), now, engine_running(url) is False)
+    return 0
+
+
+def _triggers(row: dict, now: float):
+    """One stored leg's armed triggers, measured as the engine's Exits screen measures them."""
+    from services.views import PositionView, triggers_of
+
+    side = 1 if row["side"] == "buy" else -1
+    arms_at = None
+    if row["trail_distance"] is not None and not row["trail_active"]:
+        arms_at = row["avg_entry"] + side * row["trail_act_amount"]
+    notional = row["avg_entry"] * row["qty"]
+    view = PositionView(
+        row["group_id"], row["id"], row["strategy_id"], row["symbol"], row["side"], row["qty"], row["avg_entry"],
+        row["mark"], row["unrealized_pnl"], row["unrealized_pnl"] / notional * 100.0 if notional else 0.0,
+        row["entry_fee"], row["stop"], row["target"], row["trail_distance"], row["trail_activation"],
+        row["trail_active"], row["trail_peak"], row["trail_level"], row["trail_updated_at"], row["time_exit_at"],
+        "OPEN", row["opened_at"], row["pending_exit"], arms_at)
+    return triggers_of(view, now)
+
+
+def _trigger_order(t) -> tuple:
+    closeness = t.distance if t.kind == "time" else t.distance_pct
+    return _TRIGGER_TIER.get(t.kind, 0), closeness if closeness is not None else math.inf, t.group_id
+
+
+def _pnl_rules(settings: Settings, stored: list[dict], legs: list[dict], now: float):
+    """Every P&L rule of the book and of each strategy, judged on the stored state of this
+    session (a scope with no state this session starts the day at its open positions' P&L)."""
+    from services.portfolio import BOOK, PnlScope
+    from services.schedule import session_bounds
+
+    book = settings.book
+    day_start = session_bounds(now, book.session_start, book.timezone)[0]
+    rows = {r["scope"]: r for r in stored}
+    scopes = [(BOOK, book, None)] + [(sid, cfg.pnl, cfg.pnl.cooldown_s)
+                                     for sid, cfg in settings.strategies.items() if cfg.pnl is not None]
+    views = []
+    for scope, rules, cooldown_s in scopes:
+        state = PnlScope(scope, rules, day_start, cooldown_s)
+        row = rows.get(scope)
+        if row is not None and row["day_start"] == day_start:
+            state.restore(row)
+        else:
+            state.unrealized = sum(r["unrealized_pnl"] for r in legs if scope in (BOOK, r["strategy_id"]))
+        views.extend(state.rule_views())
+    return views
+
+
+def _trigger_json(row: dict, t) -> dict:
+    return {"what": "position", "group_id": t.group_id, "leg_id": row["id"], "strategy_id": row["strategy_id"],
+            "symbol": t.symbol, "side": row["side"], "kind": t.kind, "level": t.level, "mark": row["mark"],
+            "mark_ts": row["mark_ts"], "distance": t.distance, "distance_pct": t.distance_pct}
+
+
+def _rule_json(v) -> dict:
+    return {"what": "pnl_rule", "scope": v.scope, "kind": v.kind, "level": v.level, "pnl": v.pnl,
+            "distance": v.distance, "armed": v.armed, "arms_at": v.arms_at, "peak": v.peak, "fired_at": v.fired_at}
+
+
+def _print_check_exits(settings: Settings, triggers, rules, exiting: list[dict], open_legs: int, now: float,
+                       stopped: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from screens.format import clock_time, countdown, money, px, side_word
+    from services.portfolio import RULE_LABEL
+
+    tz = settings.book.timezone
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    if stopped:
+        console.print("no engine is running: marks and P&L as last stored", style="yellow")
+    if triggers:
+        table = Table(box=None, title="position exits, closest first", title_justify="left")
+        for col in ("#", "strategy", "symbol", "side", "trigger", "level", "mark", "distance", "%"):
+            table.add_column(col, justify="right" if col in ("#", "level", "mark", "distance", "%") else "left")
+        for row, t in triggers:
+            if t.kind == "time":
+                level, distance, pct = clock_time(t.level, tz), countdown(t.level, now, due="due"), ""
+            else:
+                level = px(t.level)
+                distance = f"{t.distance:,.2f}" if abs(t.distance) >= 1 else f"{t.distance:.4g}"
+                pct = "—" if t.distance_pct is None else f"{t.distance_pct:.2f}%"
+            table.add_row(str(t.group_id), row["strategy_id"], t.symbol, side_word(row["side"]),
+                          _TRIGGER_LABEL.get(t.kind, t.kind), level, px(row["mark"]), distance, pct)
+        console.print(table)
+    elif not exiting:
+        console.print("no open position has an exit trigger" if open_legs else "no open positions")
+    for row in exiting:
+        console.print(f"#{row['group_id']} {row['symbol']} is exiting ({row['pending_exit']})")
+    if rules:
+        table = Table(box=None, title="P&L rules, closest first", title_justify="left")
+        for col in ("scope", "rule", "acts at P&L", "P&L", "distance", "state"):
+            table.add_column(col, justify="left" if col in ("scope", "rule", "state") else "right")
+        for v in rules:
+            if v.fired_at is not None:
+                state = f"fired {clock_time(v.fired_at, tz)}"
+            elif not v.armed:
+                state = f"arms at P&L {money(v.arms_at or 0.0)}"
+            else:
+                state = "armed" if v.kind == "pnl_trailing" else ""
+            table.add_row(v.scope, RULE_LABEL.get(v.kind, v.kind), "—" if v.level is None else money(v.level),
+                          money(v.pnl), "—" if v.distance is None else f"{v.distance:,.2f}", state)
+        console.print(table)
+
+
 COMMANDS = {"run": cmd_run, "engine": cmd_engine, "replay": cmd_replay, "positions": cmd_positions,
-            "signal": cmd_signal}
+            "signal": cmd_signal, "levels": cmd_levels, "exit": cmd_exit, "check-exits": cmd_check_exits}

@@ -1,0 +1,151 @@
+"""Operator commands from another process: `tui-trader levels` and `tui-trader exit` post a
+row into the `command_inbox` table and wait for its outcome; the running engine (TUI or
+headless) claims each pending row, runs it on the loop through its command methods
+(exit_position / exit_strategy / exit_all / edit_levels) and records done or refused with
+the engine's message (the polling itself: services/inbox.py).
+
+Claiming is a conditional update (pending and not taken -> taken_at set), and so is the
+poster's cancel when it stops waiting (pending and not taken -> cancelled): a command is run
+or cancelled, never both, and the poster reports what really happened. Only the engine that
+claims a row runs it, once. A row claimed by an engine that stopped before recording what it
+did is recorded as interrupted by the next one, not run again: the first one may have acted."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine as SqlEngine
+
+from .inbox import Inbox, post_row, read_row
+from .store.tables import CommandInboxRow
+from .views import CommandResult
+
+log = logging.getLogger("tui_trader.command_inbox")
+
+INBOX = CommandInboxRow.__table__
+LEVELS = ("stop", "target", "trail_distance", "trail_activation", "time_exit_at")
+"""The levels a `levels` command may carry: Engine.edit_levels keywords (None removes one)."""
+CLOCK_SKEW_S = 5.0
+"""An engine runs a command until this long after its poster's deadline (clocks may differ a little)."""
+
+
+# -- the poster's side (another process) ------------------------------------------------------
+
+
+def post_command(url: str, kind: str, args: dict[str, Any], now: float, wait_s: float) -> int:
+    """Record one pending command that an engine may take until `now + wait_s`; returns its id.
+    Raises SQLAlchemyError if the database cannot be written."""
+    return post_row(url, INBOX, {"kind": kind, "args": args, "created_at": now, "expires_at": now + wait_s,
+                                 "status": "pending", "outcome": ""})
+
+
+def read_command(eng: SqlEngine, command_id: int) -> dict | None:
+    return read_row(eng, INBOX, command_id)
+
+
+def cancel_command(eng: SqlEngine, command_id: int, why: str) -> bool:
+    """Cancel a command no engine has taken; False when one took it (or it is decided)."""
+    with eng.begin() as conn:
+        result = conn.execute(update(INBOX).where(
+            INBOX.c.id == command_id, INBOX.c.status == "pending", INBOX.c.taken_at.is_(None),
+        ).values(status="cancelled", outcome=why))
+    return result.rowcount == 1
+
+
+def describe(kind: str, args: dict[str, Any]) -> str:
+    """A command in a few words, for logs: "exit #3", "exit strategy m", "levels #3"."""
+    if kind == "exit" and args.get("all") is True:
+        return "exit all"
+    if kind == "exit" and "strategy" in args:
+        return f"exit strategy {args['strategy']}"
+    return f"{kind} #{args.get('group_id')}"
+
+
+# -- the engine's side ------------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    command_id: int
+    status: str  # done | refused | cancelled
+    outcome: str
+    needs_confirm: bool = False
+
+
+class CommandInbox(Inbox):
+    """Engine attachment: runs the operator commands other processes post (see the module doc)."""
+
+    label = "command inbox"
+    unrecorded_at_stop = "the next start records them as interrupted"
+
+    def __init__(self, url: str, poll_interval_s: float = 0.25) -> None:
+        super().__init__(url, poll_interval_s, log)
+
+    def _decide(self, row: dict, claimed: set[int]) -> _Outcome | None:
+        cid = row["id"]
+        if cid in claimed:
+            return self._execute(cid, row["kind"], row["args"])
+        if row["taken_at"] is not None:
+            return _Outcome(cid, "refused", "interrupted: an engine took it and stopped before recording what it "
+                                            "did; check the position (tui-trader positions)")
+        if self.engine.state == "running" and self.engine.clock.now() > row["expires_at"] + CLOCK_SKEW_S:
+            return _Outcome(cid, "cancelled", "not run: no engine took it before its poster stopped waiting")
+        return None  # its poster cancelled it meanwhile, or this engine is stopping
+
+    def _execute(self, cid: int, kind: str, args: Any) -> _Outcome:
+        what = describe(kind, args) if isinstance(args, dict) else kind
+        if self.engine.state != "running":
+            return _Outcome(cid, "refused", f"the engine is {self.engine.state}; nothing was changed")
+        try:
+            result = self._call(kind, args)
+        except Exception as exc:  # a bug in the engine: recorded on the row, never retried
+            log.exception("command #%d (%s): the engine failed to handle it", cid, what)
+            return _Outcome(cid, "refused", f"internal error in the engine: {exc!r}; see the log file")
+        log.info("command #%d (%s): %s", cid, what, result.message)
+        return _Outcome(cid, "done" if result.ok else "refused", result.message, result.needs_confirm)
+
+    def _call(self, kind: str, args: Any) -> CommandResult:
+        eng = self.engine
+        if isinstance(args, dict):
+            if kind == "exit" and args.get("all") is True:
+                return eng.exit_all()
+            if kind == "exit" and "strategy" in args:
+                return eng.exit_strategy(args["strategy"])
+            if kind == "exit" and "group_id" in args:
+                return eng.exit_position(args["group_id"])
+            unknown = set(args) - {"group_id", "confirm", *LEVELS}
+            if kind == "levels" and "group_id" in args and not unknown:
+                levels = {name: args[name] for name in LEVELS if name in args}
+                if args.get("confirm") is True:
+                    levels["confirm"] = True
+                return eng.edit_levels(args["group_id"], **levels)
+        return CommandResult.error(f"malformed command: {kind} {args!r}")
+
+    # -- database (worker thread) ---------------------------------------------------------
+
+    def _read_pending(self) -> tuple[list[dict], set[int]]:
+        """Pending rows (oldest first) and the ids of those this poll claimed. A stopping
+        engine claims nothing: the posters see no answer and cancel."""
+        now = self.engine.clock.now()
+        claiming = self.engine.state == "running"
+        claimed: set[int] = set()
+        with self._database().begin() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(
+                select(INBOX).where(INBOX.c.status == "pending").order_by(INBOX.c.id).limit(100))]
+            for row in rows:
+                if claiming and row["taken_at"] is None and now <= row["expires_at"] + CLOCK_SKEW_S:
+                    taken = conn.execute(update(INBOX).where(
+                        INBOX.c.id == row["id"], INBOX.c.status == "pending", INBOX.c.taken_at.is_(None),
+                    ).values(taken_at=now))
+                    if taken.rowcount == 1:
+                        claimed.add(row["id"])
+        return rows, claimed
+
+    def _write(self, batch: list[_Outcome]) -> None:
+        with self._database().begin() as conn:
+            for o in batch:  # only a row still pending: an outcome is recorded once
+                conn.execute(update(INBOX).where(INBOX.c.id == o.command_id, INBOX.c.status == "pending").values(
+                    status=o.status, outcome=o.outcome, needs_confirm=o.needs_confirm))
