@@ -3,17 +3,23 @@ confirm first; every result is flashed and the screen re-rendered at once."""
 
 from __future__ import annotations
 
-from typing import Callable, cast
+from typing import Callable, Mapping, cast
 
 from textual.app import App
 
-from services.views import CommandResult, PositionView, StrategyView
+from services.views import CommandResult, EngineSnapshot, PositionView, StrategyView
 
 from .base import TraderHost
 from .format import money, px, qty, side_word
 from .widgets.confirm import ConfirmScreen
 from .widgets.edit_levels import EditLevelsScreen
 from .widgets.strategy_details import StrategyDetailsScreen
+
+EXIT_ALL_WORD = "EXIT"
+"""What the operator types to confirm exiting everything."""
+
+LISTED = 12
+"""Positions named in a confirmation; the rest are counted."""
 
 
 def _host(app: App) -> TraderHost:
@@ -26,12 +32,14 @@ def report(app: App, result: CommandResult) -> None:
     _host(app).render_now()
 
 
-def confirm_then(app: App, question: str, command: Callable[[], CommandResult], title: str = "Confirm") -> None:
+def confirm_then(app: App, question: str, command: Callable[[], CommandResult], title: str = "Confirm",
+                 word: str | None = None) -> None:
+    """Run `command` once the operator confirms (by typing `word` when one is given)."""
     def answered(yes: bool | None) -> None:
         if yes:
             report(app, command())
 
-    app.push_screen(ConfirmScreen(question, title), answered)
+    app.push_screen(ConfirmScreen(question, title, word), answered)
 
 
 def exit_position(app: App, pos: PositionView) -> None:
@@ -45,25 +53,61 @@ def exit_position(app: App, pos: PositionView) -> None:
     )
 
 
+def exit_positions(app: App, groups: Mapping[int, str]) -> None:
+    """Exit several position groups ({group id: what it holds, e.g. "BTCUSDT"}) in one go."""
+    engine = _host(app).engine
+    if not groups:
+        report(app, CommandResult.error("no position selected"))
+        return
+    n = len(groups)
+    confirm_then(
+        app, f"Exit {n} position{'s' if n != 1 else ''} at market: {listing(groups)}?",
+        lambda: engine.exit_positions(list(groups)), title="Exit positions",
+    )
+
+
 def exit_all(app: App) -> None:
+    """Exit every open position: the operator types EXIT_ALL_WORD to confirm."""
     host = _host(app)
-    snap = host.latest_snapshot
-    n = len({p.group_id for p in snap.positions if p.status != "EXITING"}) if snap else 0
-    if n == 0:
+    groups = _open_groups(host.latest_snapshot)
+    if not groups:
         report(app, CommandResult.error("there is no open position to exit"))
         return
-    confirm_then(app, f"Exit ALL {n} open position(s) at market?", host.engine.exit_all, title="Exit all")
+    confirm_then(app, f"Exit ALL {len(groups)} open position(s) at market: {listing(groups)}?",
+                 host.engine.exit_all, title="Exit all", word=EXIT_ALL_WORD)
 
 
 def exit_strategy(app: App, strategy: StrategyView) -> None:
-    engine = _host(app).engine
-    if strategy.open_positions == 0:
-        report(app, CommandResult.error(f"{strategy.id} has no open position to exit"))
+    exit_strategy_id(app, strategy.id)
+
+
+def exit_strategy_id(app: App, strategy_id: str) -> None:
+    """Exit a strategy's open positions, also one no longer in the settings."""
+    host = _host(app)
+    groups = _open_groups(host.latest_snapshot, strategy_id)
+    if not groups:
+        report(app, CommandResult.error(f"{strategy_id} has no open position to exit"))
         return
     confirm_then(
-        app, f"Exit the {strategy.open_positions} open position(s) of {strategy.id} at market?",
-        lambda: engine.exit_strategy(strategy.id), title="Exit strategy",
+        app, f"Exit the {len(groups)} open position(s) of {strategy_id} at market: {listing(groups)}?",
+        lambda: host.engine.exit_strategy(strategy_id), title="Exit strategy",
     )
+
+
+def _open_groups(snap: EngineSnapshot | None, strategy_id: str | None = None) -> dict[int, str]:
+    """{group id: its symbols} of the open (not already exiting) groups, of one strategy or all."""
+    groups: dict[int, list[str]] = {}
+    for p in snap.positions if snap else ():
+        if p.status != "EXITING" and strategy_id in (None, p.strategy_id):
+            groups.setdefault(p.group_id, []).append(p.symbol)
+    return {gid: "+".join(symbols) for gid, symbols in groups.items()}
+
+
+def listing(groups: Mapping[int, str], most: int = LISTED) -> str:
+    """"#4 BTCUSDT, #7 ETHUSDT", the first `most` of them and how many more."""
+    items = [f"#{gid} {what}" for gid, what in groups.items()]
+    more = f" and {len(items) - most} more" if len(items) > most else ""
+    return ", ".join(items[:most]) + more
 
 
 def toggle_pause(app: App, strategy: StrategyView) -> None:
@@ -107,4 +151,5 @@ def edit_levels(app: App, pos: PositionView) -> None:
         if result is not None:
             report(app, result)
 
-    app.push_screen(EditLevelsScreen(pos, lambda **changes: engine.edit_levels(pos.group_id, **changes)), done)
+    app.push_screen(EditLevelsScreen(pos, lambda **changes: engine.edit_levels(pos.group_id, **changes),
+                                     now=engine.clock.now), done)

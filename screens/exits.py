@@ -1,86 +1,164 @@
-"""4 Exits: for each position the triggers that are armed and how far the price is from
-each, its planned (time) exit, and the trailing stop's state."""
+"""4 Exits, the exit timeline: for each position every armed trigger with its level and how
+far the mark still is from it (the closest first and marked), its planned exit and the time
+left; the portfolio's P&L rules (book and strategies) with their distance; and for the
+highlighted position the history of its levels, trailing moves and exit. `x` exits and `e`
+edits the levels of the highlighted position.
+
+Each part is a diff on refresh; the history is computed for the highlighted position only."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
+from textual.widgets import DataTable
 
-from services.views import EngineSnapshot, PositionView, TriggerView
+from services.portfolio import RULE_LABEL
+from services.views import EngineSnapshot, PortfolioView, PositionView, RuleView
 
-from .base import EngineScreen, set_subtitle
-from .format import DIM, LOSS, PROFIT, WARN, cell, duration, hms, num, px, side_word
+from . import commands
+from .base import EngineScreen
+from .format import DIM, WARN, cell, hms, money, num, pnl_cell, px
+from .widgets.exit_history import ExitHistory, position_summary, reason_label, timeline, trade_summary
+from .widgets.exit_triggers import ClosedRow, ExitTriggers
 from .widgets.keyed_table import KeyedTable
+from .widgets.live_static import LiveStatic
 
-KIND_ORDER = {"stop_loss": 0, "trailing_stop": 1, "target": 2, "trail_arms": 3, "time": 4}
-KIND_LABEL = {
-    "stop_loss": "stop loss", "trailing_stop": "trailing stop", "target": "target",
-    "trail_arms": "trail arms at", "time": "time exit",
-}
-KIND_STYLE = {"stop_loss": LOSS, "trailing_stop": WARN, "target": PROFIT, "trail_arms": DIM, "time": "cyan"}
-
-TRIGGER_COLUMNS = [
-    ("id", "#>"), ("symbol", "Symbol"), ("kind", "Trigger"), ("level", "Level>"), ("distance", "Distance>"),
-    ("distance_pct", "Dist %>"),
+RULE_COLUMNS = [
+    ("scope", "Scope"), ("rule", "Rule"), ("level", "P&L level>"), ("pnl", "P&L>"), ("distance", "Distance>"),
+    ("state", "State"),
 ]
-TRAIL_COLUMNS = [
-    ("id", "#>"), ("symbol", "Symbol"), ("side", "Side"), ("trailing", "Trailing"),
-    ("distance", "Dist>"), ("peak", "Peak>"), ("level", "Level>"), ("changed", "Last change"),
-    ("planned", "Planned exit"),
-]
+RULE_ORDER = {kind: i for i, kind in enumerate(RULE_LABEL)}
 
 
-def trigger_cells(t: TriggerView) -> tuple:
-    if t.kind == "time":
-        level = num(hms(t.level))
-        distance = num(f"{duration(t.distance)} left" if t.distance is not None and t.distance > 0 else "due")
-        distance_pct = num("")
+class RuleRow(NamedTuple):
+    rule: RuleView
+    scope_index: int
+    first: bool  # the scope's first rule: it names the scope
+
+
+def rule_rows(portfolio: tuple[PortfolioView, ...]) -> dict[str, RuleRow]:
+    return {f"{view.scope}:{r.kind}": RuleRow(r, i, n == 0)
+            for i, view in enumerate(portfolio) for n, r in enumerate(view.rules)}
+
+
+def _rule_order(key: str, row: RuleRow) -> tuple:
+    return row.scope_index, RULE_ORDER.get(row.rule.kind, 9)
+
+
+def rule_cells(row: RuleRow) -> tuple:
+    r = row.rule
+    if r.fired_at is not None:
+        state, style = f"fired {hms(r.fired_at)}", "bold red"
+    elif r.kind == "pnl_trailing" and not r.armed:
+        state, style = f"arms at P&L {money(r.arms_at or 0.0)}", DIM
+    elif r.kind == "pnl_trailing":
+        state, style = f"armed, peak {money(r.peak or 0.0)}", WARN
     else:
-        level = num(px(t.level))
-        distance = num("—" if t.distance is None else f"{t.distance:,.2f}" if abs(t.distance) >= 1 else f"{t.distance:.4g}")
-        distance_pct = num("—" if t.distance_pct is None else f"{t.distance_pct:.2f}%")
-    return (num(str(t.group_id)), cell(t.symbol), cell(KIND_LABEL.get(t.kind, t.kind), KIND_STYLE.get(t.kind, "")),
-            level, distance, distance_pct)
-
-
-def _trigger_order(key: str, t: TriggerView) -> tuple:
-    """Position by position, its triggers in a fixed order (stop first)."""
-    return t.group_id, KIND_ORDER.get(t.kind, 9)
-
-
-def trail_cells(p: PositionView) -> tuple:
-    if p.trail_distance is None:
-        state, style = "none", DIM
-    elif p.trail_active:
-        state, style = "armed", WARN
+        state, style = "armed", ""
+    if r.distance is None:
+        distance = num("—", DIM)
+    elif r.distance <= 0:
+        distance = num("reached", "bold red")
     else:
-        state, style = f"arms +{p.trail_activation}", ""
-    changed = hms(p.trail_updated_at) if p.trail_updated_at is not None else "—"
-    planned = hms(p.time_exit_at) if p.time_exit_at is not None else "—"
-    return (
-        num(str(p.group_id)), cell(p.symbol), cell(side_word(p.side)), cell(state, style),
-        num(p.trail_distance or "—"), num(px(p.trail_peak)), num(px(p.trail_level) if p.trail_active else "—"),
-        cell(changed), cell(planned, "cyan" if p.time_exit_at is not None else ""),
-    )
+        distance = num(f"{r.distance:,.2f}")
+    return (cell(r.scope if row.first else ""), cell(RULE_LABEL.get(r.kind, r.kind)),
+            num(money(r.level)) if r.level is not None else num("—", DIM), pnl_cell(r.pnl), distance, cell(state, style))
+
+
+def blocked_text(portfolio: tuple[PortfolioView, ...]) -> str:
+    reasons = [v.blocked + (f" (until {hms(v.blocked_until)})" if v.blocked_until is not None else "")
+               for v in portfolio if v.blocked]
+    return "Entries blocked: " + "; ".join(reasons) if reasons else ""
 
 
 class ExitsScreen(EngineScreen):
     NAME = "Exits"
     CSS_PATH = "exits.tcss"
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (28, "-tall")]  # 80x24: more room for the triggers
+
+    BINDINGS = [
+        Binding("x", "exit_position", "Exit", tooltip="Exit the highlighted position at market (confirm)",
+                id="exits.exit"),
+        Binding("e", "edit_levels", "Edit levels",
+                tooltip="Edit stop / target / trailing of the highlighted position", id="exits.edit"),
+    ]
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="triggers-box") as box:
-            box.border_title = "Armed triggers (distance: how far the mark still is from each)"
-            yield KeyedTable(TRIGGER_COLUMNS, id="triggers", sort_key=_trigger_order)
-        with Vertical(id="trailing-box") as box:
-            box.border_title = "Trailing stop (last level change) and planned exit (time left above)"
-            yield KeyedTable(TRAIL_COLUMNS, id="trailing")
+            box.border_title = "Exit triggers, closest first (▸) · distance: how far the mark still is"
+            yield ExitTriggers(id="triggers")
+        with Vertical(id="rules-box") as box:
+            box.border_title = "Portfolio P&L rules (P&L = realized today + unrealized)"
+            yield KeyedTable(RULE_COLUMNS, id="rules", sort_key=_rule_order)
+            yield LiveStatic("", id="rules-note", markup=False)
+        yield ExitHistory(id="history")
+
+    @property
+    def table(self) -> ExitTriggers:
+        return self.query_one("#triggers", ExitTriggers)
 
     def render_snapshot(self, snap: EngineSnapshot) -> None:
-        triggers = snap.triggers()
-        self.query_one("#triggers", KeyedTable).sync(
-            {f"{t.group_id}:{t.symbol}:{t.kind}": t for t in triggers}, trigger_cells)
-        self.query_one("#trailing", KeyedTable).sync(
-            {f"{p.group_id}:{p.leg_id}": p for p in snap.positions}, trail_cells)
-        set_subtitle(self.query_one("#triggers-box"), f"{len(triggers)}")
-        set_subtitle(self.query_one("#trailing-box"), f"{len(snap.positions)} position(s)")
+        self.table.show(snap)
+        self._show_rules(snap.portfolio)
+        self._show_history()
+
+    def _show_rules(self, portfolio: tuple[PortfolioView, ...]) -> None:
+        rows = rule_rows(portfolio)
+        rules = self.query_one("#rules", KeyedTable)
+        rules.sync(rows, rule_cells)
+        if rules.display != bool(rows):
+            rules.display = bool(rows)
+        note = blocked_text(portfolio) or (
+            "" if rows else "No P&L rules (set `pnl` in a strategy or `book` in the settings).")
+        note_widget = self.query_one("#rules-note", LiveStatic)
+        note_widget.show(note)
+        if note_widget.display != bool(note):
+            note_widget.display = bool(note)
+
+    def _show_history(self) -> None:
+        history = self.query_one("#history", ExitHistory)
+        snap, row = self.shown, self.table.selected_row
+        if snap is None or row is None:
+            history.border_title = "History"
+            history.show_note("No open position. Strategies enter on their own schedule (1 Schedule).")
+            return
+        if isinstance(row, ClosedRow):
+            t = row.trade
+            title, summary = f"#{t.group_id} {t.strategy_id} {t.symbol}", trade_summary(t)
+            lines = timeline(snap, t.group_id, None, t)
+        else:
+            p = row[0]
+            title, summary = f"#{p.group_id} {p.strategy_id} {p.symbol}", position_summary(p, snap.ts)
+            lines = timeline(snap, p.group_id, p, None)
+        if history.border_title != f"History of {title}":
+            history.border_title = f"History of {title}"
+        history.show(summary, lines)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "triggers":
+            self._show_history()
+
+    def _selected_position(self) -> PositionView | None:
+        row = self.table.selected_row
+        if isinstance(row, ClosedRow):
+            t = row.trade
+            self.notify(f"#{t.group_id} {t.symbol} is already closed ({reason_label(t.exit_reason)} at "
+                        f"{px(t.exit_price)})", severity="warning")
+            return None
+        if row is None:
+            self.notify("No position selected", severity="warning")
+            return None
+        return row[0]
+
+    def action_exit_position(self) -> None:
+        p = self._selected_position()
+        if p is not None:
+            commands.exit_position(self.app, p)
+
+    def action_edit_levels(self) -> None:
+        p = self._selected_position()
+        if p is not None:
+            commands.edit_levels(self.app, p)

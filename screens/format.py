@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.text import Text
@@ -83,11 +83,33 @@ def funds(used: float, allocation: float | None) -> str:
     return held if allocation is None else f"{held} / {amount(allocation)}"
 
 
+def gap(v: float) -> str:
+    """A distance between two prices: 2 decimals, or 4 significant digits below 1."""
+    return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
+
+
 def signed_px(v: float | None) -> str:
     """A signed price difference (slippage): +0.66, -12.40, +0.0042."""
     if v is None:
         return "—"
     return f"{v:+,.2f}" if abs(v) >= 0.005 or v == 0 else f"{v:+.2g}"
+
+
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], width: int) -> str:
+    """Recent values as at most `width` block characters, low to high between the lowest and
+    the highest drawn; a longer history is thinned to one value (the latest) per cell."""
+    n = len(values)
+    points = values if n <= width else [values[(i + 1) * n // width - 1] for i in range(width)]
+    if not points:
+        return ""
+    lo, hi = min(points), max(points)
+    if hi - lo <= abs(hi) * 1e-9:
+        return SPARK_BLOCKS[3] * len(points)  # flat
+    top = len(SPARK_BLOCKS) - 1
+    return "".join(SPARK_BLOCKS[round((v - lo) / (hi - lo) * top)] for v in points)
 
 
 def side_word(side: str) -> str:

@@ -104,7 +104,7 @@ class Leg(Record):
         "stop", "target", "trail_activation", "trail_distance", "trail_act_amount",
         "trail_active", "trail_peak", "trail_level", "trail_updated_at", "time_exit_at",
         "trigger", "status", "opened_at", "closed_at", "exit_price", "exit_fee", "exit_reason",
-        "realized_pnl", "exit_order_id", "scopes", "trail_moves", "marks", "marks_at",
+        "realized_pnl", "exit_order_id", "scopes", "trail_moves", "marks",
     )
     KIND = "leg"
 
@@ -134,8 +134,7 @@ class Leg(Record):
         self.exit_order_id: int | None = None  # the exit order working now
         self.scopes: tuple = ()  # the P&L scopes (services.portfolio) whose rules watch this leg
         self.trail_moves: deque[tuple[float, float]] = deque(maxlen=8)  # recent (time, level) trailing changes
-        self.marks: deque[float] = deque(maxlen=MARK_SAMPLES)  # the mark about once a second, for a sparkline
-        self.marks_at = 0.0
+        self.marks: deque[float] = deque(maxlen=MARK_SAMPLES)  # the mark once a second, for a sparkline
 
     def unrealized(self) -> float:
         """Mark-to-market P&L net of the entry fee."""

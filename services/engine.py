@@ -38,7 +38,7 @@ KEEP = object()
 
 _AMOUNTS = re.compile(r"\d[\d,.]*")
 EXIT_RETRY_S = 1.0  # a rejected exit order is sent again on the first fresh quote after this
-MARK_SAMPLE_S = 1.0  # PositionView.marks: one sample a second at most
+MARK_SAMPLE_S = 1.0  # PositionView.marks: one sample of every open leg's mark a second
 
 
 class Slot:
@@ -136,6 +136,7 @@ class Engine:
         self.version = 0
         self._quote_seq = 0
         self._next_tick = 0.0
+        self._next_mark_sample = 0.0
         self._subscribers: list[Callable[[EngineSnapshot], None]] = []
         self.trade_listeners: list[Callable[[TradeView], None]] = []
         self.fill_listeners: list[Callable[[Fill], None]] = []
@@ -348,6 +349,11 @@ class Engine:
             self._event("info", "engine", f"new trading session from {_local_time(self.day_start, self.config.book.timezone)}: "
                         "day P&L, P&L rules and daily loss limits start over")
         self._tick_scopes(now)
+        if now >= self._next_mark_sample:  # the marks' history, on the engine clock (sparklines)
+            self._next_mark_sample = now + MARK_SAMPLE_S
+            for legs in self._legs_by_symbol.values():
+                for leg in legs:
+                    leg.marks.append(leg.mark)
         self._rework_entries(now)
         self._rework_exits(now)
         due: list[tuple[Group, Leg | None]] = []  # found first: acting on them changes self.groups
@@ -1253,9 +1259,6 @@ class Engine:
                 unrealized_by_strategy[group.strategy_id] = unrealized_by_strategy.get(group.strategy_id, 0.0) + pnl
                 notional = leg.entry * leg.qty
                 status = "EXITING" if group.pending_exit else ("STALE" if stale else "OPEN")
-                if now - leg.marks_at >= MARK_SAMPLE_S:
-                    leg.marks.append(leg.mark)
-                    leg.marks_at = now
                 positions.append(PositionView(
                     group.id, leg.id, group.strategy_id, leg.symbol, leg.side, leg.qty, leg.entry, leg.mark, pnl,
                     pnl / notional * 100.0 if notional else 0.0, leg.entry_fee, leg.stop, leg.target,

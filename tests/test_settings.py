@@ -64,9 +64,22 @@ def test_missing_field_is_named(tmp_path):
     ('target = "abc"', "strategies.t.target"),
     ("trail_distance = 0", "strategies.t"),
     ("cooldown_s = -5", "strategies.t.cooldown_s"),
+    ("pnl = { stop = -25 }", "strategies.t.pnl.stop"),
+    ("pnl = { daily_loss_limt = 5 }", "strategies.t.pnl.daily_loss_limt"),
+    ('exit_execution = { order_type = "stop" }', "strategies.t.exit_execution.order_type"),
 ])
 def test_impossible_values_are_refused(tmp_path, extra, field):
     (line,) = problems(tmp_path, MINIMAL + extra + "\n")
+    assert line.startswith(field + ":"), line
+
+
+@pytest.mark.parametrize("book, field", [
+    ('session_start = "25:00"', "book.session_start"),
+    ('timezone = "Mars/Olympus"', "book.timezone"),
+    ("daily_loss_limit = 0", "book.daily_loss_limit"),
+])
+def test_bad_book_settings_are_refused(tmp_path, book, field):
+    (line,) = problems(tmp_path, MINIMAL + f"[book]\n{book}\n")
     assert line.startswith(field + ":"), line
 
 

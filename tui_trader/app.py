@@ -35,6 +35,7 @@ from screens.positions import PositionsScreen
 from screens.queue import QueueScreen
 from screens.schedule import ScheduleScreen
 from screens.widgets.help import HelpScreen
+from screens.widgets.orphans import OrphansScreen
 from services.views import EngineSnapshot
 
 log = logging.getLogger("tui_trader.app")
@@ -48,7 +49,7 @@ SCREENS: tuple[tuple[str, str, type[EngineScreen]], ...] = (
     ("6", "logs", LogsScreen),
 )
 
-FLASH_CATEGORIES = ("exit", "fill", "trailing", "entry")  # by priority, after warnings and errors
+FLASH_CATEGORIES = ("risk", "exit", "fill", "trailing", "entry")  # by priority, after warnings and errors
 FLASH_LEVELS = {"warning": "warning", "error": "error", "critical": "error"}
 MAX_FLASHES = 3
 """At most this many flashes per NOTIFICATION_TIMEOUT window; the rest are summarised."""
@@ -133,12 +134,36 @@ class TraderApp(App[None]):
         self._started = True
         self._unsubscribe = self.engine.subscribe(self._on_engine_snapshot)
         self.render_now()
+        self._ask_about_orphans()
         self.set_interval(self.HEARTBEAT, self._heartbeat)
         self._watch_terminal()
         # What start-up allocated lives as long as the app: keep it out of the collector's
         # full passes, which otherwise stall the loop for ~100 ms under load.
         gc.collect()
         gc.freeze()
+
+    def _ask_about_orphans(self) -> None:
+        """Open positions of a strategy gone from the settings are not dropped silently: ask,
+        one strategy at a time, whether to keep managing them or to close them."""
+        snap = self.latest_snapshot
+        waiting = [o for o in (snap.orphans if snap else ()) if not o.decided]
+        if not waiting:
+            return
+        orphan = waiting[0]
+        held = {p.group_id: f"#{p.group_id} {p.symbol}" for p in snap.positions if p.group_id in orphan.group_ids}
+        engine = self.engine
+
+        def answered(choice: str | None) -> None:
+            if choice == "keep":
+                commands.report(self, engine.keep_managing(orphan.strategy_id))
+            elif choice == "close":
+                commands.report(self, engine.exit_strategy(orphan.strategy_id))
+            else:
+                return  # later: they stay managed; the note stays on 3 Positions
+            self._ask_about_orphans()
+
+        self.push_screen(OrphansScreen(orphan, ", ".join(held.values()) or f"{len(orphan.group_ids)} position(s)"),
+                         answered)
 
     def _watch_terminal(self) -> None:
         """Quit cleanly on SIGTERM, and on SIGHUP or when the terminal goes away without a
@@ -311,7 +336,7 @@ class TraderApp(App[None]):
         snap = self.latest_snapshot
         if snap is None:
             return
-        yield SystemCommand("Exit all positions", "Exit every open position at market (confirm)",
+        yield SystemCommand("Exit all positions", "Exit every open position at market (type EXIT to confirm)",
                             lambda: commands.exit_all(self))
         for s in snap.strategies:
             if s.status == "paused":

@@ -1,13 +1,18 @@
-"""Edit a position's stop, target and trailing distance.
+"""Edit a position's stop, target, trailing distance and activation, and time exit.
 
 The form is prefilled with the current levels. An empty field removes that level; a field
-left as it was is not sent. Input is checked here first (a number, a distance like "0.5%")
-and then by the engine (e.g. a stop on the wrong side of the mark); any refusal is shown
-next to its field and the form stays open. On success it closes with the engine's answer."""
+left as it was is not sent. Input is checked here first (a number, a distance like "0.5%",
+a time) and then by the engine (e.g. a stop on the wrong side of the mark); any refusal is
+shown next to its field and the form stays open. A preview under the fields shows, as you
+type, how far each new level is from the mark and the P&L at the stop and the target. An
+edit the engine says would exit at once is applied only after a confirmation. On success
+the form closes with the engine's answer."""
 
 from __future__ import annotations
 
 import math
+import re
+import time
 from typing import Callable
 
 from textual.app import ComposeResult
@@ -18,10 +23,15 @@ from textual.widgets import Button, Input, Label, Static
 from services.config import parse_distance
 from services.views import CommandResult, PositionView
 
-from ..format import px, qty, side_word
+from ..format import duration, hms, money, px, qty, side_word
+from .confirm import ConfirmScreen
 from .dialog import Dialog
 
-FIELDS = ("stop", "target", "trail")
+FIELDS = ("stop", "target", "trail", "activation", "time")
+ARG = {"stop": "stop", "target": "target", "trail": "trail_distance", "activation": "trail_activation",
+       "time": "time_exit_at"}
+_IN = re.compile(r"^\+\s*(\d+(?:\.\d+)?)\s*([smh]?)$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 
 def _price_text(v: float | None) -> str:
@@ -57,25 +67,90 @@ def parse_trail(raw: str) -> str | float | None:
     return text if distance.unit == "pct" else distance.value
 
 
+def parse_activation(raw: str) -> str | float:
+    """'' -> 0 (armed from now); "0.2%" of the entry or points."""
+    text = raw.strip()
+    if not text:
+        return 0.0
+    distance = parse_distance(text)
+    return text if distance.unit == "pct" else distance.value
+
+
+def parse_time_exit(raw: str, now: float) -> float | None:
+    """'' -> None (no time exit); "+90s", "+5m", "+1h" from now; or "HH:MM[:SS]" UTC, the
+    next time that clock time comes round."""
+    text = raw.strip().lower()
+    if not text:
+        return None
+    match = _IN.match(text)
+    if match:
+        return now + float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    match = _CLOCK.match(text)
+    if match and int(match.group(1)) < 24 and int(match.group(2)) < 60 and int(match.group(3) or 0) < 60:
+        seconds = int(match.group(1)) * 3600 + int(match.group(2)) * 60 + int(match.group(3) or 0)
+        at = now - now % 86_400 + seconds
+        return at if at > now else at + 86_400
+    raise ValueError(f'not a time: {raw.strip()!r} (use HH:MM UTC, or +90s / +5m / +1h from now)')
+
+
 def _field_of(message: str) -> str:
-    """Which field an engine error is about (by its first word)."""
+    """Which field an engine error is about (by its first words)."""
     head = message.strip().lower()
-    if head.startswith("stop"):
-        return "stop"
-    if head.startswith("target"):
-        return "target"
-    if head.startswith("trail") or "percentage" in head:
-        return "trail"
-    return "form"
+    for prefix, field in (("stop", "stop"), ("target", "target"), ("trailing activation", "activation"),
+                          ("time exit", "time"), ("trail", "trail")):
+        if head.startswith(prefix):
+            return field
+    return "trail" if "percentage" in head else "form"
+
+
+def preview(p: PositionView, values: dict[str, str], now: float) -> str:
+    """How far each level typed so far sits from the mark, and the P&L if it is hit."""
+    d = 1 if p.side == "buy" else -1
+    lines = []
+    for name, label in (("stop", "stop"), ("target", "target")):
+        try:
+            level = parse_price(values[name])
+        except ValueError:
+            continue
+        if level is None:
+            if getattr(p, name) is not None:
+                lines.append(f"{label} removed")
+            continue
+        away = (p.mark - level) * d if name == "stop" else (level - p.mark) * d
+        at = (level - p.entry) * p.qty * d - p.fees
+        lines.append(f"{label} {px(level)}: {px(abs(away))} ({abs(away) / p.mark * 100:.2f}%) "
+                     f"{'away' if away > 0 else 'THROUGH the mark'} · P&L there {money(at)}")
+    try:
+        trail = parse_trail(values["trail"])
+    except ValueError:
+        trail = ""
+    if trail is None:
+        if p.trail_distance is not None:
+            lines.append("trailing stop removed")
+    elif trail != "" and p.trail_active and p.trail_peak is not None:
+        distance = parse_distance(trail)
+        level = p.trail_peak * (1 - distance.value * d) if distance.unit == "pct" else p.trail_peak - distance.value * d
+        if p.trail_level is not None:
+            level = max(level, p.trail_level) if d > 0 else min(level, p.trail_level)
+        lines.append(f"trailing level {px(level)}: {px((p.mark - level) * d)} from the mark · "
+                     f"P&L there {money((level - p.entry) * p.qty * d - p.fees)}")
+    try:
+        at = parse_time_exit(values["time"], now)
+    except ValueError:
+        at = -1.0
+    if at is not None and at >= 0:
+        lines.append(f"time exit {hms(at)} UTC, in {duration(at - now)}")
+    return "\n".join(lines)
 
 
 class EditLevelsScreen(Dialog[CommandResult | None]):
     """apply(**changes) performs the edit (the engine's edit_levels for this position) and
-    returns its CommandResult; the modal dismisses with it on success, None on cancel."""
+    returns its CommandResult; the modal dismisses with it on success, None on cancel.
+    `now` is the engine's clock (time exits are typed relative to it)."""
 
     DEFAULT_CSS = """
     EditLevelsScreen > Vertical {
-        width: 70;
+        width: 76;
     }
     EditLevelsScreen #summary {
         margin-bottom: 1;
@@ -84,28 +159,41 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
         height: auto;
     }
     EditLevelsScreen .row Label {
-        width: 10;
-        padding: 1 1 0 0;
+        width: 12;
     }
     EditLevelsScreen .row Input {
         width: 1fr;
+        height: 1;
+        border: none;
+        padding: 0 1;
+        background: $boost;
+    }
+    EditLevelsScreen .row Input:focus {
+        background: $primary 30%;
     }
     EditLevelsScreen .error {
         color: $error;
         text-style: bold;
-        padding-left: 10;
+        padding-left: 12;
         height: auto;
+    }
+    EditLevelsScreen #preview {
+        color: $text-muted;
+        height: auto;
+        margin: 1 0;
     }
     EditLevelsScreen #hint {
         color: $text-muted;
-        padding-left: 10;
     }
     EditLevelsScreen #buttons {
         height: auto;
         align: right middle;
     }
-    EditLevelsScreen Button {
+    EditLevelsScreen #buttons Button {
         margin-left: 2;
+        height: 1;
+        border: none;
+        min-width: 10;
     }
     """
 
@@ -114,14 +202,18 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
         Binding("ctrl+s", "save", "Save", id="edit.save"),
     ]
 
-    def __init__(self, position: PositionView, apply: Callable[..., CommandResult]) -> None:
+    def __init__(self, position: PositionView, apply: Callable[..., CommandResult],
+                 now: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.position = position
         self.apply = apply
+        self.now = now
         self.initial = {
             "stop": _price_text(position.stop),
             "target": _price_text(position.target),
             "trail": position.trail_distance or "",
+            "activation": position.trail_activation or "",
+            "time": hms(position.time_exit_at) if position.time_exit_at is not None else "",
         }
 
     def compose(self) -> ComposeResult:
@@ -129,18 +221,22 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
         with Vertical() as box:
             box.border_title = f"Edit levels · #{p.group_id} {p.symbol}"
             yield Static(
-                f"{side_word(p.side)} {qty(p.qty)} {p.symbol} @ {px(p.entry)} · mark {px(p.mark)}",
+                f"{side_word(p.side)} {qty(p.qty)} {p.symbol} @ {px(p.entry)} · mark {px(p.mark)} · P&L {money(p.pnl)}",
                 id="summary", markup=False,
             )
             for name, label, placeholder in (
                 ("stop", "Stop", "price; empty = no stop"),
                 ("target", "Target", "price; empty = no target"),
                 ("trail", "Trailing", '"0.5%" of the peak or points; empty = none'),
+                ("activation", "Arms at", "armed" if p.trail_active else '"0.2%" profit or points; 0 = now'),
+                ("time", "Time exit", "HH:MM UTC or +5m; empty = none"),
             ):
                 with Horizontal(classes="row"):
                     yield Label(label)
-                    yield Input(self.initial[name], placeholder=placeholder, id=f"{name}-input")
+                    yield Input(self.initial[name], placeholder=placeholder, id=f"{name}-input",
+                                disabled=name == "activation" and p.trail_active)
                 yield Static("", id=f"{name}-error", classes="error", markup=False)
+            yield Static("", id="preview", markup=False)
             yield Static("Empty removes a level · enter saves · esc cancels", id="hint")
             yield Static("", id="form-error", classes="error", markup=False)
             with Horizontal(id="buttons"):
@@ -150,7 +246,14 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
     def on_mount(self) -> None:
         for error in self.query(".error"):
             error.display = False
+        self._show_preview()
         self.query_one("#stop-input", Input).focus()
+
+    def _values(self) -> dict[str, str]:
+        return {f: self.query_one(f"#{f}-input", Input).value for f in FIELDS}
+
+    def _show_preview(self) -> None:
+        self.query_one("#preview", Static).update(preview(self.position, self._values(), self.now()))
 
     def _set_error(self, field: str, message: str) -> None:
         error = self.query_one(f"#{field}-error", Static)
@@ -171,6 +274,7 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
         if field in FIELDS:
             self._set_error(field, "")
             self._set_error("form", "")
+            self._show_preview()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -186,31 +290,47 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
+    def _parse(self, field: str, raw: str) -> object:
+        if field == "trail":
+            return parse_trail(raw)
+        if field == "activation":
+            return parse_activation(raw)
+        if field == "time":
+            return parse_time_exit(raw, self.now())
+        return parse_price(raw)
+
     def action_save(self) -> None:
-        values = {f: self.query_one(f"#{f}-input", Input).value for f in FIELDS}
+        values = self._values()
         changes: dict[str, object] = {}
         bad = False
         for field in FIELDS:
             self._set_error(field, "")
+            if values[field].strip() == self.initial[field]:
+                continue  # untouched: not sent
             try:
-                parsed = parse_trail(values[field]) if field == "trail" else parse_price(values[field])
+                changes[ARG[field]] = self._parse(field, values[field])
             except ValueError as exc:
                 self._set_error(field, f"✗ {exc}")
                 bad = True
-                continue
-            if values[field].strip() != self.initial[field]:
-                changes["trail_distance" if field == "trail" else field] = parsed
         self._set_error("form", "")
         if bad:
             return
         if not changes:
             self._set_error("form", "✗ nothing changed")
             return
-        result = self.apply(**changes)
+        self._submit(changes, self.apply(**changes))
+
+    def _submit(self, changes: dict[str, object], result: CommandResult) -> None:
         if result.ok:
             self.dismiss(result)
-            return
-        for part in result.message.split("; "):
-            field = _field_of(part)
-            current = str(self.query_one(f"#{field}-error", Static).content)
-            self._set_error(field, f"{current}\n✗ {part}" if current else f"✗ {part}")
+        elif result.needs_confirm:
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._submit(changes, self.apply(**changes, confirm=True))
+
+            self.app.push_screen(ConfirmScreen(result.message, "Exit now?"), answered)
+        else:
+            for part in result.message.split("; "):
+                field = _field_of(part)
+                current = str(self.query_one(f"#{field}-error", Static).content)
+                self._set_error(field, f"{current}\n✗ {part}" if current else f"✗ {part}")

@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 from .dialog import Dialog
 
-KEY_NAMES = {"question_mark": "?", "escape": "esc", "full_stop": "."}
+KEY_NAMES = {"question_mark": "?", "escape": "esc", "full_stop": ".", "slash": "/", "space": "space"}
 
 
 def key_label(keys: str) -> str:

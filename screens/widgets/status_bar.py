@@ -16,8 +16,9 @@ SCREENS = (("1", "Schedule"), ("2", "Entry"), ("3", "Positions"), ("4", "Exits")
 
 class StatusBar(LiveStatic):
     """Line 1: the screens (number keys) with the current one highlighted, and the engine
-    clock (UTC). Line 2: mode, engine state, feed health, day P&L, pool usage, unread alerts
-    and a database warning when the store is failing."""
+    clock (UTC). Line 2: mode, engine state, feed health, day P&L (and ENTRIES BLOCKED when a
+    P&L rule or the daily loss limit of the book has acted), pool usage, unread alerts and a
+    database warning when the store is failing."""
 
     DEFAULT_CSS = """
     StatusBar {
@@ -66,6 +67,8 @@ class StatusBar(LiveStatic):
             parts.append(Text("feed ok", style=PROFIT))
         pnl_style = PROFIT if snap.day_pnl > 0.005 else LOSS if snap.day_pnl < -0.005 else ""
         parts.append(Text.assemble("day P&L ", (money(snap.day_pnl), pnl_style)))
+        if snap.portfolio and snap.portfolio[0].blocked:  # the book's P&L rule or daily loss limit acted
+            parts.append(Text("ENTRIES BLOCKED", style="bold reverse red"))
         full = snap.pool_used >= snap.pool_total
         parts.append(Text(f"pool {snap.pool_used}/{snap.pool_total}", style=WARN if full else ""))
         parts.append(Text(f"alerts {snap.unread_alerts}", style="bold yellow" if snap.unread_alerts else ""))

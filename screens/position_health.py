@@ -1,0 +1,239 @@
+"""The health of each open position as the Positions screen shows it: position groups (a
+basket's legs under one row) with their aggregates, their table cells, the detail of the
+highlighted one (every level and how far the mark is from it) and the book's P&L line."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from rich.text import Text
+
+from services.views import EngineSnapshot, PortfolioView, PositionView, TriggerView, triggers_of
+
+from .format import (
+    DIM, LOSS, PROFIT, STATUS_STYLE, WARN, Cell, cell, duration, gap, hms, money, num, pct, pnl_cell,
+    pnl_pct_cell, px, qty, side_word, signed_style, sparkline,
+)
+from .widgets.exit_history import reason_label
+
+COLUMNS = [
+    ("sel", " "), ("id", "#>"), ("strategy", "Strategy"), ("symbol", "Symbol"), ("side", "Side"),
+    ("status", "Status"), ("pnl", "P&L>"), ("pnl_pct", "P&L %>"), ("mark", "Mark>"), ("trend", "Trend"),
+    ("next", "Next exit"), ("age", "Age>"), ("qty", "Qty>"), ("entry", "Entry>"), ("stop", "Stop>"),
+    ("target", "Target>"), ("trail", "Trail>"),
+]
+"""What an operator scans first comes first: at 80 columns the table shows up to Trend and
+scrolls sideways (left/right) to the rest, which the detail line also shows."""
+
+TREND_WIDTH = 8
+"""Cells of the mark sparkline (the marks are sampled about once a second)."""
+
+SELECTED_MARK = "●"
+STATUS_RANK = {"OPEN": 0, "STALE": 1, "EXITING": 2}
+"""A group shows the worst status of its legs."""
+
+EXIT_TRIGGERS = {"stop_loss": ("stop", LOSS), "trailing_stop": ("trail", WARN), "target": ("target", PROFIT)}
+"""The price triggers that exit a position: their short label and colour."""
+
+
+class Group(NamedTuple):
+    """A position group as the screen shows it: its open legs and their aggregates. (Tuples:
+    every snapshot makes one per group, hundreds a few times a second.)"""
+
+    id: int
+    strategy_id: str
+    legs: tuple[PositionView, ...]
+    pnl: float
+    pnl_pct: float
+    fees: float
+    status: str
+    opened_at: float
+
+    @property
+    def basket(self) -> bool:
+        return len(self.legs) > 1
+
+    @property
+    def symbols(self) -> str:
+        return "+".join(p.symbol for p in self.legs)
+
+    @property
+    def side(self) -> str:
+        sides = {side_word(p.side) for p in self.legs}
+        return sides.pop() if len(sides) == 1 else "mixed"
+
+
+def group_of(legs: tuple[PositionView, ...]) -> Group:
+    if len(legs) == 1:  # most groups: the leg's own figures
+        p = legs[0]
+        return Group(p.group_id, p.strategy_id, legs, p.pnl, p.pnl_pct, p.fees, p.status, p.opened_at)
+    pnl = sum(p.pnl for p in legs)
+    notional = sum(p.entry * p.qty for p in legs)
+    return Group(legs[0].group_id, legs[0].strategy_id, legs, pnl, pnl / notional * 100.0 if notional else 0.0,
+                 sum(p.fees for p in legs), max((p.status for p in legs), key=lambda s: STATUS_RANK.get(s, 0)),
+                 min(p.opened_at for p in legs))
+
+
+def groups_of(snap: EngineSnapshot) -> dict[int, Group]:
+    """The snapshot's open legs by group, in the engine's order (by id)."""
+    legs: dict[int, list[PositionView]] = {}
+    for p in snap.positions:
+        legs.setdefault(p.group_id, []).append(p)
+    return {gid: group_of(tuple(ps)) for gid, ps in legs.items()}
+
+
+# == cells ===================================================================================
+
+
+class Row(NamedTuple):
+    """A table row: a group's own row, or (`leg` set) one leg of an expanded basket."""
+
+    group: Group
+    leg: PositionView | None = None
+    selected: bool = False
+    expanded: bool = False
+
+
+def nearest_exit(legs: tuple[PositionView, ...], now: float) -> TriggerView | None:
+    """The price trigger closest to the mark (in %) among the legs' stops, targets and armed
+    trailing levels; without one, the earliest time exit."""
+    triggers = [t for p in legs for t in triggers_of(p, now)]
+    prices = [t for t in triggers if t.kind in EXIT_TRIGGERS and t.distance_pct is not None]
+    if prices:
+        return min(prices, key=lambda t: t.distance_pct)
+    times = [t for t in triggers if t.kind == "time" and t.distance is not None]
+    return min(times, key=lambda t: t.distance) if times else None
+
+
+def next_exit_cell(legs: tuple[PositionView, ...], now: float) -> Cell:
+    t = nearest_exit(legs, now)
+    if t is None:
+        return cell("—", DIM)
+    if t.kind == "time":
+        return cell(f"time {duration(t.distance)}" if t.distance > 0 else "time due", "cyan")
+    label, style = EXIT_TRIGGERS[t.kind]
+    return cell(f"{label} {t.distance_pct:.2f}%", style)
+
+
+def trail_cell(p: PositionView) -> Cell:
+    if p.trail_active and p.trail_level is not None:
+        return num(px(p.trail_level))
+    if p.trail_distance is not None:
+        return num("idle", DIM)
+    return num("—", DIM)
+
+
+def status_cell(status: str) -> Cell:
+    return cell(status, STATUS_STYLE.get(status, ""))
+
+
+def leg_cells(p: PositionView, now: float) -> tuple:
+    """The cells of one leg from Side on."""
+    return (
+        cell(side_word(p.side)), status_cell(p.status), pnl_cell(p.pnl), pnl_pct_cell(p.pnl_pct), num(px(p.mark)),
+        cell(sparkline(p.marks, TREND_WIDTH), signed_style(p.pnl, 0.005)), next_exit_cell((p,), now),
+        num(duration(now - p.opened_at)), num(qty(p.qty)), num(px(p.entry)), num(px(p.stop)), num(px(p.target)),
+        trail_cell(p),
+    )
+
+
+def row_cells(row: Row, now: float) -> tuple:
+    g = row.group
+    if row.leg is not None:  # under its basket's row
+        return cell(""), num(""), cell(""), cell(f"└ {row.leg.symbol}"), *leg_cells(row.leg, now)
+    head = cell(SELECTED_MARK if row.selected else "", "bold cyan"), num(str(g.id)), cell(g.strategy_id)
+    if not g.basket:
+        return *head, cell(g.legs[0].symbol), *leg_cells(g.legs[0], now)
+    blank = num("")
+    return (
+        *head, cell(f"{'▾' if row.expanded else '▸'} {len(g.legs)} legs"), cell(g.side), status_cell(g.status),
+        pnl_cell(g.pnl), pnl_pct_cell(g.pnl_pct), blank, cell(""), next_exit_cell(g.legs, now),
+        num(duration(now - g.opened_at)), blank, blank, blank, blank, blank,
+    )
+
+
+# == the detail line and the summary =========================================================
+
+
+def _away(t: TriggerView | None) -> str:
+    """How far the mark is from a trigger: ", 0.93 (1.85%) away", or through it ("" without a mark)."""
+    if t is None or t.distance is None or t.distance_pct is None:
+        return ""
+    return f", {gap(abs(t.distance))} ({abs(t.distance_pct):.2f}%) {'away' if t.distance > 0 else 'through'}"
+
+
+def levels_text(p: PositionView, now: float) -> str:
+    """Each exit level with how far the mark is from it, the trailing stop's state, the time exit."""
+    triggers = {t.kind: t for t in triggers_of(p, now)}
+    parts = []
+    for kind, label, level in (("stop_loss", "stop", p.stop), ("target", "target", p.target)):
+        parts.append(f"no {label}" if level is None else f"{label} {px(level)}{_away(triggers.get(kind))}")
+    if p.trail_distance is None:
+        parts.append("no trailing stop")
+    elif p.trail_active:
+        extreme = "peak" if p.side == "buy" else "trough"
+        away = _away(triggers.get("trailing_stop"))
+        parts.append(f"trail {p.trail_distance} armed: level {px(p.trail_level)}{away}, "
+                     f"{extreme} {px(p.trail_peak)}, last move {hms(p.trail_updated_at)}")
+    else:
+        away = _away(triggers.get("trail_arms"))
+        parts.append(f"trail {p.trail_distance} not armed: arms at {px(p.trail_arm_at)}{away}")
+    if p.time_exit_at is not None:
+        left = p.time_exit_at - now
+        parts.append(f"time exit {hms(p.time_exit_at)} ({'in ' + duration(left) if left > 0 else 'due'})")
+    return " · ".join(parts)
+
+
+def state_text(status: str, legs: tuple[PositionView, ...]) -> str:
+    """STALE and EXITING said in words, with the exit order that is working."""
+    if status == "STALE":
+        return "STALE: no fresh quote, so no exit rule can act until one comes"
+    if status == "EXITING":
+        order = next((p.exit_order for p in legs if p.exit_order), "")
+        working = f"exit order {order}" if order else "exit order to be sent"
+        return f"EXITING ({reason_label(legs[0].exit_pending)}): {working}"
+    return status
+
+
+def position_detail(p: PositionView, now: float) -> str:
+    marks = sparkline(p.marks, 2 * TREND_WIDTH)
+    return " · ".join((
+        f"#{p.group_id} {p.strategy_id} {side_word(p.side)} {qty(p.qty)} {p.symbol}",
+        f"entry {px(p.entry)} → mark {px(p.mark)}" + (f" {marks}" if marks else ""),
+        f"P&L {money(p.pnl)} ({pct(p.pnl_pct)}), fees {p.fees:,.2f}",
+        f"age {duration(now - p.opened_at)}",
+        state_text(p.status, (p,)),
+        levels_text(p, now),
+    ))
+
+
+def group_detail(g: Group, now: float, expanded: bool) -> str:
+    legs = ", ".join(f"{side_word(p.side)} {qty(p.qty)} {p.symbol} {money(p.pnl)}" for p in g.legs)
+    parts = [f"#{g.id} {g.strategy_id} basket: {legs}", f"P&L {money(g.pnl)} ({pct(g.pnl_pct)}), fees {g.fees:,.2f}",
+             f"age {duration(now - g.opened_at)}", state_text(g.status, g.legs)]
+    t = nearest_exit(g.legs, now)
+    if t is not None and t.kind in EXIT_TRIGGERS:
+        parts.append(f"nearest exit: {t.symbol} {EXIT_TRIGGERS[t.kind][0]} {px(t.level)}{_away(t)}, "
+                     "which exits the whole basket")
+    parts.append("enter hides the legs" if expanded else "enter shows the legs")
+    return " · ".join(parts)
+
+
+def _pnl_text(label: str, v: float) -> Text:
+    return Text.assemble(label, (money(v), signed_style(v, 0.005)))
+
+
+def book_summary(portfolio: tuple[PortfolioView, ...]) -> Text:
+    """The book's P&L today and each strategy's day P&L, one line (cut to the width)."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if not portfolio:
+        return text
+    book = portfolio[0]
+    text.append_text(Text.assemble("Book today: ", _pnl_text("realized ", book.realized_today), " · ",
+                                   _pnl_text("unrealized ", book.unrealized), " · ", _pnl_text("day ", book.day_pnl)))
+    strategies = [s for s in portfolio[1:] if s.open_positions or abs(s.day_pnl) >= 0.005]
+    if strategies:
+        text.append(" │ ", DIM)
+        for i, s in enumerate(strategies):
+            text.append_text(_pnl_text(("" if i == 0 else " · ") + f"{s.scope} ", s.day_pnl))
+    return text
