@@ -151,5 +151,6 @@ def edit_levels(app: App, pos: PositionView) -> None:
         if result is not None:
             report(app, result)
 
-    app.push_screen(EditLevelsScreen(pos, lambda **changes: engine.edit_levels(pos.group_id, **changes),
+    app.push_screen(EditLevelsScreen(pos, lambda **changes: engine.edit_levels(pos.group_id, leg_id=pos.leg_id,
+                                                                               **changes),
                                      now=engine.clock.now), done)

@@ -297,8 +297,9 @@ class PositionsScreen(EngineScreen):
     def action_edit_levels(self) -> None:
         if (g := self._require_group()) is None:
             return
-        if g.basket:
-            self.notify(f"#{g.id} is a basket: its legs' levels cannot be edited one by one here yet; "
-                        "x exits it", severity="warning")
+        row = self._highlighted_row
+        if g.basket and (row is None or row.leg is None):
+            self.notify(f"#{g.id} is a basket: open it (enter) and edit each leg's levels on its own row",
+                        severity="warning")
             return
-        commands.edit_levels(self.app, g.legs[0])
+        commands.edit_levels(self.app, row.leg or g.legs[0])

@@ -116,9 +116,9 @@ class CommandInbox(Inbox):
                 return eng.exit_strategy(args["strategy"])
             if kind == "exit" and "group_id" in args:
                 return eng.exit_position(args["group_id"])
-            unknown = set(args) - {"group_id", "confirm", *LEVELS}
+            unknown = set(args) - {"group_id", "leg_id", "confirm", *LEVELS}
             if kind == "levels" and "group_id" in args and not unknown:
-                levels = {name: args[name] for name in LEVELS if name in args}
+                levels = {name: args[name] for name in ("leg_id", *LEVELS) if name in args}
                 if args.get("confirm") is True:
                     levels["confirm"] = True
                 return eng.edit_levels(args["group_id"], **levels)

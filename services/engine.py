@@ -1041,18 +1041,25 @@ class Engine:
         self.version += 1
         return CommandResult.success(f"{strategy_id} {word}{note}")
 
-    def edit_levels(self, group_id: int, *, stop=KEEP, target=KEEP, trail_distance=KEEP, trail_activation=KEEP,
-                    time_exit_at=KEEP, confirm: bool = False) -> CommandResult:
+    def edit_levels(self, group_id: int, *, leg_id: int | None = None, stop=KEEP, target=KEEP, trail_distance=KEEP,
+                    trail_activation=KEEP, time_exit_at=KEEP, confirm: bool = False) -> CommandResult:
         """Move a position's stop, target (absolute prices), trailing distance or activation
         ("0.5%" or points) or time exit (epoch seconds). None removes a level. Validated against
         the current mark; an edit that would exit at once needs confirm=True (it then exits on
-        this quote). Persisted and audited with old and new values before it takes effect."""
+        this quote). Persisted and audited with old and new values before it takes effect. A
+        basket's levels are its legs' own: `leg_id` says which."""
         group = self.groups.get(group_id)
-        if group is None or not group.legs:
+        legs = [leg for leg in group.legs if leg.status == "open"] if group is not None else []
+        if not legs:
             return CommandResult.error(f"no open position #{group_id}")
         if group.pending_exit:
             return CommandResult.error(f"#{group_id} is exiting ({group.pending_exit}); its levels can no longer change")
-        leg = group.legs[0]
+        if leg_id is None and len(legs) > 1:
+            return CommandResult.error(f"#{group_id} is a basket of {len(legs)} legs; say which leg to edit "
+                                       f"({', '.join(f'{leg.id} {leg.symbol}' for leg in legs)})")
+        leg = next((leg for leg in legs if leg.id == leg_id), None) if leg_id is not None else legs[0]
+        if leg is None:
+            return CommandResult.error(f"#{group_id} has no open leg {leg_id}")
         now = self.clock.now()
         probe = copy.copy(leg)  # the leg as the edit would leave it; applied only if it is valid
         probe.trail_moves = deque(leg.trail_moves, maxlen=8)

@@ -296,6 +296,16 @@ async def test_levels_from_the_shell(w, capsys):
     assert code == 0 and (w.h.position("ETHUSDT").stop, w.h.position("ETHUSDT").time_exit_at) == (None, None)
 
 
+async def test_leg_says_which_leg_of_a_basket(w, capsys):
+    w.open_both()
+    leg = next(leg for leg in w.engine.groups[2].legs)
+    assert await w.shell("levels", "2", "--leg", str(leg.id), "--stop", "51") == 0
+    assert json.loads(rows(w.db)[0]["args"]) == {"group_id": 2, "leg_id": leg.id, "stop": 51.0}
+    assert leg.stop == 51.0
+    assert await w.shell("levels", "2", "--leg", "99", "--stop", "52") == 1
+    assert "#2 has no open leg 99" in capsys.readouterr().err
+
+
 async def test_a_time_of_day_is_the_next_one_in_the_books_timezone(w):
     w.open_both()  # the fake clock is just after 2026-01-01 00:00 UTC
     assert await w.shell("levels", "1", "--time-exit", "00:00") == 0

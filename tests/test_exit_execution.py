@@ -169,6 +169,19 @@ def test_keep_managing_refuses_a_strategy_with_nothing_left_over():
     assert not h.engine.keep_managing("s").ok
 
 
+def test_a_baskets_levels_are_edited_leg_by_leg():
+    h = Harness(make_config({"b": strat(symbols=["BTCUSDT", "ETHUSDT"], basket=True)}))
+    h.quote("ETHUSDT", 50.0)
+    h.quote("BTCUSDT", 100.0)
+    [group] = h.engine.groups.values()
+    btc, eth = group.legs
+    r = h.engine.edit_levels(group.id, stop=49.0)
+    assert not r.ok and r.message == f"#{group.id} is a basket of 2 legs; say which leg to edit ({btc.id} BTCUSDT, {eth.id} ETHUSDT)"
+    r = h.engine.edit_levels(group.id, leg_id=eth.id, stop=49.0)
+    assert r.ok and (btc.stop, eth.stop) == (None, 49.0)
+    assert not h.engine.edit_levels(group.id, leg_id=999, stop=49.0).ok
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("stop", -1.0, "stop must be a positive price"),
     ("trail_activation", "x", "trailing activation: expected a percentage"),

@@ -19,7 +19,7 @@ from textual.widgets import Button, DataTable, Input, Static
 
 from screens.format import sparkline
 from screens.positions import PositionsScreen, parse_filter
-from screens.widgets import ConfirmScreen, LiveStatic
+from screens.widgets import ConfirmScreen, EditLevelsScreen, LiveStatic
 from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import Engine
@@ -366,6 +366,23 @@ async def test_enter_opens_a_basket_into_its_legs_and_closes_it(app, engine):
         await pilot.press("enter")  # on a leg: the basket closes, the cursor on its row
         assert len(column(t, "Strategy")) == 4
         assert column(t, "Symbol")[t.cursor_row] == "▸ 2 legs"
+
+
+async def test_e_on_a_basket_edits_the_leg_it_is_on(app, engine):
+    async with app.run_test(size=SIZE) as pilot:
+        await trade(pilot)
+        await highlight(pilot, "pair")
+        await pilot.press("e")  # the basket's own row: which leg?
+        assert not isinstance(app.screen, EditLevelsScreen)
+        assert any("open it (enter)" in n.message for n in app._notifications)
+        await pilot.press("enter", "down", "down", "e")  # the ETHUSDT leg
+        form = app.screen
+        assert isinstance(form, EditLevelsScreen) and form.position.symbol == "ETHUSDT"
+        eth = next(leg for leg in engine.groups[group_ids(engine)["pair"]].legs if leg.symbol == "ETHUSDT")
+        form.query_one("#stop-input", Input).value = f"{eth.mark - 1:.2f}"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert eth.stop == round(eth.mark - 1, 2)
 
 
 async def test_the_detail_tells_the_highlighted_positions_health(app, engine):

@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--trail-activation", metavar="DIST", help="profit over the entry that arms the trailing stop")
     lp.add_argument("--time-exit", metavar="HH:MM|+SECONDS|none",
                     help="exit at this time of day (next occurrence, in book.timezone) or this many seconds from now")
+    lp.add_argument("--leg", metavar="LEG", type=int, help="for a basket: which leg (its id, as in `positions --json`)")
     lp.add_argument("--yes", action="store_true", help="apply an edit even if it exits the position at once")
     ep = sub.add_parser("exit", parents=[common], help="exit a position, a strategy's positions, or everything",
                         description="Exit at market through the running engine (TUI or headless).")
@@ -420,6 +421,8 @@ def cmd_levels(args, settings: Settings) -> int:
     url = _shared_url(settings)
     _require_open(_open_legs(url), group_id)
     command = {"group_id": group_id, **levels}
+    if args.leg is not None:
+        command["leg_id"] = args.leg
     if args.yes:
         command["confirm"] = True
     return _send_command(url, "levels", command, args.wait)
