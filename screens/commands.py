@@ -43,14 +43,17 @@ def confirm_then(app: App, question: str, command: Callable[[], CommandResult], 
 
 
 def exit_position(app: App, pos: PositionView) -> None:
-    engine = _host(app).engine
-    confirm_then(
-        app,
-        f"Exit #{pos.group_id} {side_word(pos.side)} {qty(pos.qty)} {pos.symbol} at market?\n"
-        f"mark {px(pos.mark)} · P&L {money(pos.pnl)}",
-        lambda: engine.exit_position(pos.group_id),
-        title="Exit position",
-    )
+    """Exit the position group `pos` belongs to (a basket: all its legs)."""
+    host = _host(app)
+    engine = host.engine
+    legs = [p for p in host.latest_snapshot.positions if p.group_id == pos.group_id] if host.latest_snapshot else []
+    if len(legs) > 1:
+        question = (f"Exit basket #{pos.group_id} ({', '.join(p.symbol for p in legs)}), all {len(legs)} legs, "
+                    f"at market?\nP&L {money(sum(p.pnl for p in legs))}")
+    else:
+        question = (f"Exit #{pos.group_id} {side_word(pos.side)} {qty(pos.qty)} {pos.symbol} at market?\n"
+                    f"mark {px(pos.mark)} · P&L {money(pos.pnl)}")
+    confirm_then(app, question, lambda: engine.exit_position(pos.group_id), title="Exit position")
 
 
 def exit_positions(app: App, groups: Mapping[int, str]) -> None:

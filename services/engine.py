@@ -985,11 +985,11 @@ class Engine:
     def exit_strategy(self, strategy_id: str) -> CommandResult:
         if strategy_id not in self.strategies and not any(g.strategy_id == strategy_id for g in self.groups.values()):
             return CommandResult.error(f"unknown strategy {strategy_id!r}")
+        if strategy_id in self.orphans:
+            self.orphans[strategy_id][1] = "close"
         ids = [g.id for g in self.groups.values() if g.strategy_id == strategy_id and g.status == "open"]
         if not ids:
             return CommandResult.error(f"{strategy_id} has no open position to exit")
-        if strategy_id in self.orphans:
-            self.orphans[strategy_id][1] = "close"
         return _combine([self.exit_position(gid) for gid in ids])
 
     def exit_all(self) -> CommandResult:
@@ -1483,8 +1483,8 @@ def _edit_errors(leg: Leg, now: float, stop, target, trail_distance, trail_activ
     if leg.trail_distance is not None and not leg.trail_active and leg.trail_act_amount == 0:
         leg.arm_trail(mark, now)  # activation 0: armed from now, the peak starting at the mark
     if time_exit_at is not KEEP:
-        if time_exit_at is not None and not time_exit_at > 0:
-            errors.append("time exit must be a time (epoch seconds)")
+        if time_exit_at is not None and not 0 < time_exit_at < now + 366 * 86_400:
+            errors.append("time exit must be a time (epoch seconds) within the next year")
         else:
             leg.time_exit_at = time_exit_at
     return errors

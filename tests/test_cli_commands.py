@@ -296,6 +296,20 @@ async def test_levels_from_the_shell(w, capsys):
     assert code == 0 and (w.h.position("ETHUSDT").stop, w.h.position("ETHUSDT").time_exit_at) == (None, None)
 
 
+async def test_ctrl_c_while_waiting_cancels_the_command(w, capsys, monkeypatch):
+    w.open_both()
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shell, "_wait_for_answer", interrupted)
+    assert await w.shell("exit", "--all", "--yes", engine=False) == 130
+    assert "interrupted; the command was cancelled, nothing was changed" in capsys.readouterr().err
+    assert rows(w.db)[0]["status"] == "cancelled"
+    await w.inbox.poll_once()  # an engine coming up later does not run it
+    assert len(w.engine.groups) == 2
+
+
 async def test_leg_says_which_leg_of_a_basket(w, capsys):
     w.open_both()
     leg = next(leg for leg in w.engine.groups[2].legs)
@@ -338,13 +352,15 @@ async def test_a_refusal_exits_1_with_the_engines_reason(w, capsys):
 @pytest.mark.parametrize("argv, reason", [
     (["levels", "9", "--stop", "90"], "no open position #9 (open: #1, #2); nothing was changed"),
     (["levels", "abc", "--stop", "90"], "POSITION: expected a position number like 3"),
+    (["levels", "²", "--stop", "90"], "POSITION: expected a position number like 3"),
     (["levels", "1", "--stop", "cheap", "--target", "-3", "--trail", "0", "--trail-activation", "x%",
       "--time-exit", "25:00"],
-     ("levels of #1 not changed:\n  --stop: expected a positive price or none, got 'cheap'\n"
-      "  --target: expected a positive price or none, got '-3'\n  --trail: must be above 0 (and below 100%), got '0'\n"
-      "  --trail-activation: expected a percentage like \"0.5%\" or a number of points like 25, got 'x%'\n"
-      "  --time-exit: expected HH:MM (the next one, UTC), +SECONDS or none, got '25:00'")),
-    (["levels", "1", "--stop", "nan", "--time-exit", "+0"], "--stop: expected a positive price or none, got 'nan'"),
+     ("levels of #1 not changed:\n  --stop 'cheap': not a number: 'cheap'; none removes it\n"
+      "  --target '-3': must be a positive price; none removes it\n  --trail '0': must be above 0; none removes it\n"
+      "  --trail-activation 'x%': expected a percentage like \"0.5%\" or a number of points like 25, got 'x%'\n"
+      "  --time-exit '25:00': not a time: '25:00' (use HH:MM UTC, or +90s / +5m / +1h from now); none removes it")),
+    (["levels", "1", "--stop", "nan", "--time-exit", "+0"], "--stop 'nan': must be a positive price; none removes it"),
+    (["levels", "1", "--time-exit", "+100000000"], "--time-exit '+100000000': '+100000000' is more than 30 days ahead"),
     (["levels", "1"], "nothing to change: give --stop, --target, --trail, --trail-activation or --time-exit"),
     (["levels", "1", "--stop", "90", "--wait", "0"], "--wait: must be more than 0 seconds, got 0"),
     (["exit"], "exit: give one of POSITION, --strategy ID or --all"),

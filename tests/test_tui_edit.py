@@ -10,7 +10,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from screens.widgets import ConfirmScreen, EditLevelsScreen
-from screens.widgets.edit_levels import parse_time_exit
+from services.level_input import parse_time_exit
 from services.clock import FakeClock
 from tests.conftest import T0
 from tests.test_tui import SIZE, advance, make_engine, open_groups, text_of

@@ -57,12 +57,15 @@ async def test_the_operator_keeps_one_strategy_and_closes_the_other(tmp_path: Pa
         assert all(g.strategy_id == "gone" or g.pending_exit for g in engine.groups.values())
 
 
-async def test_escape_leaves_them_managed_and_asks_no_more(tmp_path: Path):
+async def test_escape_leaves_them_managed_asks_about_the_next_and_then_no_more(tmp_path: Path):
     engine = restarted_without_them(tmp_path)
     app = make_app(None, engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert isinstance(app.screen, OrphansScreen)
+        await pilot.press("escape")  # later for "gone": on to "off"
+        await pilot.pause()
+        assert isinstance(app.screen, OrphansScreen) and app.screen.orphan.strategy_id == "off"
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, OrphansScreen)

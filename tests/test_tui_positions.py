@@ -299,7 +299,7 @@ async def test_S_exits_a_strategy_that_is_no_longer_in_the_settings(tmp_path):
     app = make_app(None, engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press("escape")  # the question about it at start: keep managing for now
+        await pilot.press("escape", "escape")  # the questions at start (gone, then off): decide later
         await pilot.press("3")
         app.render_now()
         await pilot.pause()

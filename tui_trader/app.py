@@ -117,6 +117,7 @@ class TraderApp(App[None]):
         """How many more were left out of _unflashed (counted in the summary)."""
         self._stopping = False
         self._started = False
+        self._orphans_asked: set[str] = set()  # strategies the operator was asked about at this start
         self.start_error: str | None = None
         """Why the engine could not start (the app then exits with return code 2)."""
 
@@ -146,10 +147,11 @@ class TraderApp(App[None]):
         """Open positions of a strategy gone from the settings are not dropped silently: ask,
         one strategy at a time, whether to keep managing them or to close them."""
         snap = self.latest_snapshot
-        waiting = [o for o in (snap.orphans if snap else ()) if not o.decided]
+        waiting = [o for o in (snap.orphans if snap else ()) if not o.decided and o.strategy_id not in self._orphans_asked]
         if not waiting:
             return
         orphan = waiting[0]
+        self._orphans_asked.add(orphan.strategy_id)
         held = {p.group_id: f"#{p.group_id} {p.symbol}" for p in snap.positions if p.group_id in orphan.group_ids}
         engine = self.engine
 
@@ -158,8 +160,8 @@ class TraderApp(App[None]):
                 commands.report(self, engine.keep_managing(orphan.strategy_id))
             elif choice == "close":
                 commands.report(self, engine.exit_strategy(orphan.strategy_id))
-            else:
-                return  # later: they stay managed; the note stays on 3 Positions
+            # "later" (None): they stay managed, the note stays on 3 Positions; on to the next
+            self.render_now()
             self._ask_about_orphans()
 
         self.push_screen(OrphansScreen(orphan, ", ".join(held.values()) or f"{len(orphan.group_ids)} position(s)"),

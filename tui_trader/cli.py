@@ -487,7 +487,15 @@ def _send_command(url: str, kind: str, command: dict, wait_s: float, ask=None) -
         raise UsageError(f"cannot record the command in {url}: {str(exc).splitlines()[0]}") from None
     eng = open_store_readonly(url)
     try:
-        row = _wait_for_answer(eng, command_inbox.read_command, command_id, wait_s)
+        try:
+            row = _wait_for_answer(eng, command_inbox.read_command, command_id, wait_s)
+        except KeyboardInterrupt:  # the operator gave up: the command must not run later
+            if command_inbox.cancel_command(eng, command_id, "cancelled: interrupted by the operator"):
+                print("tui-trader: interrupted; the command was cancelled, nothing was changed", file=sys.stderr)
+            else:
+                print("tui-trader: interrupted, but the engine had already taken the command; see "
+                      "`tui-trader positions`", file=sys.stderr)
+            raise
         if row is None or row["status"] == "pending":
             if command_inbox.cancel_command(eng, command_id, f"cancelled: no engine took it within {wait_s:g} s"):
                 print(f"tui-trader: no engine answered within {wait_s:g} s; the command was cancelled, nothing was "
@@ -511,7 +519,7 @@ def _send_command(url: str, kind: str, command: dict, wait_s: float, ask=None) -
 
 def _position_id(raw: str) -> int:
     text = raw.strip().removeprefix("#")
-    if not text.isdigit() or int(text) == 0:
+    if not text.isdecimal() or not text.isascii() or int(text) == 0:
         raise UsageError(f"POSITION: expected a position number like 3 (the # in the TUI and `tui-trader positions`), "
                          f"got {raw!r}")
     return int(text)
@@ -548,65 +556,26 @@ _NONE = "none"
 
 def _level_edits(args, settings: Settings, now: float) -> tuple[dict, list[str]]:
     """The edits asked for, as Engine.edit_levels keywords (None removes a level), and one
-    line per bad value. The engine checks them against the mark."""
-    from services.config import parse_distance
+    line per bad value; read like the TUI's edit form reads them (services.level_input).
+    The engine checks them against the mark."""
+    from services.level_input import parse_activation, parse_price, parse_time_exit, parse_trail
 
     edits: dict = {}
     problems = []
-    for option, name in (("--stop", "stop"), ("--target", "target")):
-        raw = getattr(args, name)
+    for option, name, parse in (
+        ("--stop", "stop", parse_price), ("--target", "target", parse_price),
+        ("--trail", "trail_distance", parse_trail), ("--trail-activation", "trail_activation", parse_activation),
+        ("--time-exit", "time_exit_at", lambda raw: parse_time_exit(raw, now)),
+    ):
+        raw = getattr(args, option[2:].replace("-", "_"))
         if raw is None:
             continue
-        if raw.strip().lower() == _NONE:
-            edits[name] = None
-            continue
+        removes = raw.strip().lower() == _NONE and name != "trail_activation"
         try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value) and value > 0:
-            edits[name] = value
-        else:
-            problems.append(f"{option}: expected a positive price or none, got {raw!r}")
-    for option, name, raw in (("--trail", "trail_distance", args.trail),
-                              ("--trail-activation", "trail_activation", args.trail_activation)):
-        if raw is None:
-            continue
-        if name == "trail_distance" and raw.strip().lower() == _NONE:
-            edits[name] = None
-            continue
-        try:
-            dist = parse_distance(raw)
+            edits[name] = None if removes else parse(raw if raw.strip() else "?")
         except ValueError as exc:
-            problems.append(f"{option}: {exc}")
-            continue
-        if not math.isfinite(dist.value):
-            problems.append(f"{option}: expected a percentage like 0.5% or a number of points, got {raw!r}")
-        elif name == "trail_distance" and (dist.value == 0 or (dist.unit == "pct" and dist.value >= 1)):
-            problems.append(f"{option}: must be above 0 (and below 100%), got {raw!r}")
-        else:
-            edits[name] = str(dist) if dist.unit == "pct" else dist.value
-    if args.time_exit is not None:
-        try:
-            edits["time_exit_at"] = _time_exit_at(args.time_exit, settings.book.timezone, now)
-        except ValueError:
-            problems.append(f"--time-exit: expected HH:MM (the next one, {settings.book.timezone}), +SECONDS or none, "
-                            f"got {args.time_exit!r}")
+            problems.append(f"{option} {raw!r}: {exc}" + ("; none removes it" if name != "trail_activation" else ""))
     return edits, problems
-
-
-def _time_exit_at(raw: str, tz: str, now: float) -> float | None:
-    from services.schedule import parse_time_of_day, session_bounds
-
-    text = raw.strip()
-    if text.lower() == _NONE:
-        return None
-    if text.startswith("+"):
-        seconds = float(text[1:])
-        if not (math.isfinite(seconds) and seconds > 0):
-            raise ValueError(raw)
-        return now + seconds
-    return session_bounds(now, parse_time_of_day(text), tz)[1]  # the next time the clock shows it
 
 
 # -- check-exits ------------------------------------------------------------------------------

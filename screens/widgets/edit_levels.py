@@ -10,8 +10,6 @@ the form closes with the engine's answer."""
 
 from __future__ import annotations
 
-import math
-import re
 import time
 from typing import Callable
 
@@ -21,6 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
 from services.config import parse_distance
+from services.level_input import parse_activation, parse_price, parse_time_exit, parse_trail
 from services.views import CommandResult, PositionView
 
 from ..format import duration, hms, money, px, qty, side_word
@@ -30,67 +29,12 @@ from .dialog import Dialog
 FIELDS = ("stop", "target", "trail", "activation", "time")
 ARG = {"stop": "stop", "target": "target", "trail": "trail_distance", "activation": "trail_activation",
        "time": "time_exit_at"}
-_IN = re.compile(r"^\+\s*(\d+(?:\.\d+)?)\s*([smh]?)$")
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 
 def _price_text(v: float | None) -> str:
     if v is None:
         return ""
     return f"{v:.2f}" if abs(v) >= 1 else f"{v:.6g}"
-
-
-def parse_price(raw: str) -> float | None:
-    """'' -> None (remove the level); otherwise a positive number, or ValueError."""
-    text = raw.strip().replace(",", "")
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"not a number: {raw.strip()!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError("must be a positive price")
-    return value
-
-
-def parse_trail(raw: str) -> str | float | None:
-    """'' -> None (no trailing stop); "0.5%" (of the peak) or points; ValueError otherwise."""
-    text = raw.strip()
-    if not text:
-        return None
-    distance = parse_distance(text)  # raises ValueError with the grammar in its message
-    if distance.value <= 0:
-        raise ValueError("must be above 0")
-    if distance.unit == "pct" and distance.value >= 1:
-        raise ValueError("must be below 100%")
-    return text if distance.unit == "pct" else distance.value
-
-
-def parse_activation(raw: str) -> str | float:
-    """'' -> 0 (armed from now); "0.2%" of the entry or points."""
-    text = raw.strip()
-    if not text:
-        return 0.0
-    distance = parse_distance(text)
-    return text if distance.unit == "pct" else distance.value
-
-
-def parse_time_exit(raw: str, now: float) -> float | None:
-    """'' -> None (no time exit); "+90s", "+5m", "+1h" from now; or "HH:MM[:SS]" UTC, the
-    next time that clock time comes round."""
-    text = raw.strip().lower()
-    if not text:
-        return None
-    match = _IN.match(text)
-    if match:
-        return now + float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-    match = _CLOCK.match(text)
-    if match and int(match.group(1)) < 24 and int(match.group(2)) < 60 and int(match.group(3) or 0) < 60:
-        seconds = int(match.group(1)) * 3600 + int(match.group(2)) * 60 + int(match.group(3) or 0)
-        at = now - now % 86_400 + seconds
-        return at if at > now else at + 86_400
-    raise ValueError(f'not a time: {raw.strip()!r} (use HH:MM UTC, or +90s / +5m / +1h from now)')
 
 
 def _field_of(message: str) -> str:
@@ -118,7 +62,8 @@ def preview(p: PositionView, values: dict[str, str], now: float) -> str:
             continue
         away = (p.mark - level) * d if name == "stop" else (level - p.mark) * d
         at = (level - p.entry) * p.qty * d - p.fees
-        lines.append(f"{label} {px(level)}: {px(abs(away))} ({abs(away) / p.mark * 100:.2f}%) "
+        share = f" ({abs(away) / p.mark * 100:.2f}%)" if p.mark else ""
+        lines.append(f"{label} {px(level)}: {px(abs(away))}{share} "
                      f"{'away' if away > 0 else 'THROUGH the mark'} · P&L there {money(at)}")
     try:
         trail = parse_trail(values["trail"])
