@@ -615,11 +615,13 @@ def _triggers(row: dict, now: float):
         arms_at = row["avg_entry"] + side * row["trail_act_amount"]
     notional = row["avg_entry"] * row["qty"]
     view = PositionView(
-        row["group_id"], row["id"], row["strategy_id"], row["symbol"], row["side"], row["qty"], row["avg_entry"],
-        row["mark"], row["unrealized_pnl"], row["unrealized_pnl"] / notional * 100.0 if notional else 0.0,
-        row["entry_fee"], row["stop"], row["target"], row["trail_distance"], row["trail_activation"],
-        row["trail_active"], row["trail_peak"], row["trail_level"], row["trail_updated_at"], row["time_exit_at"],
-        "OPEN", row["opened_at"], row["pending_exit"], arms_at)
+        group_id=row["group_id"], leg_id=row["id"], strategy_id=row["strategy_id"], symbol=row["symbol"],
+        side=row["side"], qty=row["qty"], entry=row["avg_entry"], mark=row["mark"], pnl=row["unrealized_pnl"],
+        pnl_pct=row["unrealized_pnl"] / notional * 100.0 if notional else 0.0, fees=row["entry_fee"],
+        stop=row["stop"], target=row["target"], trail_distance=row["trail_distance"],
+        trail_activation=row["trail_activation"], trail_active=row["trail_active"], trail_peak=row["trail_peak"],
+        trail_level=row["trail_level"], trail_updated_at=row["trail_updated_at"], time_exit_at=row["time_exit_at"],
+        status="OPEN", opened_at=row["opened_at"], exit_pending=row["pending_exit"], trail_arm_at=arms_at)
     return triggers_of(view, now)
 
 
