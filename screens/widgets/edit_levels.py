@@ -22,7 +22,7 @@ from services.config import parse_distance
 from services.level_input import parse_activation, parse_price, parse_time_exit, parse_trail
 from services.views import CommandResult, PositionView
 
-from ..format import duration, hms, money, px, qty, side_word
+from ..format import duration, gap, hms, money, px, qty, side_word
 from .confirm import ConfirmScreen
 from .dialog import Dialog
 
@@ -63,7 +63,7 @@ def preview(p: PositionView, values: dict[str, str], now: float) -> str:
         away = (p.mark - level) * d if name == "stop" else (level - p.mark) * d
         at = (level - p.entry) * p.qty * d - p.fees
         share = f" ({abs(away) / p.mark * 100:.2f}%)" if p.mark else ""
-        lines.append(f"{label} {px(level)}: {px(abs(away))}{share} "
+        lines.append(f"{label} {px(level)}: {gap(abs(away))}{share} "
                      f"{'away' if away > 0 else 'THROUGH the mark'} · P&L there {money(at)}")
     try:
         trail = parse_trail(values["trail"])
@@ -77,7 +77,7 @@ def preview(p: PositionView, values: dict[str, str], now: float) -> str:
         level = p.trail_peak * (1 - distance.value * d) if distance.unit == "pct" else p.trail_peak - distance.value * d
         if p.trail_level is not None:
             level = max(level, p.trail_level) if d > 0 else min(level, p.trail_level)
-        lines.append(f"trailing level {px(level)}: {px((p.mark - level) * d)} from the mark · "
+        lines.append(f"trailing level {px(level)}: {gap((p.mark - level) * d)} from the mark · "
                      f"P&L there {money((level - p.entry) * p.qty * d - p.fees)}")
     try:
         at = parse_time_exit(values["time"], now)
@@ -96,6 +96,7 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
     DEFAULT_CSS = """
     EditLevelsScreen > Vertical {
         width: 76;
+        height: auto;
     }
     EditLevelsScreen #summary {
         margin-bottom: 1;
