@@ -65,6 +65,8 @@ class EngineConfig(_Model):
     """How often snapshots are published to the UI (per second)."""
     tick_interval_s: float = Field(0.25, gt=0, le=10)
     """How often time-based rules (time exits, stale marks) are checked."""
+    queue_ttl_s: float = Field(900.0, gt=0)
+    """An entry signal that found the pool full waits in the queue at most this long."""
     signal_ttl_s: float = Field(300.0, gt=0)
     """A signal from another process (`tui-trader signal`) older than this when an engine
     reads it is not acted on: it is marked expired."""

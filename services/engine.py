@@ -25,6 +25,7 @@ from .market import Quote, QuoteBook, fill_price_from_quotes, mark_of
 from .portfolio import BOOK, RULE_LABEL, PnlScope
 from .precision import RulesSource, SettingsRules, floor_qty, round_price
 from .schedule import entry_due, next_entry, planned_exit, session_bounds
+from .signal_queue import QueuedSignal, SignalQueue
 from .store.loaded import LoadedState
 from .views import (
     CommandResult, EngineSnapshot, EventView, FeedView, OrderView, OrphanView, PortfolioView, PositionView, RiskPreview,
@@ -117,6 +118,7 @@ class Engine:
         self._rule_scopes = [rt.scope for rt in self.strategies.values() if rt.scope is not None]
         if config.book.any:
             self._rule_scopes.insert(0, self.book_scope)
+        self.queue = SignalQueue(config.engine.queue_ttl_s)  # entry signals waiting for a slot
         self.orphans: dict[str, list] = {}  # strategy id -> [why, decided] for positions of removed/disabled strategies
         self.groups: dict[int, Group] = {}  # every group that is not closed
         self.runs: dict[int, Run] = {}
@@ -354,6 +356,8 @@ class Engine:
             for legs in self._legs_by_symbol.values():
                 for leg in legs:
                     leg.marks.append(leg.mark)
+        if self.queue.items:
+            self._tick_queue(now)
         self._rework_entries(now)
         self._rework_exits(now)
         due: list[tuple[Group, Leg | None]] = []  # found first: acting on them changes self.groups
@@ -479,12 +483,13 @@ class Engine:
 
     # == entries =============================================================================
 
-    def _enter(self, slot: Slot, q: Quote, source: str, signal_price: float | None = None) -> CommandResult:
+    def _enter(self, slot: Slot, q: Quote, source: str, signal_price: float | None = None,
+               beyond_pool: bool = False) -> CommandResult:
         rt = slot.strategy
         cfg = rt.config
         if rt.block:
             return self._hold(slot, rt.block)
-        if len(self.groups) >= self._pool_size:
+        if len(self.groups) >= self._pool_size and not beyond_pool:
             return self._hold(slot, f"pool full ({len(self.groups)}/{self._pool_size})", quiet=True,
                               message=f"{rt.id} {slot.symbol}: no free slot in the pool ({self._pool_size} positions open)")
         side, buy = cfg.side, cfg.side == "buy"
@@ -932,9 +937,10 @@ class Engine:
     # == operator commands ===================================================================
 
     def enter_now(self, strategy_id: str, symbol: str | None = None, source: str = "tui",
-                  price: float | None = None, payload: dict | None = None) -> CommandResult:
+                  price: float | None = None, payload: dict | None = None, timeframe: str = "") -> CommandResult:
         """Enter now (the operator, or a signal from the CLI). Every call is recorded as a
-        Signal with its outcome; `price` is the signal's price, kept on the Signal."""
+        Signal with its outcome; `price` is the signal's price, kept on the Signal. With the
+        pool full the signal is queued (DESIGN §3 pool & queue) and entered when a slot frees."""
         rt = self.strategies.get(strategy_id)
         if rt is None:
             return CommandResult.error(f"unknown strategy {strategy_id!r}")
@@ -957,16 +963,118 @@ class Engine:
                 result = CommandResult.error(f"{slot.symbol}: {strategy_id} already holds #{slot.group.id}")
             elif rt.block:
                 result = CommandResult.error(f"{strategy_id} {slot.symbol}: entries are blocked: {rt.block}")
+            elif len(self.groups) >= self._pool_size:
+                result = self._queue_signal(signal, timeframe, now)
             elif q is None:
                 result = CommandResult.error(f"{slot.symbol}: no fresh quote (older than {self._max_age:g}s); not entering on a stale price")
             else:
                 result = self._enter(slot, q, source, price)
-            signal.status = "done" if result.ok else "rejected"
+            signal.status = "queued" if signal.status == "queued" else "done" if result.ok else "rejected"
             signal.outcome = result.message
             self._pending.append(signal)
             results.append(result)
         self._commit()
         return _combine(results)
+
+    # -- the queue (DESIGN §3 pool & queue) --------------------------------------------------
+
+    def _queue_signal(self, signal: Signal, timeframe: str, now: float) -> CommandResult:
+        """The pool is full: the signal waits for a slot, replacing a queued one of the same
+        strategy, symbol and timeframe."""
+        signal.status = "queued"
+        queued = self.queue.find(signal.strategy_id, signal.symbol, timeframe)
+        if queued is not None:
+            self.queue.replace(queued, signal.id, signal.side, signal.price, now)
+            what = f"replaced queued signal #{queued.id} (replacement {queued.replacements})"
+        else:
+            queued = QueuedSignal(self._next_id("queued_signal"), signal.id, signal.strategy_id, signal.symbol,
+                                  timeframe, signal.side, signal.price, now, self.queue.ttl_s)
+            self.queue.add(queued)
+            what = f"queued as #{queued.id}"
+        self._pending.append(queued)
+        rank = next(i for i, (q, _) in enumerate(self.queue.ranked(self._mark_of), 1) if q is queued)
+        tf = f" {timeframe}" if timeframe else ""
+        message = (f"{signal.strategy_id} {signal.symbol}{tf}: pool full ({len(self.groups)}/{self._pool_size}); "
+                   f"{what}, rank {rank} of {len(self.queue)}")
+        self._event("info", "queue", message, strategy_id=signal.strategy_id,
+                    payload={"queued": queued.id, "signal": signal.id, "rank": rank, "replacements": queued.replacements})
+        return CommandResult.success(message)
+
+    def _mark_of(self, symbol: str) -> float | None:
+        q = self.book.get(symbol)
+        return mark_of(q) if q is not None else None
+
+    def _tick_queue(self, now: float) -> None:
+        """Expire old signals, then give free slots to the queue in rank order."""
+        for queued in self.queue.expired(now):
+            self._close_queued(queued, "expired", f"no slot within queue_ttl_s ({self.queue.ttl_s:g} s)", now)
+        if self.state != "running":
+            return
+        for queued, _ in self.queue.ranked(self._mark_of):
+            if len(self.groups) >= self._pool_size:
+                break
+            q = self.book.fresh(queued.symbol, now)
+            rt = self.strategies.get(queued.strategy_id)
+            slot = rt.slots.get(queued.symbol) if rt is not None else None
+            if q is None or (slot is not None and slot.exit_seq == self._quote_seq):
+                continue  # no fresh price, or its slot exited on this quote: the next in line may go first
+            self._enter_queued(queued, q, now, beyond_pool=False)
+
+    def _enter_queued(self, queued: QueuedSignal, q: Quote, now: float, beyond_pool: bool) -> CommandResult:
+        rt = self.strategies.get(queued.strategy_id)
+        slot = rt.slots.get(queued.symbol) if rt is not None else None
+        if slot is None:
+            result = CommandResult.error(f"{queued.strategy_id} no longer trades {queued.symbol}")
+        elif slot.group is not None:
+            result = CommandResult.error(f"{queued.strategy_id} already holds #{slot.group.id} on {queued.symbol}")
+        elif rt.paused or not rt.config.enabled:
+            result = CommandResult.error(f"{queued.strategy_id} is {'paused' if rt.paused else 'disabled'}")
+        else:
+            result = self._enter(slot, q, "queue", queued.price, beyond_pool=beyond_pool)
+        self._close_queued(queued, "entered" if result.ok else "rejected", result.message, now)
+        return result
+
+    def _close_queued(self, queued: QueuedSignal, status: str, outcome: str, now: float) -> None:
+        self.queue.close(queued, status, outcome, now)
+        self._pending.append(queued)
+        level = "info" if status == "entered" else "warning"
+        self._event(level, "queue", f"queued signal #{queued.id} {queued.strategy_id} {queued.symbol} {status}: {outcome}",
+                    strategy_id=queued.strategy_id, payload={"queued": queued.id, "status": status})
+
+    def promote_signal(self, queued_id: int) -> CommandResult:
+        """The operator puts a queued signal first in line for the next free slot."""
+        queued = self.queue.items.get(queued_id)
+        if queued is None:
+            return CommandResult.error(f"no queued signal #{queued_id}")
+        if queued.pinned:
+            return CommandResult.error(f"#{queued_id} is already promoted")
+        queued.pinned = True
+        self._pending.append(queued)
+        self._event("info", "queue", f"queued signal #{queued_id} {queued.strategy_id} {queued.symbol} promoted by the operator",
+                    strategy_id=queued.strategy_id)
+        self._commit()
+        return CommandResult.success(f"#{queued_id} {queued.symbol} is first in line for the next free slot")
+
+    def remove_signal(self, queued_id: int) -> CommandResult:
+        queued = self.queue.items.get(queued_id)
+        if queued is None:
+            return CommandResult.error(f"no queued signal #{queued_id}")
+        self._close_queued(queued, "removed", "removed by the operator", self.clock.now())
+        self._commit()
+        return CommandResult.success(f"removed queued signal #{queued_id} {queued.strategy_id} {queued.symbol}")
+
+    def force_add(self, queued_id: int) -> CommandResult:
+        """Enter a queued signal now, beyond the pool's size (the operator confirmed it)."""
+        queued = self.queue.items.get(queued_id)
+        if queued is None:
+            return CommandResult.error(f"no queued signal #{queued_id}")
+        now = self.clock.now()
+        q = self.book.fresh(queued.symbol, now)
+        if q is None:
+            return CommandResult.error(f"{queued.symbol}: no fresh quote; not entering on a stale price")
+        result = self._enter_queued(queued, q, now, beyond_pool=True)
+        self._commit()
+        return result
 
     def exit_position(self, group_id: int, reason: str = "manual") -> CommandResult:
         group = self.groups.get(group_id)
@@ -1225,6 +1333,8 @@ class Engine:
                 slot.last_entry_at = st.last_entry.get((rt.id, sym))
                 self._refresh_wanting(slot)
         self.realized_today = dict(st.realized_today)
+        for row in st.queued_signals:
+            self.queue.add(QueuedSignal.from_row(row))
         stored = {row["scope"]: row for row in st.pnl_state}
         for scope in self._scopes():
             row = stored.get(scope.scope)
@@ -1293,7 +1403,7 @@ class Engine:
             orders=tuple(_order_view(o) for o in self.recent_orders), events=tuple(self.events),
             trades=tuple(self.trades), waiting=waiting, db_ok=getattr(self.store, "ok", True),
             notes=tuple(self.notes), portfolio=self._portfolio_views(unrealized_by_strategy, now),
-            session_start=self.day_start, session_end=self.day_end,
+            session_start=self.day_start, session_end=self.day_end, queue=self.queue.views(self._mark_of),
             orphans=tuple(
                 OrphanView(sid, why, tuple(g.id for g in self.groups.values() if g.strategy_id == sid), decided)
                 for sid, (why, decided) in self.orphans.items() if any(g.strategy_id == sid for g in self.groups.values())

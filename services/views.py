@@ -124,6 +124,27 @@ class OrphanView:
 
 
 @dataclass(frozen=True, slots=True)
+class QueuedSignalView:
+    """An entry signal waiting for a free slot in the execution pool."""
+
+    id: int
+    strategy_id: str
+    symbol: str
+    timeframe: str
+    side: str
+    price: float | None  # the signal's price
+    mark: float | None  # the current price
+    depth_pct: float | None  # how far the current price is through the signal's price in the trade's favour
+    replacements: int
+    queued_at: float
+    expires_at: float
+    rank: int  # 1 = the next to get a slot
+    rank_reason: str
+    pinned: bool  # promoted by the operator
+    pyramid: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RiskPreview:
     """What an entry would be now on one symbol (Engine.risk_preview)."""
 
@@ -229,6 +250,7 @@ class EngineSnapshot:
     session_start: float = 0.0  # the trading day: [session_start, session_end)
     session_end: float = 0.0
     orphans: tuple[OrphanView, ...] = ()
+    queue: tuple[QueuedSignalView, ...] = ()  # next first
 
     def triggers(self) -> tuple[TriggerView, ...]:
         """Every armed trigger of every position and how far the mark is from it. Derived

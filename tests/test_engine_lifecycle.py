@@ -139,11 +139,11 @@ def test_pool_blocks_entries_with_a_visible_reason_and_frees_on_exit():
     [waiting] = snap.waiting
     assert (waiting.strategy_id, waiting.symbol, waiting.reason) == ("b", "ETHUSDT", "pool full (1/1)")
     assert strategy_view(h, "b").reason == "pool full (1/1)"
-    result = h.engine.enter_now("b")
-    assert not result.ok and "no free slot in the pool" in result.message
-    h.quote("BTCUSDT", 99.0)  # a exits: the slot frees
-    assert h.engine.snapshot().pool_used == 0
-    h.quote("ETHUSDT", 50.0)  # b takes it before a can re-enter
+    result = h.engine.enter_now("b")  # a signal that finds the pool full waits in the queue
+    assert result.ok and result.message == "b ETHUSDT: pool full (1/1); queued as #1, rank 1 of 1"
+    h.quote("BTCUSDT", 99.0)  # a exits: the slot frees and goes to b's queued signal at once
+    snap = h.engine.snapshot()
+    assert [p.strategy_id for p in snap.positions] == ["b"] and not snap.queue
     h.quote("BTCUSDT", 99.0)
     snap = h.engine.snapshot()
     assert [p.strategy_id for p in snap.positions] == ["b"]

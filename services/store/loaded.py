@@ -16,6 +16,7 @@ class LoadedState:
     working_orders: list[Row] = field(default_factory=list)  # orders new/working at the stop
     strategy_state: list[Row] = field(default_factory=list)
     pnl_state: list[Row] = field(default_factory=list)  # P&L rules' state per scope (any session)
+    queued_signals: list[Row] = field(default_factory=list)  # entry signals waiting for a slot
     last_exit: dict[tuple[str, str], float] = field(default_factory=dict)  # (strategy, symbol) -> closed_at
     entered_today: set[tuple[str, str]] = field(default_factory=set)
     last_entry: dict[tuple[str, str], float] = field(default_factory=dict)  # (strategy, symbol) -> last opened_at

@@ -23,7 +23,8 @@ from sqlmodel import SQLModel
 from ..domain import Record
 from .loaded import LoadedState
 from .tables import (
-    PRIMARY_KEY, TABLES, EventRow, LegRow, OrderRow, PnlStateRow, PositionGroupRow, StrategyRunRow, StrategyStateRow,
+    PRIMARY_KEY, TABLES, EventRow, LegRow, OrderRow, PnlStateRow, PositionGroupRow, QueuedSignalRow, StrategyRunRow,
+    StrategyStateRow,
 )
 
 log = logging.getLogger(__name__)
@@ -292,6 +293,8 @@ class SqlStore:
             st.working_orders = rows(select(o).where(o.c.status.in_(("new", "working"))))
             st.strategy_state = rows(select(StrategyStateRow.__table__))
             st.pnl_state = rows(select(PnlStateRow.__table__))
+            qs = QueuedSignalRow.__table__
+            st.queued_signals = rows(select(qs).where(qs.c.status == "queued").order_by(qs.c.id))
             for r in conn.execute(
                 select(g.c.strategy_id, g.c.symbol, func.max(g.c.closed_at)).where(g.c.status == "closed")
                 .group_by(g.c.strategy_id, g.c.symbol)

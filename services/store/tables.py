@@ -186,6 +186,28 @@ class PnlStateRow(SQLModel, table=True):
     updated_at: float = 0.0
 
 
+class QueuedSignalRow(SQLModel, table=True):
+    """Entry signals waiting for a free slot in the execution pool (and how each left it)."""
+
+    __tablename__ = "signal_queue"
+    id: int = Field(primary_key=True)
+    signal_id: int
+    strategy_id: str
+    symbol: str
+    timeframe: str = ""
+    side: str
+    price: float | None = None
+    queued_at: float
+    updated_at: float
+    expires_at: float
+    replacements: int = 0
+    pinned: bool = False
+    pyramid: bool = False
+    status: str = Field(default="queued", index=True)
+    """queued -> entered | rejected | expired | removed"""
+    outcome: str = ""
+
+
 TABLES = {
     "run": StrategyRunRow.__table__,
     "group": PositionGroupRow.__table__,
@@ -196,6 +218,7 @@ TABLES = {
     "event": EventRow.__table__,
     "strategy_state": StrategyStateRow.__table__,
     "pnl_state": PnlStateRow.__table__,
+    "queued_signal": QueuedSignalRow.__table__,
 }
 PRIMARY_KEY = {kind: next(iter(t.primary_key.columns)).name for kind, t in TABLES.items()}
 
