@@ -1041,6 +1041,36 @@ class Engine:
         self._event(level, "queue", f"queued signal #{queued.id} {queued.strategy_id} {queued.symbol} {status}: {outcome}",
                     strategy_id=queued.strategy_id, payload={"queued": queued.id, "status": status})
 
+    def exit_signal(self, strategy_id: str, symbol: str | None = None, source: str = "cli",
+                    price: float | None = None, payload: dict | None = None, timeframe: str = "") -> CommandResult:
+        """An exit intent: drop the strategy's queued entry signals on the symbol (all its
+        symbols when none is given; one timeframe when given) and close its position there.
+        Recorded as a Signal of kind exit with its outcome."""
+        rt = self.strategies.get(strategy_id)
+        symbols = (symbol,) if symbol else tuple(rt.slots) if rt is not None else ()
+        if rt is None and not any(g.strategy_id == strategy_id for g in self.groups.values()):
+            return CommandResult.error(f"unknown strategy {strategy_id!r}")
+        now = self.clock.now()
+        signal = Signal(self._next_id("signal"), strategy_id, symbol, rt.config.side if rt else "", "exit", source, now,
+                        price, payload)
+        results = []
+        for queued in list(self.queue.items.values()):
+            if queued.strategy_id == strategy_id and queued.symbol in symbols and timeframe in ("", queued.timeframe):
+                self._close_queued(queued, "removed", f"cancelled by an exit signal (#{signal.id})", now)
+                results.append(CommandResult.success(f"queued entry #{queued.id} {queued.symbol} cancelled"))
+        for group in [g for g in self.groups.values() if g.strategy_id == strategy_id and g.symbol in symbols]:
+            if group.status == "entering":
+                self._cancel_entry(group, f"cancelled by an exit signal (#{signal.id})")
+                results.append(CommandResult.success(f"entry #{group.id} {group.symbol} cancelled"))
+            else:
+                results.append(self.exit_position(group.id, reason="signal"))
+        result = _combine(results) if results else CommandResult.error(
+            f"{strategy_id} has no position or queued entry on {', '.join(symbols) or 'any symbol'} to exit")
+        signal.status, signal.outcome = ("done" if result.ok else "rejected"), result.message
+        self._pending.append(signal)
+        self._commit()
+        return result
+
     def promote_signal(self, queued_id: int) -> CommandResult:
         """The operator puts a queued signal first in line for the next free slot."""
         queued = self.queue.items.get(queued_id)

@@ -151,3 +151,18 @@ def test_the_queue_survives_a_restart(db_url):
         assert "queued as #3" in r.message  # ids carry on
     finally:
         again.store.close()
+
+
+def test_an_exit_signal_cancels_queued_entries_and_closes_the_position():
+    h = full_pool()
+    h.engine.enter_now("a", price=100.0, timeframe="1h")
+    r = h.engine.exit_signal("a", "BTCUSDT")
+    assert r.ok and r.message == "queued entry #1 BTCUSDT cancelled"
+    assert not h.engine.snapshot().queue
+    assert h.store.of("signal")[-1]["kind"] == "exit" and h.store.of("signal")[-1]["status"] == "done"
+    r = h.engine.exit_signal("hold")
+    assert r.ok and h.engine.trades[-1].exit_reason == "signal"
+    r = h.engine.exit_signal("a")
+    assert not r.ok and r.message == "a has no position or queued entry on BTCUSDT to exit"
+    assert h.store.of("signal")[-1]["status"] == "rejected"
+    assert not h.engine.exit_signal("nobody").ok
