@@ -7,7 +7,7 @@ from typing import Callable, Mapping, cast
 
 from textual.app import App
 
-from services.views import CommandResult, EngineSnapshot, PositionView, StrategyView
+from services.views import CommandResult, EngineSnapshot, PositionView, QueuedSignalView, StrategyView
 
 from .base import TraderHost
 from .format import money, px, qty, side_word
@@ -157,3 +157,34 @@ def edit_levels(app: App, pos: PositionView) -> None:
     app.push_screen(EditLevelsScreen(pos, lambda **changes: engine.edit_levels(pos.group_id, leg_id=pos.leg_id,
                                                                                **changes),
                                      now=engine.clock.now), done)
+
+
+def _signal_label(signal: QueuedSignalView) -> str:
+    """"#3 scalp BTCUSDT 1h long, signal 100.00" for a confirmation."""
+    tf = f" {signal.timeframe}" if signal.timeframe else ""
+    return (f"#{signal.id} {signal.strategy_id} {signal.symbol}{tf} {side_word(signal.side)}, "
+            f"signal {px(signal.price)}")
+
+
+def promote_signal(app: App, signal: QueuedSignalView) -> None:
+    """Put a queued signal first in line for the next free slot (no confirmation: it opens nothing)."""
+    report(app, _host(app).engine.promote_signal(signal.id))
+
+
+def remove_signal(app: App, signal: QueuedSignalView) -> None:
+    engine = _host(app).engine
+    confirm_then(app, f"Remove queued signal {_signal_label(signal)} from the queue? It will not be entered.",
+                 lambda: engine.remove_signal(signal.id), title="Remove signal")
+
+
+def force_add_signal(app: App, signal: QueuedSignalView) -> None:
+    """Enter a queued signal now, beyond the pool's size."""
+    host = _host(app)
+    engine, snap = host.engine, host.latest_snapshot
+    used, total = (snap.pool_used, snap.pool_total) if snap else (0, engine.config.engine.max_open_positions)
+    pool = f"The pool is full ({used}/{total} slots used)" if used >= total else f"{used}/{total} slots are used"
+    confirm_then(
+        app, f"{pool}. Enter {_signal_label(signal)} now {_how(engine, signal.strategy_id)}?\n"
+             f"This opens position {used + 1} of a pool of {total}.",
+        lambda: engine.force_add(signal.id), title="Force-add beyond the pool",
+    )

@@ -76,7 +76,7 @@ def _rank_reason(q: QueuedSignal, depth: float | None, other: QueuedSignal | Non
             return "no current price to compare" if q.price else "no signal price to compare"
         return f"{depth:+.2f}% through its price"
     if q.replacements != other.replacements:
-        return f"replaced {q.replacements} time(s)"
+        return f"{'fewer' if last else 'more'} replacements ({q.replacements})"
     return "later in" if last else "first in"
 
 

@@ -67,7 +67,7 @@ def test_a_newer_signal_replaces_the_queued_one_and_counts_as_a_tie_breaker():
     assert [x[0] for x in queue(h)] == ["a", "b"]
     r = h.engine.enter_now("b", price=50.0, timeframe="15m")
     assert r.message == "b ETHUSDT 15m: pool full (1/1); replaced queued signal #2 (replacement 1), rank 1 of 2"
-    assert queue(h) == [("b", "ETHUSDT", 1, "replaced 1 time(s)"), ("a", "BTCUSDT", 2, "replaced 0 time(s)")]
+    assert queue(h) == [("b", "ETHUSDT", 1, "more replacements (1)"), ("a", "BTCUSDT", 2, "fewer replacements (0)")]
     assert len(h.engine.snapshot().queue) == 2  # replaced, not added
     h.engine.enter_now("b", price=50.0, timeframe="1h")  # another timeframe: its own place
     assert len(h.engine.snapshot().queue) == 3
@@ -100,7 +100,7 @@ def test_ranking_order_of_every_criterion():
     assert [q.id for q, _ in sq.ranked(marks.get)] == [5, 4, 3, 2, 1]
     reasons = [v.rank_reason for v in sq.views(marks.get)]
     assert reasons == ["promoted by the operator", "pyramid of an open group", "+1.96% through its price",
-                       "replaced 2 time(s)", "replaced 0 time(s)"]
+                       "more replacements (2)", "fewer replacements (0)"]
 
 
 def test_queued_signals_expire_after_the_ttl():

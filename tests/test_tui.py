@@ -141,7 +141,8 @@ async def test_starts_on_schedule_and_every_number_key_shows_its_screen_with_eng
         await pilot.press("5")
         assert isinstance(app.screen, QueueScreen)
         assert "2/10 slots used" in text_of(app.screen.query_one("#pool", Static))
-        assert "not built yet" in text_of(app.screen.query_one("#signal-queue", Static))
+        assert "No signal is queued. Signals that find the pool full wait here" in text_of(
+            app.screen.query_one("#queue-empty", Static))
 
         await pilot.press("6")
         assert isinstance(app.screen, LogsScreen)

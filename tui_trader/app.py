@@ -360,6 +360,13 @@ class TraderApp(App[None]):
                                 lambda p=p: commands.exit_position(self, p), discover=False)
             yield SystemCommand(f"Edit levels {label}", "Stop / target / trailing distance",
                                 lambda p=p: commands.edit_levels(self, p), discover=False)
+        queue_actions = (("Promote", "First in line for the next free slot", commands.promote_signal),
+                         ("Remove", "Take it out of the queue (confirm)", commands.remove_signal),
+                         ("Force-add", "Enter it now, beyond the pool (confirm)", commands.force_add_signal))
+        for v in snap.queue:
+            for verb, help_text, command in queue_actions:
+                yield SystemCommand(f"{verb} queued signal #{v.id} {v.strategy_id} {v.symbol}", help_text,
+                                    lambda v=v, command=command: command(self, v), discover=False)
 
 
 def _one_per_position(events: list) -> list:
