@@ -258,6 +258,13 @@ class EngineSnapshot:
         return tuple(t for p in self.positions for t in triggers_of(p, self.ts))
 
 
+TRIGGER_LABEL = {
+    "stop_loss": "stop loss", "trailing_stop": "trailing stop", "target": "target",
+    "trail_arms": "trail arms at", "time": "time exit",
+}
+"""How a trigger kind (TriggerView.kind, also an exit reason) reads on screen and in the shell."""
+
+
 def triggers_of(p: PositionView, now: float) -> list[TriggerView]:
     mark, d = p.mark, 1 if p.side == "buy" else -1
     out = []

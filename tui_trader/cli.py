@@ -580,8 +580,6 @@ def _level_edits(args, settings: Settings, now: float) -> tuple[dict, list[str]]
 
 # -- check-exits ------------------------------------------------------------------------------
 
-_TRIGGER_LABEL = {"stop_loss": "stop loss", "trailing_stop": "trailing stop", "target": "target",
-                  "time": "time exit", "trail_arms": "trail arms at"}
 _TRIGGER_TIER = {"time": 1, "trail_arms": 2}
 """Sort order: price triggers by distance in % of the mark, then time exits by time left,
 then trailing stops not armed yet (arming is not an exit) by distance."""
@@ -671,6 +669,7 @@ def _print_check_exits(settings: Settings, triggers, rules, exiting: list[dict],
 
     from screens.format import clock_time, countdown, money, px, side_word
     from services.portfolio import RULE_LABEL
+    from services.views import TRIGGER_LABEL
 
     tz = settings.book.timezone
     console = Console(width=None if sys.stdout.isatty() else 200)
@@ -688,7 +687,7 @@ def _print_check_exits(settings: Settings, triggers, rules, exiting: list[dict],
                 distance = f"{t.distance:,.2f}" if abs(t.distance) >= 1 else f"{t.distance:.4g}"
                 pct = "—" if t.distance_pct is None else f"{t.distance_pct:.2f}%"
             table.add_row(str(t.group_id), row["strategy_id"], t.symbol, side_word(row["side"]),
-                          _TRIGGER_LABEL.get(t.kind, t.kind), level, px(row["mark"]), distance, pct)
+                          TRIGGER_LABEL.get(t.kind, t.kind), level, px(row["mark"]), distance, pct)
         console.print(table)
     elif not exiting:
         console.print("no open position has an exit trigger" if open_legs else "no open positions")

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 
 from services.portfolio import RULE_LABEL
-from services.views import EngineSnapshot, PositionView, TradeView
+from services.views import TRIGGER_LABEL, EngineSnapshot, PositionView, TradeView
 
 from ..format import DIM, LOSS, WARN, countdown, hms, money, px, qty, side_word
 from .live_static import LiveStatic
@@ -29,10 +29,6 @@ class Line(NamedTuple):
     style: str = ""
 
 
-KIND_LABEL = {
-    "stop_loss": "stop loss", "trailing_stop": "trailing stop", "target": "target",
-    "trail_arms": "trail arms at", "time": "time exit",
-}
 """A position's triggers (services.views.TriggerView.kind), which are also its exit reasons."""
 
 
@@ -42,7 +38,7 @@ def reason_label(reason: str) -> str:
     scope, _, rule = reason.partition("_")
     if scope in ("book", "strategy") and rule in RULE_LABEL:
         return RULE_LABEL[rule] if scope == "strategy" else f"book {RULE_LABEL[rule]}"
-    return KIND_LABEL.get(reason) or RULE_LABEL.get(reason) or reason.replace("_", " ") or "exit"
+    return TRIGGER_LABEL.get(reason) or RULE_LABEL.get(reason) or reason.replace("_", " ") or "exit"
 
 
 def position_summary(p: PositionView, now: float) -> str:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from services.views import EngineSnapshot, PositionView, TradeView, TriggerView, triggers_of
+from services.views import TRIGGER_LABEL, EngineSnapshot, PositionView, TradeView, TriggerView, triggers_of
 
 from ..format import DIM, LOSS, PROFIT, WARN, Cell, cell, duration, hms, money, num, px, side_word, signed_style
-from .exit_history import KIND_LABEL, reason_label
+from .exit_history import reason_label
 from .keyed_table import KeyedTable
 
 CLOSED_SHOWN_S = 120.0
@@ -71,7 +71,7 @@ def _row_order(key: str, row: Row) -> tuple:
 
 def trigger_cells(t: TriggerView, closest: bool) -> tuple[Cell, ...]:
     bold = "bold" if closest else ""
-    label = (CLOSEST if closest else "  ") + KIND_LABEL.get(t.kind, t.kind)
+    label = (CLOSEST if closest else "  ") + TRIGGER_LABEL.get(t.kind, t.kind)
     style = f"{bold} {KIND_STYLE.get(t.kind, '')}".strip()
     if t.kind == "time":
         left = t.distance is not None and t.distance > 0
