@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-pyproject
 
-.PHONY: run test bench engine clean
+.PHONY: run test bench engine migration clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
+
+# A new schema revision from what services/store/tables.py adds: make migration m="what changed"
+migration: $(STAMP)
+	$(BIN)/python -m services.store.migrations "$(m)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -202,6 +202,70 @@ class BookConfig(PnlRules):
     """IANA timezone of session_start, e.g. "America/New_York"."""
 
 
+class DcaLayer(_Model):
+    """One layer of a DCA grid (DESIGN §3). Percentages are of the entry price P0."""
+
+    gap_pct: float = Field(ge=0, lt=100)
+    """How far from P0 the layer rests: below for a long, above for a short (0: at P0, entered at once)."""
+    weight: float = Field(gt=0)
+    """Its share of the capital: weight / the sum of the weights."""
+    tp_pct: float = Field(gt=0, lt=100)
+    """Its own take-profit over its fill price (per_leg and hybrid modes)."""
+
+
+class DcaConfig(_Model):
+    """A DCA grid: the position is built in layers of resting limit orders below (long) or
+    above (short) the entry price, and taken profit on per layer, on the average, or both."""
+
+    layers: list[DcaLayer] = Field(min_length=1, max_length=50)
+    """The layers, nearest first. The first (gap_pct 0) is the entry itself, worked like any
+    entry; once it fills the others rest as limit orders, their gaps measured from its fill."""
+    tp_mode: Literal["per_leg", "aggregate", "hybrid"] = "per_leg"
+    """per_leg: each filled layer closes at its own tp_pct; aggregate: the whole group closes at
+    tp_pct over the average entry; hybrid: both armed, the first to trigger wins."""
+    tp_pct: float | None = Field(None, gt=0, lt=100)
+    """The aggregate take-profit over the average entry (aggregate and hybrid modes)."""
+    max_pyramids: int = Field(0, ge=0, le=100)
+    """How many further entry signals for an open group each add a new grid to it (no pool slot)."""
+
+    @model_validator(mode="after")
+    def _layers_in_order(self) -> "DcaConfig":
+        if self.layers[0].gap_pct != 0:
+            raise ValueError("layers[0].gap_pct must be 0: the first layer is the entry itself, at P0")
+        for i in range(1, len(self.layers)):
+            if self.layers[i].gap_pct <= self.layers[i - 1].gap_pct:
+                raise ValueError(f"layers[{i}].gap_pct must be greater than layers[{i - 1}]'s "
+                                 f"({self.layers[i].gap_pct:g} <= {self.layers[i - 1].gap_pct:g}): nearest layer first")
+        return self
+
+    @model_validator(mode="after")
+    def _tp_for_mode(self) -> "DcaConfig":
+        if self.tp_mode != "per_leg" and self.tp_pct is None:
+            raise ValueError(f'tp_mode = "{self.tp_mode}" needs tp_pct (the take-profit over the average entry)')
+        return self
+
+
+class RiskEngineConfig(_Model):
+    """The loss-offsetting risk engine (DESIGN §3): a stuck loser is closed with part of the
+    book's winners closed alongside, so that their realized profit pays for its loss."""
+
+    enabled: bool = True
+    """Off: plans are still shown on the Risk screen, nothing runs by itself."""
+    loss_threshold_pct: float = Field(gt=0, le=100)
+    """A group is a candidate when its unrealized loss is at least this percent of its cost."""
+    require_max_pyramids: bool = False
+    """Only groups that have used all of their strategy's max_pyramids are candidates."""
+    timer_start: Literal["after_5_pyramids", "after_all_dca_submitted", "after_all_dca_filled"] = "after_all_dca_filled"
+    """When the post-full timer starts: at the fifth pyramid, once every layer's order is
+    placed, or once every layer is filled."""
+    timer_s: float = Field(0.0, ge=0)
+    """How long after the timer starts a group becomes eligible."""
+    min_age_s: float | None = Field(None, gt=0)
+    """Optional: only groups open at least this long."""
+    max_winners_to_combine: int = Field(3, ge=1, le=50)
+    """At most this many winners are partly closed to pay for one loser."""
+
+
 class StrategyConfig(_Model):
     enabled: bool = True
     """A disabled strategy takes no entries."""
@@ -243,6 +307,19 @@ class StrategyConfig(_Model):
     """How exits are worked: market (the default), or limit with re-prices then market."""
     pnl: StrategyPnlRules | None = None
     """P&L stop / target / trailing and a daily loss limit over all of this strategy's positions."""
+    dca: DcaConfig | None = None
+    """Build each position as a DCA grid of layers (sizing gives the capital split over them)."""
+
+    @model_validator(mode="after")
+    def _dca_capital(self) -> "StrategyConfig":
+        if self.dca is not None:
+            if self.sizing.fixed_qty is not None:
+                raise ValueError("dca needs sizing.fixed_value or sizing.pct_allocation (the capital split over its layers)")
+            if self.basket:
+                raise ValueError("dca and basket cannot be combined (a grid is built on one symbol)")
+            if self.target is not None:
+                raise ValueError("a DCA strategy takes profit with dca.tp_mode and the layers' tp_pct; remove target")
+        return self
 
     @model_validator(mode="after")
     def _schedule_for_scheduled(self) -> "StrategyConfig":
@@ -279,6 +356,8 @@ class TradingConfig(_Model):
     book: BookConfig = BookConfig()
     symbols: dict[str, SymbolConfig] = Field(min_length=1)
     strategies: dict[str, StrategyConfig] = {}
+    risk_engine: RiskEngineConfig | None = None
+    """The loss-offsetting risk engine; absent: off."""
 
     @model_validator(mode="after")
     def _known_symbols(self) -> "TradingConfig":
@@ -288,6 +367,26 @@ class TradingConfig(_Model):
             for sym in strat.symbols
             if sym not in self.symbols
         ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _dca_layers_tradable(self) -> "TradingConfig":
+        """Each layer of a grid must be an order the venue accepts: checked at the symbol's
+        start price, with its tick, lot step and minimum notional."""
+        from .dca import grid_problems  # the calculator lives with the grid code
+
+        problems = []
+        for sid, strat in self.strategies.items():
+            if strat.dca is None:
+                continue
+            capital = strat.sizing.fixed_value or (strat.allocation or 0.0) * (strat.sizing.pct_allocation or 0.0) / 100.0
+            for sym in strat.symbols:
+                sc = self.symbols.get(sym)
+                if sc is not None:
+                    problems += [f"strategies.{sid}.dca.{p}" for p in grid_problems(
+                        strat.dca.layers, strat.side, sc.start_price, capital, sc.tick_size, sc.lot_step, sc.min_notional, sym)]
         if problems:
             raise ValueError("; ".join(problems))
         return self

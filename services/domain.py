@@ -54,12 +54,15 @@ class Run(Record):
 
 
 class Group(Record):
-    """What one entry opened: today one symbol with one leg; DCA layers and option legs later."""
+    """What one entry opened: one symbol with one leg, a basket of symbols, or a DCA grid (its
+    layers are legs, pending until their resting order fills; pyramids add further grids)."""
 
     __slots__ = (
         "run_id", "strategy_id", "symbol", "side", "status", "legs", "opened_at", "closed_at",
         "exit_reason", "realized_pnl", "entry_method", "entry_attempts", "pending_exit",
         "resend_at", "entry_ref", "entry_order_id", "entry_deadline", "notional", "entry_symbol", "basket",
+        "tp_mode", "agg_tp", "capital", "pyramids", "dca_submitted_at", "dca_filled_at", "fifth_pyramid_at",
+        "risk_hold",
     )
     KIND = "group"
 
@@ -80,6 +83,30 @@ class Group(Record):
         self.notional = 0.0  # funds this group holds (estimated until the entry fills)
         self.entry_symbol = symbol  # the leg being entered now
         self.basket: list[tuple[str, float]] = []  # legs still to enter, in order: (symbol, qty)
+        self.tp_mode = ""  # a DCA grid's take-profit mode (per_leg | aggregate | hybrid); "" when not a grid
+        self.agg_tp: float | None = None  # the aggregate take-profit over the average entry, when armed
+        self.capital = 0.0  # what each grid (the first and every pyramid) is sized from
+        self.pyramids = 0  # grids added by later entry signals
+        self.dca_submitted_at: float | None = None  # when every layer's order had been placed
+        self.dca_filled_at: float | None = None  # when every layer had filled
+        self.fifth_pyramid_at: float | None = None
+        self.risk_hold = ""  # the operator's word to the risk engine: "blocked" | "skipped" | ""
+
+    def open_legs(self) -> list["Leg"]:
+        return [leg for leg in self.legs if leg.status == "open"]
+
+    def held(self) -> float:
+        """Funds the group holds: its open legs, and the resting orders of its pending layers."""
+        return sum(leg.entry * leg.qty for leg in self.legs if leg.status in ("open", "pending"))
+
+    def cost(self) -> float:
+        """What its open legs cost."""
+        return sum(leg.entry * leg.qty for leg in self.legs if leg.status == "open")
+
+    def avg_entry(self) -> float | None:
+        legs = self.open_legs()
+        qty = sum(leg.qty for leg in legs)
+        return sum(leg.entry * leg.qty for leg in legs) / qty if qty else None
 
     def unrealized(self) -> float:
         return sum(leg.unrealized() for leg in self.legs if leg.status == "open")
@@ -92,12 +119,17 @@ class Group(Record):
             "exit_reason": self.exit_reason, "realized_pnl": self.realized_pnl,
             "unrealized_pnl": self.unrealized(), "entry_method": self.entry_method,
             "entry_attempts": self.entry_attempts, "pending_exit": self.pending_exit,
+            "tp_mode": self.tp_mode, "agg_tp": self.agg_tp, "capital": self.capital, "pyramids": self.pyramids,
+            "dca_submitted_at": self.dca_submitted_at, "dca_filled_at": self.dca_filled_at,
+            "fifth_pyramid_at": self.fifth_pyramid_at, "risk_hold": self.risk_hold,
         }
 
 
 class Leg(Record):
     """One instrument position with its exit levels and trailing state. `dir` is +1 long, -1 short.
-    Levels are absolute prices; trail_act_amount is the profit (price units) that arms the trail."""
+    Levels are absolute prices; trail_act_amount is the profit (price units) that arms the trail.
+    A DCA layer is a leg from the moment its order is placed: status pending (qty and entry are
+    the order's) -> open when it fills -> closed; or cancelled when the group exits first."""
 
     __slots__ = (
         "group", "symbol", "side", "dir", "qty", "entry", "entry_fee", "mark", "mark_ts",
@@ -105,6 +137,7 @@ class Leg(Record):
         "trail_active", "trail_peak", "trail_level", "trail_updated_at", "time_exit_at",
         "trigger", "status", "opened_at", "closed_at", "exit_price", "exit_fee", "exit_reason",
         "realized_pnl", "exit_order_id", "scopes", "trail_moves", "marks",
+        "layer", "pyramid", "weight", "tp_pct", "entry_order_id",
     )
     KIND = "leg"
 
@@ -135,6 +168,11 @@ class Leg(Record):
         self.scopes: tuple = ()  # the P&L scopes (services.portfolio) whose rules watch this leg
         self.trail_moves: deque[tuple[float, float]] = deque(maxlen=8)  # recent (time, level) trailing changes
         self.marks: deque[float] = deque(maxlen=MARK_SAMPLES)  # the mark once a second, for a sparkline
+        self.layer: int | None = None  # a DCA layer: its index in the strategy's layers
+        self.pyramid = 0  # which grid of its group: 0 the first, 1.. the pyramids
+        self.weight: float | None = None
+        self.tp_pct: float | None = None
+        self.entry_order_id: int | None = None  # a pending layer's resting order
 
     def unrealized(self) -> float:
         """Mark-to-market P&L net of the entry fee."""
@@ -166,6 +204,7 @@ class Leg(Record):
             "trigger": self.trigger, "status": self.status, "opened_at": self.opened_at,
             "closed_at": self.closed_at, "exit_price": self.exit_price, "exit_fee": self.exit_fee,
             "exit_reason": self.exit_reason, "realized_pnl": self.realized_pnl,
+            "layer": self.layer, "pyramid": self.pyramid, "weight": self.weight, "tp_pct": self.tp_pct,
         }
 
 

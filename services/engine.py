@@ -19,16 +19,18 @@ from typing import Callable
 from .brokers.paper import PaperBroker
 from .clock import Clock
 from .config import Distance, StrategyConfig, TradingConfig, parse_distance
+from .dca import LayerPlan, grid, layer_problem, tp_price
 from .domain import EventRecord, Fill, Group, Leg, Order, Record, Run, Signal, StrategyState
 from .feeds.simulated import SimulatedFeed
 from .market import Quote, QuoteBook, fill_price_from_quotes, mark_of
+from . import risk_plan
 from .portfolio import BOOK, RULE_LABEL, PnlScope
 from .precision import RulesSource, SettingsRules, floor_qty, round_price
 from .schedule import entry_due, next_entry, planned_exit, session_bounds
 from .signal_queue import QueuedSignal, SignalQueue
 from .store.loaded import LoadedState
 from .views import (
-    CommandResult, EngineSnapshot, EventView, FeedView, OrderView, OrphanView, PortfolioView, PositionView, RiskPreview,
+    CommandResult, EngineSnapshot, EventView, FeedView, GridLegView, GridView, OrderView, RiskView, OrphanView, PortfolioView, PositionView, RiskPreview,
     StrategyView, TradeView, WaitingEntry,
 )
 
@@ -330,7 +332,13 @@ class Engine:
             else:
                 px = q.last or mark
             reason = _exit_reason(leg, px, now)
-            if reason is not None:
+            if reason is None:
+                agg = group.agg_tp  # a DCA grid's aggregate take-profit (a group rule)
+                if agg is not None and (px - agg) * d >= 0:
+                    self._decide_exit(group, "aggregate_tp", px)
+            elif reason == "target" and group.tp_mode:
+                self._exit_leg(group, leg, reason, px)  # a layer's own take-profit closes that layer only
+            else:
                 self._decide_exit(group, reason, px)
         if scoped:
             self._check_scopes(now)
@@ -360,8 +368,14 @@ class Engine:
             self._tick_queue(now)
         self._rework_entries(now)
         self._rework_exits(now)
+        if self.config.risk_engine is not None:
+            self._tick_risk(now)
         due: list[tuple[Group, Leg | None]] = []  # found first: acting on them changes self.groups
+        unplaced: list[Group] = []
         for group in self.groups.values():
+            if group.tp_mode and not group.pending_exit and any(
+                    lg.status == "pending" and lg.entry_order_id is None for lg in group.legs):
+                unplaced.append(group)
             if group.pending_exit:
                 if group.resend_at is not None and now >= group.resend_at:
                     due.append((group, None))  # an exit to send again
@@ -371,6 +385,9 @@ class Engine:
                     if t is not None and now >= t and leg.status == "open":
                         due.append((group, leg))
                         break
+        for group in unplaced:
+            if self.book.fresh(group.symbol, now) is not None:
+                self._replace_layers(group, now)
         for group, leg in due:
             if self.book.fresh(group.symbol, now) is None:
                 continue  # a stale price triggers nothing
@@ -484,7 +501,7 @@ class Engine:
     # == entries =============================================================================
 
     def _enter(self, slot: Slot, q: Quote, source: str, signal_price: float | None = None,
-               beyond_pool: bool = False) -> CommandResult:
+               beyond_pool: bool = False, size: float | None = None) -> CommandResult:
         rt = slot.strategy
         cfg = rt.config
         if rt.block:
@@ -501,11 +518,16 @@ class Engine:
                 return self._hold(slot, f"no fresh quote for {sym}", quiet=True)
             if (lq.ask if buy else lq.bid) <= 0:
                 return self._hold(slot, f"no {'ask' if buy else 'bid'} price for {sym}", quiet=True)
-            plan = self._plan(rt, sym, lq, signal_price if sym == slot.symbol else None)
+            plan = self._plan(rt, sym, lq, signal_price if sym == slot.symbol else None, size)
             if isinstance(plan, str):
                 return self._hold(slot, plan)
             legs.append((sym, *plan))
         notional = sum(qty * price for _, qty, price, _ in legs)
+        dca = cfg.dca
+        if dca is not None:  # the whole grid is reserved: its layers rest as orders once the first fills
+            ref = legs[0][3]
+            capital = _capital(cfg, size, ref)
+            notional = sum(p.value for p in self._grid(cfg, slot.symbol, ref, capital))
         ex = cfg.execution
         refusal = self._funds_refusal(rt, notional)
         if refusal:
@@ -518,6 +540,8 @@ class Engine:
         })
         group = Group(self._next_id("group"), run.id, rt.id, slot.symbol, side, now)
         group.basket = [(s, lq) for s, lq, _, _ in legs[1:]]
+        if dca is not None:
+            group.tp_mode, group.capital = dca.tp_mode, capital
         self._reserve(group, notional)
         self.runs[run.id] = run
         self.groups[group.id] = group
@@ -529,8 +553,10 @@ class Engine:
         self._pending += (run, group)
         self._start_leg(group, sym, qty, price, ref, source)
         if group.status == "open":
-            filled = ", ".join(f"{_qty(leg.qty)} {leg.symbol} at {_px(leg.entry)}" for leg in group.legs)
-            return CommandResult.success(f"entered {side} {filled} (#{group.id})")
+            filled = ", ".join(f"{_qty(leg.qty)} {leg.symbol} at {_px(leg.entry)}" for leg in group.open_legs())
+            resting = [leg for leg in group.legs if leg.status == "pending"]
+            rest = f"; {len(resting)} DCA layer(s) resting at {', '.join(_px(leg.entry) for leg in resting)}" if resting else ""
+            return CommandResult.success(f"entered {side} {filled} (#{group.id}){rest}")
         if group.status == "entering":
             return CommandResult.success(f"entry #{group.id} for {group.entry_symbol}: limit {_px(group.entry_ref)} is working"
                                          if ex.order_type == "limit" else f"entry #{group.id} is working")
@@ -560,9 +586,11 @@ class Engine:
         _, price, ref = plan
         self._start_leg(group, symbol, qty, price, ref, "basket")
 
-    def _plan(self, rt: StrategyRuntime, symbol: str, q: Quote, signal_price: float | None = None):
+    def _plan(self, rt: StrategyRuntime, symbol: str, q: Quote, signal_price: float | None = None,
+              size: float | None = None):
         """(qty, price, reference) of an entry on this quote, or why there can be none. The
-        price is the limit (on the tick) or, for a market entry, the touch."""
+        price is the limit (on the tick) or, for a market entry, the touch. `size` (a signal's)
+        replaces the strategy's sizing; a DCA grid enters its first layer here."""
         cfg, side = rt.config, rt.config.side
         rules = self.rules.rules(symbol)
         if rules is None:
@@ -573,18 +601,29 @@ class Engine:
             price = round_price(ref, side, rules.tick_size)
         else:  # market: slippage is measured against the mark, the size against the touch
             ref, price = mark_of(q), (q.ask if side == "buy" else q.bid)
-        sizing = cfg.sizing
-        if sizing.fixed_qty is not None:
-            raw = sizing.fixed_qty
+        if cfg.dca is not None:
+            plans = self._grid(cfg, symbol, ref, _capital(cfg, size, ref))
+            problem = next((p for plan in plans if (p := layer_problem(plan, rules.min_notional, rules.lot_step))), "")
+            if problem:
+                return f"{symbol}: DCA grid at {_px(ref)}: {problem}"
+            raw = plans[0].qty
+        elif size is not None:
+            raw = size
+        elif cfg.sizing.fixed_qty is not None:
+            raw = cfg.sizing.fixed_qty
         else:
-            value = sizing.fixed_value if sizing.fixed_value is not None else cfg.allocation * sizing.pct_allocation / 100.0
-            raw = value / price
+            raw = _capital(cfg, None, price) / price
         qty = floor_qty(raw, rules.lot_step)
         if qty <= 0:
             return f"{symbol}: the size {raw:.8g} rounds to zero at lot step {rules.lot_step:g}"
         if qty * price < rules.min_notional:
             return f"{symbol}: order value {qty * price:,.2f} is below the minimum notional {rules.min_notional:,.2f}"
         return qty, price, ref
+
+    def _grid(self, cfg: StrategyConfig, symbol: str, p0: float, capital: float) -> list[LayerPlan]:
+        rules = self.rules.rules(symbol)
+        return grid(cfg.dca.layers, cfg.side, p0, capital, rules.tick_size if rules else None,
+                    rules.lot_step if rules else None)
 
     def _send_entry(self, group: Group, qty: float, order_type: str, method: str, price: float | None,
                     attempt: int) -> None:
@@ -679,8 +718,25 @@ class Engine:
         group = self.groups[order.group_id]
         rt = self.strategies.get(group.strategy_id)
         now = self.clock.now()
-        leg = Leg(self._next_id("leg"), group, order.symbol, order.side, qty, price, fee, now,
-                  rt.config.trigger_price if rt else "mark")
+        leg = next((lg for lg in group.legs if lg.id == order.leg_id), None) if order.leg_id is not None else None
+        if leg is not None:  # a DCA layer's order filled: its pending leg opens
+            leg.qty, leg.entry, leg.entry_fee, leg.opened_at = qty, price, fee, now
+            leg.status, leg.entry_order_id = "open", None
+        else:
+            leg = Leg(self._next_id("leg"), group, order.symbol, order.side, qty, price, fee, now,
+                      rt.config.trigger_price if rt else "mark")
+            order.leg_id = leg.id
+            group.legs.append(leg)
+            group.status = "entering" if group.basket else "open"
+            group.entry_order_id = group.entry_deadline = None
+            group.entry_method = order.method
+            group.entry_attempts = order.retry_count + 1
+            run = self.runs.get(group.run_id)
+            if run is not None:
+                run.status = "entering" if group.basket else "live"
+                run.metadata = {**run.metadata, "attempts": group.entry_attempts, "filled_by": order.method,
+                                "fill_price": price}
+                self._pending.append(run)
         q = self.book.get(order.symbol)
         leg.mark = mark_of(q) if q is not None else price
         if rt is not None:
@@ -688,30 +744,284 @@ class Engine:
         leg.scopes = self._leg_scopes(group.strategy_id)
         for scope in leg.scopes:
             scope.unrealized += leg.unrealized()
-        order.leg_id = leg.id
-        group.legs.append(leg)
-        group.status = "entering" if group.basket else "open"
-        group.entry_order_id = group.entry_deadline = None
-        if not group.basket:  # fully in: hold what the fills cost, not the estimate
-            self._reserve(group, sum(lg.entry * lg.qty for lg in group.legs))
-        group.entry_method = order.method
-        group.entry_attempts = order.retry_count + 1
-        run = self.runs.get(group.run_id)
-        if run is not None:
-            run.status = "entering" if group.basket else "live"
-            run.metadata = {**run.metadata, "attempts": group.entry_attempts, "filled_by": order.method,
-                            "fill_price": price}
-            self._pending.append(run)
         self._legs_by_symbol.setdefault(leg.symbol, []).append(leg)
         self._pending += (leg, group)
-        self._event("info", "fill", f"{group.strategy_id}: entered {leg.side} {_qty(qty)} {leg.symbol} at {_px(price)}{_levels_text(leg)}",
-                    group, payload={"price": price, "qty": qty, "fee": fee, "stop": leg.stop,
-                                    "target": leg.target, "trail_level": leg.trail_level})
+        layer = f" (layer {leg.layer + 1}{f', pyramid {leg.pyramid}' if leg.pyramid else ''})" if leg.layer is not None else ""
+        self._event("info", "fill", f"{group.strategy_id}: entered {leg.side} {_qty(qty)} {leg.symbol} at {_px(price)}{layer}"
+                    f"{_levels_text(leg)}", group, payload={"price": price, "qty": qty, "fee": fee, "stop": leg.stop,
+                                                            "target": leg.target, "trail_level": leg.trail_level,
+                                                            "layer": leg.layer, "pyramid": leg.pyramid})
         if leg.trail_active:
             self._event("info", "trailing", f"trailing stop armed at entry on {leg.symbol} at {_px(leg.trail_level)}",
                         group, payload={"level": leg.trail_level, "peak": leg.trail_peak})
-        if group.basket:
+        if group.tp_mode and rt is not None:
+            self._layer_filled(group, leg, rt.config, now)
+        if not group.basket:  # fully in: hold what the fills cost, not the estimate
+            self._reserve(group, group.held())
+        if group.pending_exit:  # filled while its group is exiting: out with the rest
+            self._send_exit(group)
+        elif group.basket:
             self._next_leg(group)
+
+    # -- DCA grids and pyramids (DESIGN §3) ---------------------------------------------------
+
+    def _layer_filled(self, group: Group, leg: Leg, cfg: StrategyConfig, now: float) -> None:
+        """A layer of a grid filled: its own take-profit, the group's aggregate one, and, for
+        the first layer of the first grid, the other layers placed as resting orders from P0 =
+        this fill."""
+        rules = self.rules.rules(leg.symbol)
+        tick = rules.tick_size if rules else None
+        if leg.layer is None:  # the first layer, entered like any entry
+            plans = self._grid(cfg, leg.symbol, leg.entry, group.capital)
+            first = plans[0]
+            leg.layer, leg.weight, leg.tp_pct = 0, first.weight, first.tp_pct
+            self._place_layers(group, plans[1:], 0, leg.entry, now)
+        leg.target = tp_price(leg.entry, leg.tp_pct, group.side, tick) if group.tp_mode != "aggregate" else None
+        self._rearm_aggregate(group, cfg)
+        if not any(lg.status == "pending" for lg in group.legs):
+            group.dca_filled_at = now
+            self._event("info", "dca", f"{group.strategy_id}: every layer of #{group.id} {group.symbol} has filled "
+                        f"(average {_px(group.avg_entry())})", group)
+
+    def _rearm_aggregate(self, group: Group, cfg: StrategyConfig | None) -> None:
+        """The aggregate take-profit follows the average entry of the open layers."""
+        if group.tp_mode in ("aggregate", "hybrid") and cfg is not None and cfg.dca is not None:
+            avg = group.avg_entry()
+            rules = self.rules.rules(group.symbol)
+            group.agg_tp = tp_price(avg, cfg.dca.tp_pct, group.side, rules.tick_size if rules else None) if avg else None
+
+    def _place_layers(self, group: Group, plans: list[LayerPlan], pyramid: int, p0: float, now: float,
+                      first_at_market: bool = False) -> None:
+        """Each layer becomes a pending leg with its resting limit order (a pyramid's first layer
+        goes at market); all are committed before any is sent."""
+        rt = self.strategies.get(group.strategy_id)
+        rules = self.rules.rules(group.symbol)
+        orders = []
+        for plan in plans:
+            if layer_problem(plan, rules.min_notional if rules else 0.0, rules.lot_step if rules else None):
+                continue  # P0 moved since the entry was checked: this layer cannot be placed (said below)
+            leg = Leg(self._next_id("leg"), group, group.symbol, group.side, plan.qty, plan.price, 0.0, now,
+                      rt.config.trigger_price if rt else "mark")
+            leg.status, leg.layer, leg.pyramid, leg.weight, leg.tp_pct = "pending", plan.index, pyramid, plan.weight, plan.tp_pct
+            market = first_at_market and plan is plans[0]
+            order = Order(self._next_id("order"), group.id, leg.id, group.strategy_id, group.symbol, group.side, plan.qty,
+                          "market" if market else "limit", "dca_layer", "entry", now,
+                          limit_price=None if market else plan.price, reference_price=p0)
+            leg.entry_order_id = order.id
+            group.legs.append(leg)
+            self.orders[order.id] = order
+            self.recent_orders.append(order)
+            orders.append(order)
+            self._pending += (leg, order)
+        skipped = len(plans) - len(orders)
+        group.dca_submitted_at, group.dca_filled_at = now, None
+        self._reserve(group, group.held())
+        self._pending.append(group)
+        what = f"pyramid {pyramid}" if pyramid else "DCA grid"
+        self._event("info", "dca", f"{group.strategy_id}: #{group.id} {group.symbol} {what}: {len(orders)} layer order(s) "
+                    f"placed from {_px(p0)}" + (f"; {skipped} skipped (under the minimum notional at this price)" if skipped else ""),
+                    group, payload={"p0": p0, "pyramid": pyramid, "orders": [o.id for o in orders],
+                                    "prices": [o.limit_price for o in orders]})
+        self._commit()  # the layers and their orders are durable before they are sent
+        for order in orders:
+            if order.id in self.orders:
+                self.broker.submit(order)
+
+    # -- the risk engine (DESIGN §3): winners pay for a stuck loser ---------------------------
+
+    def _risk_positions(self) -> dict[int, risk_plan.Position]:
+        """Every open group that is not exiting, as the risk engine sees it."""
+        out = {}
+        for group in self.groups.values():
+            legs = group.open_legs()
+            if group.status != "open" or group.pending_exit or not legs:
+                continue
+            rt = self.strategies.get(group.strategy_id)
+            dca = rt.config.dca if rt is not None else None
+            rules = self.rules.rules(group.symbol)
+            layers = [lg for lg in group.legs if lg.layer is not None]
+            # a position that is not a grid is "full" from its entry
+            submitted_at = group.dca_submitted_at if group.tp_mode else group.opened_at
+            filled_at = group.dca_filled_at if group.tp_mode else group.opened_at
+            out[group.id] = risk_plan.Position(
+                group.id, group.strategy_id, group.symbol, group.side,
+                tuple(risk_plan.Leg(lg.id, lg.qty, lg.entry, lg.entry_fee) for lg in legs), legs[0].mark,
+                group.opened_at, rules.lot_step if rules else None, group.pyramids, dca.max_pyramids if dca else 0,
+                len(layers), sum(lg.status != "cancelled" for lg in layers),
+                sum(lg.status in ("open", "closed") for lg in layers), submitted_at, filled_at, group.fifth_pyramid_at,
+                group.risk_hold == "blocked", group.risk_hold == "skipped")
+        return out
+
+    def _fee_rate(self) -> float:
+        return self.config.paper.taker_fee_bps / 10_000.0
+
+    def _tick_risk(self, now: float) -> None:
+        """Run the offset plan of the first eligible loser that its winners cover (one a
+        check: the next sees the book after it). A skip lasts until the loser stops being eligible."""
+        cfg = self.config.risk_engine
+        threshold = cfg.loss_threshold_pct / 100.0
+        if not any(g.unrealized() <= -threshold * g.cost() < 0 or g.risk_hold == "skipped" for g in self.groups.values()):
+            return  # nothing near a decision: the usual case, kept cheap
+        positions = self._risk_positions()
+        for gid, p in sorted(positions.items(), key=lambda item: -item[1].loss_pct):
+            if p.loss_pct <= 0:
+                continue
+            checks = risk_plan.eligibility(p, cfg, now).checks
+            group = self.groups[gid]
+            if group.risk_hold == "skipped" and not all(c.passed for c in checks if c.name != "skipped"):
+                group.risk_hold = ""  # it stopped being eligible: the skip is used up
+                self._pending.append(group)
+                continue
+            if not cfg.enabled or not all(c.passed for c in checks):
+                continue
+            plan = risk_plan.offset_plan(p, positions.values(), cfg, self._fee_rate())
+            if plan.covers and not self._stale_in(plan, now):
+                self._run_offset(group, plan, "eligible")
+                return
+
+    def _stale_in(self, plan: risk_plan.Plan, now: float) -> str:
+        """A symbol of the plan without a fresh quote ("" when all are fresh): no plan runs on a stale price."""
+        return next((st.symbol for st in (plan.loser, *plan.steps) if self.book.fresh(st.symbol, now) is None), "")
+
+    def _run_offset(self, loser: Group, plan: risk_plan.Plan, why: str) -> None:
+        """Close the planned quantities of the winners, then the loser, each order audited."""
+        now = self.clock.now()
+        self._event("warning", "risk", f"risk engine ({why}) on #{loser.id} {loser.symbol}: {risk_plan.summary(plan)}",
+                    loser, needs_ack=True, payload=_plan_payload(plan))
+        for step in plan.steps:
+            group = self.groups.get(step.group_id)
+            leg = next((lg for lg in group.open_legs() if lg.id == step.leg_id), None) if group is not None else None
+            if leg is None or leg.exit_order_id is not None or group.pending_exit:
+                self._event("warning", "risk", f"risk offset for #{loser.id}: #{step.group_id} leg {step.leg_id} is no "
+                            "longer open as planned; skipped", loser, payload={"step": step.leg_id})
+                continue
+            self._event("info", "risk", f"risk offset for #{loser.id}: closing {_qty(step.qty)} {step.symbol} of "
+                        f"#{group.id} (expected {step.expected_realized:+,.2f})", group,
+                        payload={"loser": loser.id, "leg_id": leg.id, "qty": step.qty, "expected": step.expected_realized})
+            self._send_exit_order(group, leg, 0, None, now, "risk_offset", step.qty if step.qty < leg.qty else None)
+        if loser.id in self.groups and not loser.pending_exit:
+            legs = loser.open_legs()
+            self._decide_exit(loser, "risk_offset", legs[0].mark if legs else None)
+        self._commit()
+
+    def risk_run(self, group_id: int) -> CommandResult:
+        """The operator runs a loser's offset plan now, whatever its eligibility says."""
+        if self.config.risk_engine is None:
+            return CommandResult.error("the risk engine is off: add a [risk_engine] section to the settings")
+        positions = self._risk_positions()
+        p = positions.get(group_id)
+        if p is None:
+            return CommandResult.error(f"#{group_id} is not an open position the risk engine can close")
+        if p.unrealized >= 0:
+            return CommandResult.error(f"#{group_id} is not losing ({p.unrealized:+,.2f}); nothing to offset")
+        plan = risk_plan.offset_plan(p, positions.values(), self.config.risk_engine, self._fee_rate())
+        stale = self._stale_in(plan, self.clock.now())
+        if stale:
+            return CommandResult.error(f"no fresh quote for {stale}; the plan does not run on a stale price")
+        self._run_offset(self.groups[group_id], plan, "run by the operator")
+        return CommandResult.success(f"#{group_id}: {risk_plan.summary(plan)}")
+
+    def risk_skip(self, group_id: int) -> CommandResult:
+        """Skip once: an eligible loser is not run while it stays eligible; it counts again once
+        it has stopped being so. (To keep one out before it is eligible, block it.)"""
+        group = self.groups.get(group_id)
+        if group is not None and not group.risk_hold and self.config.risk_engine is not None:
+            p = self._risk_positions().get(group_id)
+            el = risk_plan.eligibility(p, self.config.risk_engine, self.clock.now()) if p is not None else None
+            if el is None or not all(c.passed for c in el.checks if c.name not in ("skipped", "blocked")):
+                return CommandResult.error(f"#{group_id} is not eligible now, so there is no run to skip; "
+                                           "b blocks it instead")
+        return self._risk_hold(group_id, "skipped", "skipped once: the risk engine leaves it until it stops being eligible",
+                               "the skip is withdrawn")
+
+    def risk_block(self, group_id: int) -> CommandResult:
+        return self._risk_hold(group_id, "blocked", "blocked: the risk engine never closes it (b again unblocks)",
+                               "unblocked: the risk engine may close it again")
+
+    def _risk_hold(self, group_id: int, hold: str, set_text: str, cleared_text: str) -> CommandResult:
+        group = self.groups.get(group_id)
+        if group is None:
+            return CommandResult.error(f"no open position #{group_id}")
+        if group.risk_hold and group.risk_hold != hold:
+            return CommandResult.error(f"#{group_id} is {group.risk_hold}; undo that first")
+        group.risk_hold = "" if group.risk_hold == hold else hold
+        text = f"#{group_id} {group.symbol}: {set_text if group.risk_hold else cleared_text}"
+        self._pending.append(group)
+        self._event("info", "operator", f"{text} (by the operator)", group, payload={"risk_hold": group.risk_hold})
+        self._commit()
+        return CommandResult.success(text)
+
+    def _risk_views(self, now: float) -> tuple[RiskView, ...]:
+        """Every losing position with its eligibility and its projected plan, biggest loss first."""
+        cfg = self.config.risk_engine
+        if cfg is None:
+            return ()
+        positions = self._risk_positions()
+        views = []
+        for gid, p in sorted(positions.items(), key=lambda item: (-item[1].loss_pct, item[0])):
+            if p.unrealized >= 0:
+                continue
+            el = risk_plan.eligibility(p, cfg, now)
+            plan = risk_plan.offset_plan(p, positions.values(), cfg, self._fee_rate())
+            views.append(RiskView(
+                gid, p.strategy_id, p.symbol, p.side, p.loss_pct, p.unrealized, el.timer_remaining, p.pyramids,
+                p.max_pyramids, now - p.opened_at, tuple((c.name, c.passed, c.text) for c in el.checks), el.eligible,
+                self.groups[gid].risk_hold, risk_plan.summary(plan),
+                plan.steps,
+                plan.required, plan.covered, plan.covers, plan.notes))
+        return tuple(views)
+
+    def _replace_layers(self, group: Group, now: float) -> None:
+        """After a restart: the paper broker kept no orders, so each pending layer's resting
+        order is placed again, as it was (on the symbol's first fresh quote)."""
+        orders = []
+        for leg in group.legs:
+            if leg.status != "pending" or leg.entry_order_id is not None:
+                continue
+            order = Order(self._next_id("order"), group.id, leg.id, group.strategy_id, leg.symbol, leg.side, leg.qty,
+                          "limit", "dca_layer", "entry", now, limit_price=leg.entry)
+            leg.entry_order_id = order.id
+            self.orders[order.id] = order
+            self.recent_orders.append(order)
+            orders.append(order)
+            self._pending += (leg, order)
+        if orders:
+            self._event("warning", "recovery", f"#{group.id} {group.symbol}: {len(orders)} resting DCA layer order(s) placed "
+                        "again after the restart", group, payload={"orders": [o.id for o in orders]})
+            self._commit()
+            for order in orders:
+                self.broker.submit(order)
+
+    def _pyramid(self, group: Group, q: Quote, signal_price: float | None, size: float | None,
+                 source: str) -> CommandResult:
+        """A further entry signal for an open DCA group adds a new grid from the current price
+        (its first layer at market, the others resting), up to max_pyramids; no pool slot."""
+        rt = self.strategies[group.strategy_id]
+        dca = rt.config.dca
+        if group.status != "open" or group.pending_exit:
+            return CommandResult.error(f"#{group.id} is {group.pending_exit and 'exiting' or group.status}; no pyramid")
+        if group.pyramids >= dca.max_pyramids:
+            return CommandResult.error(f"#{group.id} {group.symbol}: max_pyramids ({dca.max_pyramids}) reached")
+        if rt.block:
+            return CommandResult.error(f"{rt.id} {group.symbol}: entries are blocked: {rt.block}")
+        p0 = signal_price if signal_price is not None else mark_of(q)
+        capital = _capital(rt.config, size, p0) if size is not None else group.capital
+        plans = self._grid(rt.config, group.symbol, p0, capital)
+        rules = self.rules.rules(group.symbol)
+        problem = next((p for plan in plans if (p := layer_problem(plan, rules.min_notional if rules else 0.0,
+                                                                     rules.lot_step if rules else None))), "")
+        if problem:
+            return CommandResult.error(f"{group.symbol}: pyramid grid at {_px(p0)}: {problem}")
+        refusal = self._funds_refusal(rt, sum(p.value for p in plans))
+        if refusal:
+            return CommandResult.error(f"{rt.id} {group.symbol}: no pyramid: {refusal}")
+        now = self.clock.now()
+        group.pyramids += 1
+        if group.pyramids == 5:
+            group.fifth_pyramid_at = now
+        self._place_layers(group, plans, group.pyramids, p0, now, first_at_market=True)
+        return CommandResult.success(f"pyramid {group.pyramids} of {dca.max_pyramids} on #{group.id} {group.symbol} "
+                                     f"({source}): {len(plans)} layer(s) from {_px(p0)}")
 
     def _entry_failed(self, group: Group | None, reason: str) -> None:
         if group is None:
@@ -767,7 +1077,32 @@ class Engine:
         self._event("info" if reason != "stop_loss" else "warning", "exit",
                     f"{group.strategy_id}: exit #{group.id} {group.symbol}: {reason}{at}", group,
                     payload={"reason": reason, "price": price})
+        self._cancel_layers(group, f"the group exits ({reason})")
         self._send_exit(group)
+        if group.status != "closed" and not any(leg.status == "open" for leg in group.legs):
+            self._close_group(group, self.clock.now())  # only resting layers were left: nothing to sell
+
+    def _cancel_layers(self, group: Group, why: str) -> None:
+        """Cancel the resting orders of a grid's unfilled layers (a layer that filled meanwhile stays open)."""
+        for leg in group.legs:
+            order = self.orders.get(leg.entry_order_id) if leg.status == "pending" and leg.entry_order_id is not None else None
+            if order is not None and not self.broker.cancel(order):
+                continue
+            if leg.status == "pending":
+                if order is not None:
+                    self._order_final(order, "cancelled", why)
+                leg.status, leg.entry_order_id, leg.exit_reason, leg.closed_at = "cancelled", None, why, self.clock.now()
+                self._pending.append(leg)
+        self._reserve(group, group.held())
+
+    def _exit_leg(self, group: Group, leg: Leg, reason: str, price: float) -> None:
+        """One layer of a grid reached its own take-profit: it alone is closed, the group goes on."""
+        if leg.exit_order_id is not None:
+            return  # its exit is working already
+        self._event("info", "exit", f"{group.strategy_id}: take-profit of #{group.id} {leg.symbol} layer {(leg.layer or 0) + 1}"
+                    f"{f' (pyramid {leg.pyramid})' if leg.pyramid else ''} at {_px(price)}", group,
+                    payload={"reason": reason, "price": price, "leg_id": leg.id})
+        self._send_exit_order(group, leg, 0, None, self.clock.now(), reason)
 
     def _send_exit(self, group: Group) -> None:
         """Send an exit order for each open leg that has none working."""
@@ -777,7 +1112,8 @@ class Engine:
             if leg.status == "open" and leg.exit_order_id is None:
                 self._send_exit_order(group, leg, 0, None, now)
 
-    def _send_exit_order(self, group: Group, leg: Leg, attempt: int, ref: float | None, now: float) -> None:
+    def _send_exit_order(self, group: Group, leg: Leg, attempt: int, ref: float | None, now: float,
+                         reason: str = "", qty: float | None = None) -> None:
         """Attempt `attempt` at closing one leg: market by default; with a limit exit, a limit at
         the reference price re-priced toward the touch (like entries), then market. An exit is
         never abandoned: with no fresh quote to price a limit from, it goes at market."""
@@ -785,7 +1121,10 @@ class Engine:
         ex = rt.config.exit_execution if rt is not None else None
         side = "sell" if leg.dir > 0 else "buy"
         q = self.book.fresh(leg.symbol, now)
-        if ex is not None and ex.order_type == "limit" and q is not None and attempt <= ex.max_retries:
+        reason = reason or group.pending_exit
+        # an exit signal and the risk engine close at market (DESIGN §3); other exits are worked as configured
+        if (ex is not None and ex.order_type == "limit" and q is not None and attempt <= ex.max_retries
+                and reason not in ("signal", "risk_offset")):
             if ref is None:
                 ref = fill_price_from_quotes(side, q.bid, q.ask, ex.bias)
             rules = self.rules.rules(leg.symbol)
@@ -797,9 +1136,9 @@ class Engine:
             ref = ref if ref is not None else (mark_of(q) if q is not None else None)
             order_type, method, limit = "market", "market_fallback" if attempt else "market", None
         order = Order(self._next_id("order"), group.id, leg.id, group.strategy_id, leg.symbol, side,
-                      leg.qty, order_type, method, "exit", now, limit_price=limit, reference_price=ref,
+                      qty or leg.qty, order_type, method, "exit", now, limit_price=limit, reference_price=ref,
                       retry_count=attempt)
-        order.reason = group.pending_exit
+        order.reason = reason
         leg.exit_order_id = order.id
         self.orders[order.id] = order
         self.recent_orders.append(order)
@@ -810,8 +1149,6 @@ class Engine:
     def _rework_exits(self, now: float) -> None:
         """Re-price limit exits whose delay has passed; after the last re-price, market."""
         for group in list(self.groups.values()):
-            if not group.pending_exit:
-                continue
             rt = self.strategies.get(group.strategy_id)
             delay = rt.config.exit_execution.retry_delay_s if rt is not None else 0.0
             for leg in group.legs:
@@ -822,9 +1159,11 @@ class Engine:
                     continue  # no fresh price to re-price from, or it filled meanwhile
                 attempt = order.retry_count + 1
                 last = rt is None or attempt > rt.config.exit_execution.max_retries
+                reason = order.reason
                 self._order_final(order, "cancelled", "not filled in time: " + ("market fallback" if last else "re-priced"))
                 leg.exit_order_id = None
-                self._send_exit_order(group, leg, attempt, order.reference_price, now)
+                self._send_exit_order(group, leg, attempt, order.reference_price, now, reason,
+                                      order.qty if order.qty < leg.qty else None)
 
     def _close_leg(self, order: Order, qty: float, price: float, fee: float) -> None:
         group = self.groups.get(order.group_id)
@@ -834,33 +1173,69 @@ class Engine:
         if leg is None or leg.status != "open":
             return
         now = self.clock.now()
+        if qty < leg.qty * (1 - 1e-9):
+            self._reduce_leg(group, leg, order, qty, price, fee, now)
+            return
         leg.status = "closed"
         leg.closed_at = now
         leg.exit_price, leg.exit_fee = price, fee
-        leg.exit_reason = group.pending_exit
-        leg.realized_pnl = (price - leg.entry) * leg.qty * leg.dir - leg.entry_fee - fee
+        leg.exit_reason = group.pending_exit or order.reason
+        realized = (price - leg.entry) * leg.qty * leg.dir - leg.entry_fee - fee
+        leg.realized_pnl += realized
         leg.exit_order_id = None
-        group.realized_pnl += leg.realized_pnl
-        self.realized_today[group.strategy_id] = self.realized_today.get(group.strategy_id, 0.0) + leg.realized_pnl
-        self.realized_total += leg.realized_pnl
+        self._realize(group, realized)
         for scope in leg.scopes:  # the leg's P&L moves from unrealized to realized
             scope.unrealized -= leg.unrealized()
-            scope.realized += leg.realized_pnl
+            scope.realized += realized
         legs = self._legs_by_symbol.get(leg.symbol)
         if legs is not None and leg in legs:
             legs.remove(leg)
         self._pending.append(leg)
         if leg.scopes:
             self._check_scopes(now)  # a realized loss can reach a daily loss limit
-        if any(lg.status == "open" for lg in group.legs):
-            self._pending.append(group)
+        if group.tp_mode:
+            self._reserve(group, group.held())
+            rt = self.strategies.get(group.strategy_id)
+            self._rearm_aggregate(group, rt.config if rt is not None else None)  # a layer's own TP leaves the aggregate
+        if any(lg.status == "open" for lg in group.legs) or (
+                not group.pending_exit and any(lg.status == "pending" for lg in group.legs)):
+            self._pending.append(group)  # legs still open, or layers still resting after their own take-profits
             return
         self._close_group(group, now)
+
+    def _realize(self, group: Group, amount: float) -> None:
+        group.realized_pnl += amount
+        self.realized_today[group.strategy_id] = self.realized_today.get(group.strategy_id, 0.0) + amount
+        self.realized_total += amount
+
+    def _reduce_leg(self, group: Group, leg: Leg, order: Order, qty: float, price: float, fee: float, now: float) -> None:
+        """Part of a leg closed (the risk engine takes from a winner): the rest stays open with
+        its share of the entry fee."""
+        fee_in = leg.entry_fee * qty / leg.qty
+        realized = (price - leg.entry) * qty * leg.dir - fee_in - fee
+        for scope in leg.scopes:
+            scope.unrealized -= (leg.mark - leg.entry) * qty * leg.dir - fee_in
+            scope.realized += realized
+        leg.qty -= qty
+        leg.entry_fee -= fee_in
+        leg.realized_pnl += realized
+        leg.exit_order_id = None
+        self._realize(group, realized)
+        self._reserve(group, group.held())
+        self._pending += (leg, group)
+        self._event("info", "exit", f"{group.strategy_id}: closed {_qty(qty)} of #{group.id} {leg.symbol} at {_px(price)} "
+                    f"({order.reason}), {realized:+,.2f}; {_qty(leg.qty)} stays open", group,
+                    payload={"reason": order.reason, "qty": qty, "price": price, "pnl": realized, "leg_id": leg.id})
+        if leg.scopes:
+            self._check_scopes(now)
 
     def _close_group(self, group: Group, now: float) -> None:
         group.status = "closed"
         group.closed_at = now
-        group.exit_reason, group.pending_exit = group.pending_exit, ""
+        # (a grid whose layers all reached their own take-profit ends with the last one's reason)
+        group.exit_reason = group.pending_exit or next(
+            (lg.exit_reason for lg in reversed(group.legs) if lg.status == "closed"), "")
+        group.pending_exit = ""
         self.groups.pop(group.id, None)
         run = self.runs.pop(group.run_id, None)
         if run is not None:
@@ -872,9 +1247,15 @@ class Engine:
             self._pending.append(run)
         self._pending.append(group)
         self._reserve(group, 0.0)
-        leg = group.legs[0]
-        trade = TradeView(group.id, group.strategy_id, group.symbol, group.side, leg.qty, group.opened_at,
-                          leg.entry, now, leg.exit_price or 0.0, group.exit_reason, group.realized_pnl)
+        closed = [lg for lg in group.legs if lg.status == "closed"] or group.legs[:1]
+        leg = closed[-1]
+        qty, entry, exit_price = leg.qty, leg.entry, leg.exit_price or 0.0
+        if group.tp_mode:  # a grid: the round trip of all its layers, at average prices
+            qty = sum(lg.qty for lg in closed)
+            entry = sum(lg.entry * lg.qty for lg in closed) / qty if qty else 0.0
+            exit_price = sum((lg.exit_price or 0.0) * lg.qty for lg in closed) / qty if qty else 0.0
+        trade = TradeView(group.id, group.strategy_id, group.symbol, group.side, qty, group.opened_at,
+                          entry, now, exit_price, group.exit_reason, group.realized_pnl)
         self.trades.append(trade)
         for listener in self.trade_listeners:
             listener(trade)
@@ -911,7 +1292,18 @@ class Engine:
     def _on_reject(self, order: Order, reason: str) -> None:
         self._order_final(order, "rejected", reason)
         group = self.groups.get(order.group_id)
-        if order.purpose == "entry":
+        layer = next((lg for lg in group.legs if lg.id == order.leg_id), None) if group and order.leg_id else None
+        if order.purpose == "entry" and layer is not None and layer.status == "pending":
+            # one layer of a grid could not be placed: the grid goes on without it
+            layer.status, layer.entry_order_id, layer.exit_reason = "cancelled", None, f"rejected: {reason}"
+            self._reserve(group, group.held())
+            self._pending.append(layer)
+            self._event("warning", "order", f"{order.strategy_id}: #{group.id} {order.symbol} layer {layer.layer + 1} order "
+                        f"rejected: {reason}; the grid goes on without it", group, needs_ack=True,
+                        payload={"order_id": order.id, "reason": reason, "leg_id": layer.id})
+            if not any(lg.status in ("open", "pending") for lg in group.legs) and not group.pending_exit:
+                self._close_group(group, self.clock.now())
+        elif order.purpose == "entry":
             self._event("warning", "order", f"{order.strategy_id}: entry order for {order.symbol} rejected: {reason}", group,
                         payload={"order_id": order.id, "reason": reason})
             self._entry_failed(group, f"entry rejected: {reason}")
@@ -937,10 +1329,13 @@ class Engine:
     # == operator commands ===================================================================
 
     def enter_now(self, strategy_id: str, symbol: str | None = None, source: str = "tui",
-                  price: float | None = None, payload: dict | None = None, timeframe: str = "") -> CommandResult:
+                  price: float | None = None, payload: dict | None = None, timeframe: str = "",
+                  size: float | None = None) -> CommandResult:
         """Enter now (the operator, or a signal from the CLI). Every call is recorded as a
-        Signal with its outcome; `price` is the signal's price, kept on the Signal. With the
-        pool full the signal is queued (DESIGN §3 pool & queue) and entered when a slot frees."""
+        Signal with its outcome; `price` is the signal's price, kept on the Signal; `size` the
+        quantity instead of the strategy's sizing. With the pool full the signal is queued
+        (DESIGN §3 pool & queue) and entered when a slot frees. For a DCA strategy that holds
+        the symbol already, the signal is a pyramid: a new grid on the same group, no slot."""
         rt = self.strategies.get(strategy_id)
         if rt is None:
             return CommandResult.error(f"unknown strategy {strategy_id!r}")
@@ -955,20 +1350,24 @@ class Engine:
         now = self.clock.now()
         results = []
         for slot in (rt.slots[symbol],) if symbol else tuple(rt.slots.values()):
-            signal = Signal(self._next_id("signal"), rt.id, slot.symbol, rt.config.side, "entry", source, now,
-                            price, payload)
+            pyramid = slot.group is not None and rt.config.dca is not None
+            signal = Signal(self._next_id("signal"), rt.id, slot.symbol, rt.config.side, "pyramid" if pyramid else "entry",
+                            source, now, price, payload)
             self._pending.append(signal)
             q = self.book.fresh(slot.symbol, now)
-            if slot.group is not None:
+            if pyramid:
+                result = self._pyramid(slot.group, q, price, size, source) if q is not None else CommandResult.error(
+                    f"{slot.symbol}: no fresh quote (older than {self._max_age:g}s); no pyramid on a stale price")
+            elif slot.group is not None:
                 result = CommandResult.error(f"{slot.symbol}: {strategy_id} already holds #{slot.group.id}")
             elif rt.block:
                 result = CommandResult.error(f"{strategy_id} {slot.symbol}: entries are blocked: {rt.block}")
             elif len(self.groups) >= self._pool_size:
-                result = self._queue_signal(signal, timeframe, now)
+                result = self._queue_signal(signal, timeframe, size, now)
             elif q is None:
                 result = CommandResult.error(f"{slot.symbol}: no fresh quote (older than {self._max_age:g}s); not entering on a stale price")
             else:
-                result = self._enter(slot, q, source, price)
+                result = self._enter(slot, q, source, price, size=size)
             signal.status = "queued" if signal.status == "queued" else "done" if result.ok else "rejected"
             signal.outcome = result.message
             self._pending.append(signal)
@@ -978,17 +1377,18 @@ class Engine:
 
     # -- the queue (DESIGN §3 pool & queue) --------------------------------------------------
 
-    def _queue_signal(self, signal: Signal, timeframe: str, now: float) -> CommandResult:
+    def _queue_signal(self, signal: Signal, timeframe: str, size: float | None, now: float) -> CommandResult:
         """The pool is full: the signal waits for a slot, replacing a queued one of the same
         strategy, symbol and timeframe."""
         signal.status = "queued"
         queued = self.queue.find(signal.strategy_id, signal.symbol, timeframe)
         if queued is not None:
-            self.queue.replace(queued, signal.id, signal.side, signal.price, now)
+            self.queue.replace(queued, signal.id, signal.side, signal.price, size, now)
             what = f"replaced queued signal #{queued.id} (replacement {queued.replacements})"
         else:
             queued = QueuedSignal(self._next_id("queued_signal"), signal.id, signal.strategy_id, signal.symbol,
                                   timeframe, signal.side, signal.price, now, self.queue.ttl_s)
+            queued.size = size
             self.queue.add(queued)
             what = f"queued as #{queued.id}"
         self._pending.append(queued)
@@ -1030,7 +1430,7 @@ class Engine:
         elif rt.paused or not rt.config.enabled:
             result = CommandResult.error(f"{queued.strategy_id} is {'paused' if rt.paused else 'disabled'}")
         else:
-            result = self._enter(slot, q, "queue", queued.price, beyond_pool=beyond_pool)
+            result = self._enter(slot, q, "queue", queued.price, beyond_pool=beyond_pool, size=queued.size)
         self._close_queued(queued, "entered" if result.ok else "rejected", result.message, now)
         return result
 
@@ -1114,7 +1514,8 @@ class Engine:
             return CommandResult.error(f"#{group_id} is still entering; wait for its fill")
         if group.pending_exit:
             return CommandResult.error(f"#{group_id} is already exiting ({group.pending_exit})")
-        self._decide_exit(group, reason, group.legs[0].mark if group.legs else None)
+        legs = group.open_legs()
+        self._decide_exit(group, reason, legs[0].mark if legs else None)
         self.version += 1
         if group.status == "closed":
             return CommandResult.success(f"closed #{group_id} {group.symbol}, P&L {group.realized_pnl:+,.2f}")
@@ -1313,12 +1714,15 @@ class Engine:
             group.status, group.saved = row["status"], True
             group.realized_pnl, group.entry_method, group.entry_attempts = row["realized_pnl"], row["entry_method"], row["entry_attempts"]
             group.pending_exit = row["pending_exit"]
+            for name in _GROUP_GRID_FIELDS:
+                setattr(group, name, row[name])
             for lrow in legs_by_group.get(group.id, []):
                 leg = _leg_from_row(lrow, group)
                 group.legs.append(leg)
-                self._legs_by_symbol.setdefault(leg.symbol, []).append(leg)
+                if leg.status == "open":
+                    self._legs_by_symbol.setdefault(leg.symbol, []).append(leg)
             self.groups[group.id] = group
-            self._reserve(group, sum(leg.entry * leg.qty for leg in group.legs))
+            self._reserve(group, group.held())
         self.realized_total = st.realized_total
         cancelled: dict[int, Order] = {}
         for row in st.working_orders:
@@ -1327,7 +1731,7 @@ class Engine:
             self._event("warning", "recovery", f"order {order.client_id} ({order.purpose} {order.side} {order.symbol}) was "
                         f"{row['status']} when the engine stopped; marked cancelled", payload={"order_id": order.id})
         for group in list(self.groups.values()):
-            if group.status == "entering" or not group.legs:
+            if group.status == "entering" or not any(leg.status in ("open", "pending") for leg in group.legs):
                 self._event("warning", "recovery", f"entry #{group.id} {group.symbol} had not filled when the engine stopped; "
                             "it is abandoned", group)
                 self._entry_failed(group, "the engine stopped before the entry filled")
@@ -1336,6 +1740,10 @@ class Engine:
                 group.resend_at = 0.0
                 self._event("warning", "recovery", f"resuming the exit of #{group.id} {group.symbol} ({group.pending_exit}); "
                             "it is sent on the next fresh quote", group)
+                self._cancel_layers(group, "the group was exiting when the engine stopped")
+            for leg in group.legs:
+                if leg.status == "pending":
+                    leg.entry_order_id = None  # the paper broker kept no orders: placed again on a fresh quote
         for group in self.groups.values():
             for leg in group.legs:
                 leg.scopes = self._leg_scopes(group.strategy_id)
@@ -1434,11 +1842,24 @@ class Engine:
             trades=tuple(self.trades), waiting=waiting, db_ok=getattr(self.store, "ok", True),
             notes=tuple(self.notes), portfolio=self._portfolio_views(unrealized_by_strategy, now),
             session_start=self.day_start, session_end=self.day_end, queue=self.queue.views(self._mark_of),
+            grids=tuple(self._grid_view(g) for g in self.groups.values() if g.tp_mode),
+            risk=self._risk_views(now),
+            risk_engine="off" if self.config.risk_engine is None else "auto" if self.config.risk_engine.enabled else "manual",
             orphans=tuple(
                 OrphanView(sid, why, tuple(g.id for g in self.groups.values() if g.strategy_id == sid), decided)
                 for sid, (why, decided) in self.orphans.items() if any(g.strategy_id == sid for g in self.groups.values())
             ),
         )
+
+    def _grid_view(self, group: Group) -> GridView:
+        rt = self.strategies.get(group.strategy_id)
+        dca = rt.config.dca if rt is not None else None
+        legs = sorted((lg for lg in group.legs if lg.layer is not None), key=lambda lg: (lg.pyramid, lg.layer))
+        return GridView(group.id, group.strategy_id, group.symbol, group.side, group.tp_mode, group.avg_entry(),
+                        group.agg_tp, group.pyramids, dca.max_pyramids if dca is not None else group.pyramids,
+                        tuple(GridLegView(lg.id, lg.pyramid, lg.layer, lg.entry, lg.weight, lg.target, lg.qty,
+                                          lg.qty if lg.status in ("open", "closed") else 0.0, _layer_state(lg),
+                                          lg.realized_pnl) for lg in legs), group.opened_at)
 
     def _portfolio_views(self, unrealized: dict[str, float], now: float) -> tuple[PortfolioView, ...]:
         """The book, then every strategy with P&L rules, positions or a realized P&L today."""
@@ -1541,6 +1962,32 @@ class Engine:
         return tuple(out)
 
 # == helpers (module level: cheap to call, easy to test) =======================================
+
+
+def _plan_payload(plan: risk_plan.Plan) -> dict:
+    return {"loser": plan.loser.group_id, "required": plan.required, "covered": plan.covered,
+            "steps": [{"group": st.group_id, "leg": st.leg_id, "qty": st.qty, "expected": st.expected_realized}
+                      for st in plan.steps], "notes": list(plan.notes)}
+
+
+def _layer_state(leg: Leg) -> str:
+    if leg.status == "open":
+        return "filled"
+    if leg.status == "closed":
+        return "tp-hit" if leg.exit_reason == "target" else "closed"
+    return leg.status  # pending | cancelled
+
+
+def _capital(cfg: StrategyConfig, size: float | None, price: float) -> float:
+    """What an entry at `price` is worth: a signal's size, else the strategy's sizing."""
+    sizing = cfg.sizing
+    if size is not None:
+        return size * price
+    if sizing.fixed_value is not None:
+        return sizing.fixed_value
+    if sizing.pct_allocation is not None:
+        return cfg.allocation * sizing.pct_allocation / 100.0
+    return sizing.fixed_qty * price
 
 
 def _repriced(ref: float, touch: float, attempt: int, retries: int) -> float:
@@ -1662,6 +2109,10 @@ def _apply_config_levels(leg: Leg, cfg: StrategyConfig, now: float) -> None:
         leg.time_exit_at = planned
 
 
+_GROUP_GRID_FIELDS = ("tp_mode", "agg_tp", "capital", "pyramids", "dca_submitted_at", "dca_filled_at",
+                      "fifth_pyramid_at", "risk_hold")
+
+
 def _leg_from_row(row: dict, group: Group) -> Leg:
     leg = Leg(row["id"], group, row["symbol"], row["side"], row["qty"], row["avg_entry"], row["entry_fee"],
               row["opened_at"], row["trigger"])
@@ -1674,6 +2125,9 @@ def _leg_from_row(row: dict, group: Group) -> Leg:
     leg.trail_active = bool(row["trail_active"])
     leg.trail_peak, leg.trail_level, leg.trail_updated_at = row["trail_peak"], row["trail_level"], row["trail_updated_at"]
     leg.time_exit_at = row["time_exit_at"]
+    leg.status, leg.exit_reason = row["status"], row["exit_reason"] or ""
+    leg.closed_at, leg.exit_price, leg.realized_pnl = row["closed_at"], row["exit_price"], row["realized_pnl"] or 0.0
+    leg.layer, leg.pyramid, leg.weight, leg.tp_pct = row["layer"], row["pyramid"] or 0, row["weight"], row["tp_pct"]
     return leg
 
 

@@ -1,6 +1,8 @@
-"""Entry signals from another process: `tui-trader signal` posts a row into the
-`signal_inbox` table; the running engine (TUI or headless) polls it, acts on each row through
-`Engine.enter_now` and records the outcome on the row (the polling itself: services/inbox.py).
+"""Signals from another process: `tui-trader signal` posts a row into the `signal_inbox`
+table; the running engine (TUI or headless) polls it, checks the row against its settings
+again (services/signal_message.py: they may have changed since it was posted), acts on it —
+an entry through `Engine.enter_now`, an exit through `Engine.exit_signal` — and records the
+outcome on the row (the polling itself: services/inbox.py).
 
 The engine allocates Signal ids itself, so another process never inserts into `signals`:
 post_signal() inserts an inbox row instead.
@@ -15,13 +17,13 @@ Signal instead of being acted on again."""
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine as SqlEngine
 
 from .inbox import Inbox, post_row, read_row
+from .signal_message import SignalMessage, check_signal
 from .store.tables import SignalInboxRow, SignalRow
 
 log = logging.getLogger("tui_trader.signal_inbox")
@@ -37,12 +39,18 @@ was created (the poster's and the engine's clocks may differ a little)."""
 # -- the poster's side (another process) ------------------------------------------------------
 
 
-def post_signal(url: str, strategy_id: str, symbol: str | None, side: str | None, price: float | None,
-                now: float, source: str = SOURCE) -> int:
-    """Record one pending signal and return its inbox id. Raises SQLAlchemyError if the
-    database cannot be written."""
-    return post_row(url, INBOX, {"strategy_id": strategy_id, "symbol": symbol, "side": side, "price": price,
-                                 "source": source, "created_at": now, "status": "pending", "outcome": ""})
+def post_signal(url: str, message: SignalMessage, now: float, source: str = SOURCE) -> int:
+    """Record one pending signal (read and checked by services.signal_message) and return its
+    inbox id. Raises SQLAlchemyError if the database cannot be written."""
+    return post_row(url, INBOX, {
+        "strategy_id": message.strategy_id, "symbol": message.symbol, "side": message.side, "price": message.price,
+        "intent": message.intent, "timeframe": message.timeframe, "size": message.size,
+        "source": source, "created_at": now, "status": "pending", "outcome": ""})
+
+
+def _message_of(row: dict) -> SignalMessage:
+    return SignalMessage(row["strategy_id"], row["intent"], row["symbol"], row["side"], row["price"],
+                         row["timeframe"] or "", row["size"])
 
 
 def read_inbox_row(eng: SqlEngine, inbox_id: int) -> dict | None:
@@ -91,19 +99,21 @@ class SignalInbox(Inbox):
             return None  # stopping: it stays pending for the next start
         signals = seen.get(row["id"])
         now = eng.clock.now()
-        iid, sid, symbol, side = row["id"], row["strategy_id"], row["symbol"], row["side"]
+        message = _message_of(row)
+        iid, sid, symbol = row["id"], message.strategy_id, message.symbol
         if signals:  # the engine already acted on it (the row was not marked before a crash)
-            entered = any(s["status"] == "done" for s in signals)
+            done = any(s["status"] == "done" for s in signals)
             outcome = "; ".join(s["outcome"] or f"engine signal #{s['id']} is {s['status']}" for s in signals)
-            return _Outcome(iid, "taken" if entered else "rejected", outcome, now,
+            return _Outcome(iid, "taken" if done else "rejected", outcome, now,
                             ",".join(str(s["id"]) for s in signals))
         age = now - row["created_at"]
         if age > self.ttl_s:
             eng.note("warning", "signal", f"signal #{iid} ({sid}) expired after {age:.0f} s unhandled",
                               strategy_id=sid, payload={"inbox_id": iid})
             return _Outcome(iid, "expired", f"expired after {age:.0f} s (signal_ttl_s is {self.ttl_s:g} s)", now)
-        problem = self._invalid(row)
-        if problem:
+        problems = check_signal(message, eng.config)
+        if problems:
+            problem = "; ".join(problems)
             eng.note("warning", "signal", f"signal #{iid} rejected: {problem}",
                               strategy_id=sid, payload={"inbox_id": iid})
             return _Outcome(iid, "rejected", problem, now)
@@ -112,34 +122,22 @@ class SignalInbox(Inbox):
         if now - self._bound_at < self.startup_grace_s and any(eng.book.fresh(s, now) is None for s in symbols):
             return None  # just started: wait for the feed's first quotes before deciding
         payload = {"inbox_id": iid, "posted_at": row["created_at"]}
-        if side:
-            payload["side"] = side
+        if message.side:
+            payload["side"] = message.side
+        common = {"source": row["source"] or SOURCE, "price": message.price, "payload": payload,
+                  "timeframe": message.timeframe}
         try:
-            result = eng.enter_now(sid, symbol, source=row["source"] or SOURCE, price=row["price"], payload=payload)
+            if message.intent == "exit":
+                result = eng.exit_signal(sid, symbol, **common)
+            else:
+                result = eng.enter_now(sid, symbol, size=message.size, **common)
         except Exception as exc:  # a bug in the engine: recorded on the row, never retried in a loop
             log.exception("signal #%d (%s): the engine failed to handle it", iid, sid)
             return _Outcome(iid, "rejected", f"internal error in the engine: {exc!r}; see the log file", now,
                             strategy_id=sid, find_signals=True)
-        log.info("signal #%d (%s%s): %s", iid, sid, f" {symbol}" if symbol else "", result.message)
+        log.info("signal #%d (%s %s%s): %s", iid, message.intent, sid, f" {symbol}" if symbol else "", result.message)
         return _Outcome(iid, "taken" if result.ok else "rejected", result.message, now, strategy_id=sid,
                         find_signals=True)
-
-    def _invalid(self, row: dict) -> str:
-        strategies = self.engine.strategies
-        sid, symbol, side, price = row["strategy_id"], row["symbol"], row["side"], row["price"]
-        if sid not in strategies:
-            known = ", ".join(sorted(strategies)) or "none"
-            return f"unknown strategy {sid!r} (known: {known})"
-        cfg = strategies[sid].config
-        if symbol is not None and symbol not in cfg.symbols:
-            if symbol not in self.engine.config.symbols:
-                return f"unknown symbol {symbol!r}"
-            return f"strategy {sid} does not trade {symbol} (it trades {', '.join(cfg.symbols)})"
-        if side is not None and side != cfg.side:
-            return f"strategy {sid} only opens {cfg.side} positions"
-        if price is not None and not (math.isfinite(price) and price > 0):
-            return f"price must be a positive number, got {price!r}"
-        return ""
 
     # -- database (worker thread) ---------------------------------------------------------
 

@@ -19,7 +19,7 @@ from .views import QueuedSignalView
 
 class QueuedSignal(Record):
     __slots__ = ("signal_id", "strategy_id", "symbol", "timeframe", "side", "price", "queued_at", "updated_at",
-                 "expires_at", "replacements", "pinned", "pyramid", "status", "outcome")
+                 "expires_at", "replacements", "pinned", "pyramid", "status", "outcome", "size")
     KIND = "queued_signal"
 
     def __init__(self, id: int, signal_id: int, strategy_id: str, symbol: str, timeframe: str, side: str,
@@ -33,18 +33,19 @@ class QueuedSignal(Record):
         self.pinned = False  # promoted by the operator: first in line
         self.status = "queued"  # -> entered | rejected | expired | removed
         self.outcome = ""
+        self.size: float | None = None  # the signal's quantity, instead of the strategy's sizing
 
     def row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in (
             "id", "signal_id", "strategy_id", "symbol", "timeframe", "side", "price", "queued_at", "updated_at",
-            "expires_at", "replacements", "pinned", "pyramid", "status", "outcome")}
+            "expires_at", "replacements", "pinned", "pyramid", "status", "outcome", "size")}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> QueuedSignal:
         q = cls(row["id"], row["signal_id"], row["strategy_id"], row["symbol"], row["timeframe"], row["side"],
                 row["price"], row["queued_at"], 0.0, bool(row["pyramid"]))
         q.saved = True
-        for name in ("updated_at", "expires_at", "replacements", "status", "outcome"):
+        for name in ("updated_at", "expires_at", "replacements", "status", "outcome", "size"):
             setattr(q, name, row[name])
         q.pinned = bool(row["pinned"])
         return q
@@ -95,9 +96,10 @@ class SignalQueue:
     def add(self, q: QueuedSignal) -> None:
         self.items[q.id] = q
 
-    def replace(self, q: QueuedSignal, signal_id: int, side: str, price: float | None, now: float) -> None:
+    def replace(self, q: QueuedSignal, signal_id: int, side: str, price: float | None, size: float | None,
+                now: float) -> None:
         """A newer signal for the same strategy, symbol and timeframe takes this one's place."""
-        q.signal_id, q.side, q.price = signal_id, side, price
+        q.signal_id, q.side, q.price, q.size = signal_id, side, price, size
         q.replacements += 1
         q.updated_at = now
         q.expires_at = now + self.ttl_s

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .risk_plan import Close as RiskStepView  # one close of a plan: a quantity of a winner's leg
+
 
 @dataclass(frozen=True, slots=True)
 class CommandResult:
@@ -63,6 +65,64 @@ class TriggerView:
     level: float | None  # a price, or the epoch time for a time exit
     distance: float | None  # price units (positive = not yet reached), or seconds left
     distance_pct: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class GridLegView:
+    """One layer of a DCA grid, filled or not."""
+
+    leg_id: int
+    pyramid: int  # 0: the first grid; 1..: the pyramids
+    layer: int  # 0-based
+    price: float  # the fill price, or the resting order's limit while pending
+    weight: float | None
+    tp_target: float | None  # its own take-profit (per_leg and hybrid modes)
+    qty: float  # the order's quantity
+    filled_qty: float
+    state: str  # pending | filled | tp-hit | closed | cancelled
+    realized: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class GridView:
+    """A DCA group's grid: every layer of every pyramid, the average entry and the aggregate take-profit."""
+
+    group_id: int
+    strategy_id: str
+    symbol: str
+    side: str
+    tp_mode: str
+    avg_entry: float | None  # over the filled layers still open
+    agg_tp: float | None  # aggregate and hybrid modes
+    pyramids: int
+    max_pyramids: int
+    legs: tuple[GridLegView, ...]
+    opened_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RiskView:
+    """A losing position as the risk engine sees it: its eligibility and the projected offset plan."""
+
+    group_id: int
+    strategy_id: str
+    symbol: str
+    side: str
+    loss_pct: float
+    pnl: float  # its unrealized P&L (negative)
+    timer_remaining: float | None  # seconds; None while the post-full timer has not started
+    pyramids: int
+    max_pyramids: int
+    age_s: float
+    checks: tuple[tuple[str, bool, str], ...]  # (loss | pyramids | timer | age | blocked | skipped, passed, text)
+    eligible: bool
+    hold: str  # "blocked" | "skipped" | ""
+    plan: str  # the plan in one line
+    steps: tuple[RiskStepView, ...]  # the winners' closes, in order
+    required: float
+    covered: float
+    covers: bool
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +311,9 @@ class EngineSnapshot:
     session_end: float = 0.0
     orphans: tuple[OrphanView, ...] = ()
     queue: tuple[QueuedSignalView, ...] = ()  # next first
+    grids: tuple[GridView, ...] = ()  # the DCA groups' layers
+    risk: tuple[RiskView, ...] = ()  # losing positions, biggest loss first (when the risk engine is configured)
+    risk_engine: str = "off"  # off (not configured) | auto (runs eligible plans) | manual (plans shown, the operator runs them)
 
     def triggers(self) -> tuple[TriggerView, ...]:
         """Every armed trigger of every position and how far the mark is from it. Derived

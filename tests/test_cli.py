@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_signal_inbox import CONFIG as SIGNAL_CONFIG
+from tests.test_signal_inbox import cli as signal_cli
+from tests.test_signal_inbox import inbox_rows
+
 CONFIG = """
 [feed]
 max_quote_age_s = 5
@@ -90,3 +94,91 @@ def test_a_second_engine_on_the_same_database_is_refused(tmp_path):
 def test_unknown_command_line_option_exits_2():
     proc = subprocess.run([sys.executable, "-m", "tui_trader", "--bogus"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "unrecognized arguments: --bogus" in proc.stderr
+
+
+# -- tui-trader signal: what it records, and bad input ------------------------------------------
+
+
+@pytest.fixture
+def signal_dir(tmp_path):
+    (tmp_path / "c.toml").write_text(SIGNAL_CONFIG)
+    return tmp_path
+
+
+def recorded(workdir: Path) -> list[dict]:
+    return inbox_rows(f"sqlite:///{workdir / 'db.sqlite'}")
+
+
+def test_signal_json_on_stdin_is_recorded_with_its_intent_timeframe_and_size(signal_dir):
+    alert = {"strategy": "m", "ticker": "BINANCE:BTCUSDT", "action": "buy", "price": 101.5, "interval": "15",
+             "contracts": 0.5, "market_position": "long", "comment": "breakout"}
+    proc = signal_cli(signal_dir, "signal", "--json", "-", "--wait", "0", input=json.dumps(alert))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == ('recorded signal #1: entry m buy BTCUSDT, timeframe 15, price 101.5, '
+                                           'size 0.5, comment "breakout"')
+    (row,) = recorded(signal_dir)
+    assert {k: row[k] for k in ("strategy_id", "symbol", "side", "intent", "price", "timeframe", "size", "status")} == {
+        "strategy_id": "m", "symbol": "BTCUSDT", "side": "buy", "intent": "entry", "price": 101.5, "timeframe": "15",
+        "size": 0.5, "status": "pending"}
+
+
+def test_signal_json_from_a_file(signal_dir):
+    (signal_dir / "alert.json").write_text('{"strategy": "s", "action": "flat"}')
+    proc = signal_cli(signal_dir, "signal", "--json", str(signal_dir / "alert.json"), "--wait", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("recorded signal #1: exit s (every symbol it trades)\n")
+    assert recorded(signal_dir)[0]["intent"] == "exit"
+
+
+@pytest.mark.parametrize("args, intent, side, timeframe, size", [
+    (["--action", "LONG", "--timeframe", "1h", "--size", "2"], "entry", "buy", "1h", 2.0),
+    (["--side", "buy"], "entry", "buy", "", None),  # --side: the older name of --action
+    (["--action", "sell", "--size", "2"], "exit", "sell", "", None),  # a sell closes the long strategy m
+    (["--action", "close", "--timeframe", "15"], "exit", None, "15", None),
+])
+def test_signal_options_timeframe_size_and_action(signal_dir, args, intent, side, timeframe, size):
+    proc = signal_cli(signal_dir, "signal", "--strategy", "m", "--symbol", "BTCUSDT", *args, "--wait", "0")
+    assert proc.returncode == 0, proc.stderr
+    (row,) = recorded(signal_dir)
+    assert (row["intent"], row["side"], row["timeframe"], row["size"]) == (intent, side, timeframe, size)
+
+
+@pytest.mark.parametrize("args, stdin, lines", [
+    (["--strategy", "x"], None, ["signal not recorded:", "strategy: unknown strategy 'x' (known: m, s)"]),
+    (["--strategy", "m", "--symbol", "ETHUSDT", "--price", "0", "--size", "lots", "--timeframe", "soon"], None, [
+        "signal not recorded:",
+        'size: must be a positive number, got "lots"',
+        "symbol: strategy m does not trade ETHUSDT (it trades BTCUSDT)",
+        "price: must be a positive number, got 0",
+        'timeframe: must be a chart interval like "15", "1h" or "1D", got "soon"']),
+    (["--strategy", "m", "--symbol", "DOGE"], None,
+     ["signal not recorded:", "symbol: unknown symbol 'DOGE' (known: BTCUSDT, ETHUSDT)"]),
+    (["--json", "-"], '{"strategy": "m", "price": "cheap", "qyt": 1}', [
+        "signal not recorded (JSON on stdin):",
+        'price: must be a positive number, got "cheap"',
+        ("qyt: unknown field; did you mean qty? the fields are strategy or strategy_id, symbol or ticker, action or "
+         "side, market_position, price or close, timeframe or interval, size or qty or contracts, comment or note")]),
+    (["--json", "-"], '{"strategy": "m", "price": {{close}}}', [
+        "signal not recorded (JSON on stdin):",
+        ("JSON: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 29 (char 28)); "
+         "it still holds TradingView placeholders like {{close}}: fill them in (TradingView does when the alert fires)")]),
+    (["--json", "-"], "[1]", [
+        "signal not recorded (JSON on stdin):",
+        ('JSON: must be an object like {"strategy": "trend", "symbol": "BTCUSDT", "action": "buy", "price": 101.5, '
+         '"timeframe": "15"}, got [1]')]),
+    (["--json", "-", "--strategy", "m"], "{}",
+     ["give the signal either as --json or as --strategy/--symbol/--action/..., not both"]),
+    (["--json", "missing.json"], None, ["--json missing.json: cannot be read (No such file or directory)"]),
+    ([], None, ["signal: --strategy is required (or --json FILE|-)"]),
+    (["--strategy", "m", "--wait", "-1"], None, ["signal not recorded:", "--wait: must be 0 or more seconds, got -1"]),
+])
+def test_signal_bad_input_exits_2_one_line_per_problem_and_records_nothing(signal_dir, args, stdin, lines):
+    proc = signal_cli(signal_dir, "signal", *args, input=stdin)
+    assert proc.returncode == 2, proc
+    assert proc.stderr.splitlines() == [f"tui-trader: {lines[0]}", *(f"  {line}" for line in lines[1:])]
+    assert recorded(signal_dir) == []
+
+
+def test_signal_action_outside_the_choices_is_refused_by_the_parser(signal_dir):
+    proc = signal_cli(signal_dir, "signal", "--strategy", "m", "--action", "hold")
+    assert proc.returncode == 2 and "invalid choice: 'hold'" in proc.stderr

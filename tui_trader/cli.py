@@ -19,6 +19,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from services.signal_message import ACTIONS, EXAMPLE
+
 from .locations import find_settings, log_file
 from .logs import setup_logging
 from .settings import Settings, SettingsError, load_settings
@@ -55,19 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--skip-bad", action="store_true", help="skip and count bad rows instead of stopping")
     pp = sub.add_parser("positions", parents=[common], help="open positions with their levels, from the database")
     pp.add_argument("--json", action="store_true", help="machine-readable output")
-    sp = sub.add_parser("signal", parents=[common], help="an entry signal for a running engine (or the next one to start)",
-                        description="Record an entry signal; the running engine (TUI or headless) acts on it within "
-                                    "a second, or the next engine to start does, unless it is older than "
-                                    "engine.signal_ttl_s.")
-    sp.add_argument("--strategy", metavar="ID", help="the strategy to enter")
+    sp = sub.add_parser("signal", parents=[common], help="an entry or exit signal for a running engine (or the next one to start)",
+                        description="Record a signal; the running engine (TUI or headless) acts on it within a "
+                                    "second, or the next engine to start does, unless it is older than "
+                                    "engine.signal_ttl_s. A sell for a long strategy (a buy for a short one) "
+                                    "is an exit, as in TradingView.")
+    sp.add_argument("--strategy", metavar="ID", help="the strategy the signal is for")
     sp.add_argument("--symbol", metavar="SYMBOL", help="one of the strategy's symbols (default: all of them)")
-    sp.add_argument("--side", choices=["buy", "sell"], help="must match the strategy's side (a check, not an override)")
-    sp.add_argument("--price", metavar="P", type=float, help="the signal's price, recorded with it")
+    sp.add_argument("--action", "--side", dest="action", metavar="ACTION", type=str.lower, choices=ACTIONS,
+                    help="buy/long or sell/short: an entry on the strategy's side, an exit on the other; "
+                         "exit, close or flat: an exit (default: an entry)")
+    sp.add_argument("--price", metavar="P", help="the signal's price, recorded with it")
+    sp.add_argument("--timeframe", metavar="TF", help='the chart interval, e.g. 15, 1h, 1D (a newer queued signal for '
+                                                       'the same strategy, symbol and timeframe replaces an older one)')
+    sp.add_argument("--size", metavar="Q", help="the entry's quantity instead of the strategy's sizing")
     sp.add_argument("--wait", metavar="SECONDS", type=float, default=3.0,
                     help="how long to wait for an engine to take it (default 3)")
     sp.add_argument("--json", metavar="FILE", dest="json_file",
-                    help='read the signal from a JSON object instead ("-" = stdin): '
-                         '{"strategy": .., "symbol": .., "side": .., "price": ..}')
+                    help='read the signal from a JSON object instead ("-" = stdin), e.g. a TradingView alert '
+                         f"message: {EXAMPLE}")
     lp = sub.add_parser("levels", parents=[common], help="move a position's stop, target, trailing stop or time exit",
                         description="Change an open position's exit levels; the running engine (TUI or headless) "
                                     "checks them against the mark, records and applies them. DIST is a percentage "
@@ -101,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _settings(args)
         setup_logging(settings.log_level, to_stdout=command == "engine")
-        return COMMANDS[command](args, settings)
+        return _run_command(command, args, settings)
     except SettingsError as exc:
         print(f"tui-trader: invalid settings in {exc.source}:", file=sys.stderr)
         for line in exc.problems:
@@ -119,6 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("internal error")
         print(f"tui-trader: internal error: {exc} (details in {log_file()})", file=sys.stderr)
         return 1
+
+
+def _run_command(command: str, args, settings: Settings) -> int:
+    from services.store import SchemaTooNewError
+
+    try:
+        return COMMANDS[command](args, settings)
+    except SchemaTooNewError as exc:  # a database this version cannot use: the user's to fix, not a bug
+        raise UsageError(str(exc)) from None
 
 
 def _settings(args) -> Settings:
@@ -173,7 +190,7 @@ def cmd_engine(args, settings: Settings) -> int:
 
 
 async def _run_headless(settings: Settings) -> int:
-    from services.store import StoreLockedError
+    from services.store import SchemaTooNewError, StoreLockedError
 
     engine = _engine(settings)
     stop = asyncio.Event()
@@ -183,7 +200,7 @@ async def _run_headless(settings: Settings) -> int:
     engine.event_listeners.append(_print_event)
     try:
         await engine.start()
-    except (StoreLockedError, RuntimeError) as exc:
+    except (StoreLockedError, SchemaTooNewError, RuntimeError) as exc:
         raise UsageError(str(exc)) from None
     print(f"engine running ({engine.mode}); ctrl+c or SIGTERM stops it; positions stay open", flush=True)
     await stop.wait()
@@ -274,44 +291,45 @@ def _opt(v) -> str:
     return "-" if v is None else f"{v:,.2f}"
 
 
-_SIGNAL_FIELDS = ("strategy", "symbol", "side", "price")
+_SIGNAL_FIELDS = ("strategy", "symbol", "action", "price", "timeframe", "size")
 
 
 def cmd_signal(args, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from services.signal_inbox import post_signal
+    from services.signal_message import SignalError, read_signal, read_signal_json
 
-    if args.json_file is not None:
-        if any(getattr(args, f) is not None for f in _SIGNAL_FIELDS):
-            raise UsageError("give the signal either as --json or as --strategy/--symbol/--side/--price, not both")
-        fields = _signal_from_json(args.json_file)
-    else:
-        if args.strategy is None:
-            raise UsageError("signal: --strategy is required (or --json FILE|-)")
-        fields = {f: getattr(args, f) for f in _SIGNAL_FIELDS}
-    problems = _signal_problems(settings, fields)
-    if args.wait is None or not args.wait >= 0:
-        problems.append(f"--wait: must be 0 or more seconds, got {args.wait!r}")
+    from_json = args.json_file is not None
+    given = {f: getattr(args, f) for f in _SIGNAL_FIELDS if getattr(args, f) is not None}
+    if from_json and given:
+        raise UsageError("give the signal either as --json or as --strategy/--symbol/--action/..., not both")
+    if not from_json and args.strategy is None:
+        raise UsageError("signal: --strategy is required (or --json FILE|-)")
+    problems = [] if args.wait >= 0 else [f"--wait: must be 0 or more seconds, got {args.wait:g}"]
+    try:
+        message = read_signal_json(_signal_text(args.json_file), settings) if from_json else read_signal(given, settings)
+    except SignalError as exc:
+        problems[:0] = exc.problems
     if problems:
-        raise UsageError("signal not recorded:\n  " + "\n  ".join(problems))
+        where = f" (JSON on {_json_source(args.json_file)})" if from_json else ""
+        raise UsageError(f"signal not recorded{where}:\n  " + "\n  ".join(problems))
     url = _shared_url(settings)
     try:
-        inbox_id = post_signal(url, fields["strategy"], fields["symbol"], fields["side"], fields["price"], time.time())
+        inbox_id = post_signal(url, message, time.time())
     except SQLAlchemyError as exc:
         raise UsageError(f"cannot record the signal in {url}: {str(exc).splitlines()[0]}") from None
+    print(f"recorded signal #{inbox_id}: {message.describe()}", flush=True)
     row = _wait_for_signal(url, inbox_id, args.wait)
     ttl = settings.engine.signal_ttl_s
     if not args.wait:
-        print(f"recorded as #{inbox_id}; a running engine takes it within a second, or the next one to start, "
-              f"unless it is older than signal_ttl_s ({ttl:g} s) by then")
+        print(f"a running engine takes it within a second, or the next one to start, unless it is older than "
+              f"signal_ttl_s ({ttl:g} s) by then")
     elif row is None or row["status"] == "pending":
-        print(f"recorded as #{inbox_id}; no engine took it within {args.wait:g} s — it is handled when an engine "
-              f"starts, unless older than signal_ttl_s ({ttl:g} s)")
-    elif row["status"] == "taken":
-        print(f"signal #{inbox_id} ({fields['strategy']}): {row['outcome']}")
-    else:  # rejected or expired: the engine looked at it and did not enter
-        print(f"signal #{inbox_id} ({fields['strategy']}) {row['status']}: {row['outcome']}")
+        print(f"no engine took it within {args.wait:g} s — it is handled when an engine starts, unless older "
+              f"than signal_ttl_s ({ttl:g} s)")
+    else:  # taken, rejected or expired: what the engine did with it
+        print(f"{row['status']}: {row['outcome']}")
     return 0
 
 
@@ -344,63 +362,16 @@ def _wait_for_answer(eng, read, row_id: int, wait_s: float) -> dict | None:
         time.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
 
 
-def _signal_from_json(source: str) -> dict:
-    where = "stdin" if source == "-" else source
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--json {source}: cannot be read ({exc.strerror})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"signal JSON on {where} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"signal JSON on {where} must be an object like "
-                         '{"strategy": "m", "symbol": "BTCUSDT", "side": "buy", "price": 101.5}')
-    problems = [f"{key}: unknown field (expected {', '.join(_SIGNAL_FIELDS)})" for key in data if key not in _SIGNAL_FIELDS]
-    fields = {f: data.get(f) for f in _SIGNAL_FIELDS}
-    for name in ("strategy", "symbol", "side"):
-        if fields[name] is not None and not isinstance(fields[name], str):
-            problems.append(f"{name}: must be a string, got {fields[name]!r}")
-    if fields["strategy"] is None:
-        problems.append("strategy: required field is missing")
-    price = fields["price"]
-    if price is not None:
-        if isinstance(price, bool) or not isinstance(price, (int, float, str)):
-            problems.append(f"price: must be a number, got {price!r}")
-        else:
-            try:
-                fields["price"] = float(price)
-            except ValueError:
-                problems.append(f"price: must be a number, got {price!r}")
-    if problems:
-        raise UsageError(f"signal not recorded (JSON on {where}):\n  " + "\n  ".join(problems))
-    return fields
+def _json_source(source: str) -> str:
+    return "stdin" if source == "-" else source
 
 
-def _signal_problems(settings: Settings, fields: dict) -> list[str]:
-    """Checked against the settings before anything is recorded (the engine checks again)."""
-    problems = []
-    sid, symbol, side, price = (fields[f] for f in _SIGNAL_FIELDS)
-    strategy = settings.strategies.get(sid) if isinstance(sid, str) else None
-    if strategy is None:
-        known = ", ".join(sorted(settings.strategies)) or "none are configured"
-        problems.append(f"unknown strategy {sid!r} (known: {known})")
-    elif not strategy.enabled:
-        problems.append(f"strategy {sid} is disabled in the settings")
-    if symbol is not None:
-        if symbol not in settings.symbols:
-            problems.append(f"unknown symbol {symbol!r} (known: {', '.join(settings.symbols)})")
-        elif strategy is not None and symbol not in strategy.symbols:
-            problems.append(f"strategy {sid} does not trade {symbol} (it trades {', '.join(strategy.symbols)})")
-    if side is not None:
-        if side not in ("buy", "sell"):
-            problems.append(f"side: must be buy or sell, got {side!r}")
-        elif strategy is not None and side != strategy.side:
-            problems.append(f"strategy {sid} only opens {strategy.side} positions")
-    if price is not None and not (math.isfinite(price) and price > 0):
-        problems.append(f"price: must be a positive number, got {price:g}")
-    return problems
+def _signal_text(source: str) -> str:
+    try:
+        return sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise UsageError(f"--json {source}: cannot be read ({reason})") from None
 
 
 # -- levels, exit, check-exits: the operator's commands from the shell -------------------------

@@ -28,6 +28,9 @@ class JsonLines(logging.Formatter):
 def setup_logging(level: str, to_stdout: bool = False) -> None:
     root = logging.getLogger()
     root.setLevel(level.upper())
+    # Alembic logs INFO lines when imported and at every database open; services.store.schema
+    # logs the migrations it runs.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     path = log_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

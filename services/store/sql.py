@@ -18,9 +18,9 @@ from typing import Callable, Iterable
 from sqlalchemy import bindparam, create_engine, event, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import SQLModel
 
 from ..domain import Record
+from . import schema
 from .loaded import LoadedState
 from .tables import (
     PRIMARY_KEY, TABLES, EventRow, LegRow, OrderRow, PnlStateRow, PositionGroupRow, QueuedSignalRow, StrategyRunRow,
@@ -63,9 +63,14 @@ def make_engine(url: str) -> Engine:
 
 
 def open_store_readonly(url: str) -> Engine:
-    """For shell commands that read while an engine may be running in another process."""
+    """For shell commands that read while an engine may be running in another process (the
+    schema is migrated first, as SqlStore.open does)."""
     eng = make_engine(url)
-    SQLModel.metadata.create_all(eng)
+    try:
+        schema.upgrade(eng)
+    except Exception:  # an inbox poller retries this: leak no pool per attempt
+        eng.dispose()
+        raise
     return eng
 
 
@@ -112,7 +117,7 @@ class SqlStore:
     def open(self, day_start: float = 0.0) -> LoadedState:
         self._take_process_lock()
         self.engine = make_engine(self.url)
-        SQLModel.metadata.create_all(self.engine)
+        schema.upgrade(self.engine)
         return self._load(day_start)
 
     def start(self) -> None:
@@ -288,7 +293,8 @@ class SqlStore:
             st.groups = rows(select(g).where(g.c.status != "closed").order_by(g.c.id))
             group_ids = [r["id"] for r in st.groups]
             leg = LegRow.__table__
-            st.legs = rows(select(leg).where(leg.c.group_id.in_(group_ids), leg.c.status == "open").order_by(leg.c.id)) if group_ids else []
+            # every leg of an open group: a grid's pending and finished layers too
+            st.legs = rows(select(leg).where(leg.c.group_id.in_(group_ids)).order_by(leg.c.id)) if group_ids else []
             o = OrderRow.__table__
             st.working_orders = rows(select(o).where(o.c.status.in_(("new", "working"))))
             st.strategy_state = rows(select(StrategyStateRow.__table__))

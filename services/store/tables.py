@@ -37,6 +37,16 @@ class PositionGroupRow(SQLModel, table=True):
     entry_method: str = ""
     entry_attempts: int = 0
     pending_exit: str = ""
+    # a DCA grid (DESIGN §3): its take-profit mode, aggregate take-profit, pyramids, the
+    # risk engine's timers and the operator's hold on it
+    tp_mode: str = ""
+    agg_tp: float | None = None
+    capital: float = 0.0
+    pyramids: int = 0
+    dca_submitted_at: float | None = None
+    dca_filled_at: float | None = None
+    fifth_pyramid_at: float | None = None
+    risk_hold: str = ""
 
 
 class LegRow(SQLModel, table=True):
@@ -70,6 +80,11 @@ class LegRow(SQLModel, table=True):
     exit_fee: float = 0.0
     exit_reason: str = ""
     realized_pnl: float = 0.0
+    layer: int | None = None
+    """A DCA layer's index in its strategy's layers (None: not a grid leg)."""
+    pyramid: int = 0
+    weight: float | None = None
+    tp_pct: float | None = None
 
 
 class OrderRow(SQLModel, table=True):
@@ -126,7 +141,7 @@ class SignalRow(SQLModel, table=True):
 
 
 class SignalInboxRow(SQLModel, table=True):
-    """Entry signals posted by another process (`tui-trader signal`), waiting for the engine.
+    """Signals posted by another process (`tui-trader signal`), waiting for the engine.
     The engine allocates Signal ids itself, so other processes never insert into `signals`:
     they insert here (the database assigns the id) and the running engine takes the row."""
 
@@ -136,6 +151,11 @@ class SignalInboxRow(SQLModel, table=True):
     symbol: str | None = None
     side: str | None = None
     price: float | None = None
+    intent: str = "entry"
+    """entry (a pyramid when the strategy already holds the symbol) or exit."""
+    timeframe: str = ""
+    size: float | None = None
+    """An entry's quantity instead of the strategy's sizing (a DCA grid's: its capital / P0)."""
     source: str = "cli"
     created_at: float
     status: str = Field(default="pending", index=True)
@@ -203,6 +223,7 @@ class QueuedSignalRow(SQLModel, table=True):
     replacements: int = 0
     pinned: bool = False
     pyramid: bool = False
+    size: float | None = None
     status: str = Field(default="queued", index=True)
     """queued -> entered | rejected | expired | removed"""
     outcome: str = ""
