@@ -76,3 +76,9 @@ def set_subtitle(widget: Widget, text: str) -> None:
     """Set a box's border subtitle if it changed (setting it repaints the box and all it holds)."""
     if widget.border_subtitle != text:
         widget.border_subtitle = text
+
+
+def set_title(widget: Widget, text: str) -> None:
+    """Set a box's border title if it changed (as set_subtitle)."""
+    if widget.border_title != text:
+        widget.border_title = text

@@ -7,10 +7,10 @@ from typing import Callable, Mapping, cast
 
 from textual.app import App
 
-from services.views import CommandResult, EngineSnapshot, PositionView, QueuedSignalView, StrategyView
+from services.views import CommandResult, EngineSnapshot, PositionView, QueuedSignalView, RiskView, StrategyView
 
 from .base import TraderHost
-from .format import money, px, qty, side_word
+from .format import money, pct, px, qty, side_word
 from .widgets.confirm import ConfirmScreen
 from .widgets.edit_levels import EditLevelsScreen
 from .widgets.strategy_details import StrategyDetailsScreen
@@ -100,9 +100,15 @@ def exit_strategy_id(app: App, strategy_id: str) -> None:
 def _open_groups(snap: EngineSnapshot | None, strategy_id: str | None = None) -> dict[int, str]:
     """{group id: its symbols} of the open (not already exiting) groups, of one strategy or all."""
     groups: dict[int, list[str]] = {}
+    exiting = set()
     for p in snap.positions if snap else ():
-        if p.status != "EXITING" and strategy_id in (None, p.strategy_id):
+        if p.status == "EXITING":
+            exiting.add(p.group_id)
+        elif strategy_id in (None, p.strategy_id):
             groups.setdefault(p.group_id, []).append(p.symbol)
+    for grid in snap.grids if snap else ():  # a grid with only resting layers has no open leg
+        if strategy_id in (None, grid.strategy_id) and grid.group_id not in groups and grid.group_id not in exiting:
+            groups[grid.group_id] = [grid.symbol]
     return {gid: "+".join(symbols) for gid, symbols in groups.items()}
 
 
@@ -188,3 +194,34 @@ def force_add_signal(app: App, signal: QueuedSignalView) -> None:
              f"This opens position {used + 1} of a pool of {total}.",
         lambda: engine.force_add(signal.id), title="Force-add beyond the pool",
     )
+
+
+def _loser_label(loser: RiskView) -> str:
+    """"#4 grid BTCUSDT (loss -30.00, -3.00%)" for a confirmation."""
+    return f"#{loser.group_id} {loser.strategy_id} {loser.symbol} (loss {money(loser.pnl)}, {pct(-loser.loss_pct)})"
+
+
+def risk_run(app: App, loser: RiskView) -> None:
+    """Run a loser's offset plan now, whatever its eligibility: it closes positions, so confirm."""
+    engine = _host(app).engine
+    if loser.covers:
+        outcome = f"{loser.plan}."
+    else:
+        outcome = (f"The winners cover {loser.covered:,.2f} of the {loser.required:,.2f} required: the book realizes "
+                   f"{money(loser.covered - loser.required)} net.")
+    waiting = [name for name, passed, _ in loser.checks if not passed]
+    if waiting:
+        outcome += f"\nIt is not eligible ({', '.join(waiting)}); it runs anyway."
+    closes = f"the winners' parts, then all of #{loser.group_id}," if loser.steps else f"all of #{loser.group_id}"
+    confirm_then(app, f"Run the risk plan of {_loser_label(loser)} now?\n{outcome}\nThis closes {closes} at market.",
+                 lambda: engine.risk_run(loser.group_id), title="Run risk plan")
+
+
+def risk_skip(app: App, loser: RiskView) -> None:
+    """Skip once, or undo the skip (nothing closes: no confirmation)."""
+    report(app, _host(app).engine.risk_skip(loser.group_id))
+
+
+def risk_block(app: App, loser: RiskView) -> None:
+    """Block, or unblock (nothing closes: no confirmation)."""
+    report(app, _host(app).engine.risk_block(loser.group_id))

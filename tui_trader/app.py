@@ -1,4 +1,4 @@
-"""The Textual application: six screens over one engine, switched with the number keys.
+"""The Textual application: seven screens over one engine, switched with the number keys.
 
 Rendering: the engine publishes frozen snapshots (coalesced by the engine to
 engine.publish_hz). The subscription callback keeps the newest one and posts a
@@ -33,6 +33,7 @@ from screens.exits import ExitsScreen
 from screens.logs import LogsScreen
 from screens.positions import PositionsScreen
 from screens.queue import QueueScreen
+from screens.risk import RiskScreen
 from screens.schedule import ScheduleScreen
 from screens.widgets.help import HelpScreen
 from screens.widgets.orphans import OrphansScreen
@@ -47,6 +48,7 @@ SCREENS: tuple[tuple[str, str, type[EngineScreen]], ...] = (
     ("4", "exits", ExitsScreen),
     ("5", "queue", QueueScreen),
     ("6", "logs", LogsScreen),
+    ("7", "risk", RiskScreen),
 )
 
 FLASH_CATEGORIES = ("risk", "exit", "fill", "trailing", "entry")  # by priority, after warnings and errors
@@ -367,6 +369,17 @@ class TraderApp(App[None]):
             for verb, help_text, command in queue_actions:
                 yield SystemCommand(f"{verb} queued signal #{v.id} {v.strategy_id} {v.symbol}", help_text,
                                     lambda v=v, command=command: command(self, v), discover=False)
+        for r in snap.risk:
+            label = f"#{r.group_id} {r.symbol} ({r.strategy_id})"
+            yield SystemCommand(f"Risk: run plan now {label}", "Close the winners' parts, then the loser (confirm)",
+                                lambda r=r: commands.risk_run(self, r), discover=False)
+            skipped, blocked = r.hold == "skipped", r.hold == "blocked"
+            yield SystemCommand(f"Risk: {'undo skip' if skipped else 'skip once'} {label}",
+                                "Leave it until it stops being eligible", lambda r=r: commands.risk_skip(self, r),
+                                discover=False)
+            yield SystemCommand(f"Risk: {'unblock' if blocked else 'block'} {label}",
+                                "The risk engine never closes it while blocked", lambda r=r: commands.risk_block(self, r),
+                                discover=False)
 
 
 def _one_per_position(events: list) -> list:

@@ -11,7 +11,10 @@ from services.views import EngineSnapshot
 from ..format import LOSS, PROFIT, WARN, hms, money
 from .live_static import LiveStatic
 
-SCREENS = (("1", "Schedule"), ("2", "Entry"), ("3", "Positions"), ("4", "Exits"), ("5", "Queue"), ("6", "Logs"))
+SCREENS = (("1", "Schedule"), ("2", "Entry"), ("3", "Positions"), ("4", "Exits"), ("5", "Queue"), ("6", "Logs"),
+           ("7", "Risk"))
+TABS_WIDTH = sum(len(name) + 4 for _, name in SCREENS)
+"""The tabs' width. When the bar has no room for them and "HH:MM:SS UTC" (80 columns), the clock drops its " UTC"."""
 
 
 class StatusBar(LiveStatic):
@@ -35,10 +38,10 @@ class StatusBar(LiveStatic):
         self.current = current
 
     def show(self, snap: EngineSnapshot | None) -> None:  # type: ignore[override]
-        super().show(self._render_text(self.current, snap))
+        super().show(self._render_text(self.current, snap, self.content_size.width if self.is_mounted else 0))
 
     @staticmethod
-    def _render_text(current: str, snap: EngineSnapshot | None) -> RenderableType:
+    def _render_text(current: str, snap: EngineSnapshot | None, width: int = 0) -> RenderableType:
         tabs = Text(no_wrap=True, overflow="crop")
         for key, name in SCREENS:
             if name == current:
@@ -49,10 +52,11 @@ class StatusBar(LiveStatic):
         top = Table.grid(expand=True)
         top.add_column(ratio=1, no_wrap=True)
         top.add_column(justify="right", no_wrap=True)
+        utc = " UTC" if not width or width >= TABS_WIDTH + len("00:00:00 UTC") else ""
         if snap is None:
-            top.add_row(tabs, Text("--:--:-- UTC", style="dim"))
+            top.add_row(tabs, Text(f"--:--:--{utc}", style="dim"))
             return Group(top, Text("engine starting…", style=WARN))
-        top.add_row(tabs, Text(f"{hms(snap.ts)} UTC", style="bold"))
+        top.add_row(tabs, Text(f"{hms(snap.ts)}{utc}", style="bold"))
         parts: list[Text] = []
         parts.append(Text(snap.mode, style="bold reverse red" if snap.mode == "LIVE" else "bold"))
         parts.append(Text(snap.state, style=PROFIT if snap.state == "running" else WARN))
