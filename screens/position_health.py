@@ -1,6 +1,7 @@
 """The health of each open position as the Positions screen shows it: position groups (a
-basket's legs under one row) with their aggregates, their table cells, the detail of the
-highlighted one (every level and how far the mark is from it) and the book's P&L line."""
+basket's legs, or a DCA grid's layers, under one row) with their aggregates, their table
+cells, the detail of the highlighted one (every level and how far the mark is from it) and
+the book's P&L line. A grid's own cells and detail are in grid_health."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import NamedTuple
 
 from rich.text import Text
 
-from services.views import EngineSnapshot, PortfolioView, PositionView, TriggerView, triggers_of
+from services.views import EngineSnapshot, GridLegView, GridView, PortfolioView, PositionView, TriggerView, triggers_of
 
 from .format import (
     DIM, LOSS, PROFIT, STATUS_STYLE, WARN, Cell, cell, duration, gap, hms, money, num, pct, pnl_cell,
@@ -37,8 +38,9 @@ EXIT_TRIGGERS = {"stop_loss": ("stop", LOSS), "trailing_stop": ("trail", WARN), 
 
 
 class Group(NamedTuple):
-    """A position group as the screen shows it: its open legs and their aggregates. (Tuples:
-    every snapshot makes one per group, hundreds a few times a second.)"""
+    """A position group as the screen shows it: its open legs and their aggregates, and a DCA
+    group's grid (whose open legs are its filled layers; it may have none while layers rest).
+    (Tuples: every snapshot makes one per group, hundreds a few times a second.)"""
 
     id: int
     strategy_id: str
@@ -48,19 +50,32 @@ class Group(NamedTuple):
     fees: float
     status: str
     opened_at: float
+    grid: GridView | None = None
 
     @property
     def basket(self) -> bool:
-        return len(self.legs) > 1
+        return len(self.legs) > 1 and self.grid is None
+
+    @property
+    def expandable(self) -> bool:
+        """A basket opens into its legs, a grid into its layers."""
+        return self.basket or self.grid is not None
 
     @property
     def symbols(self) -> str:
-        return "+".join(p.symbol for p in self.legs)
+        return self.grid.symbol if self.grid is not None else "+".join(p.symbol for p in self.legs)
 
     @property
     def side(self) -> str:
-        sides = {side_word(p.side) for p in self.legs}
+        sides = {side_word(p.side) for p in self.legs} if self.grid is None else {side_word(self.grid.side)}
         return sides.pop() if len(sides) == 1 else "mixed"
+
+    @property
+    def search_text(self) -> str:
+        """What the filter looks in: strategy, symbols, sides (long/short and buy/sell), "grid"."""
+        sides = {p.side for p in self.legs} | ({self.grid.side} if self.grid is not None else set())
+        words = (self.strategy_id, self.symbols, *sides, *map(side_word, sides), "grid" if self.grid else "")
+        return " ".join(words).lower()
 
 
 def group_of(legs: tuple[PositionView, ...]) -> Group:
@@ -74,30 +89,50 @@ def group_of(legs: tuple[PositionView, ...]) -> Group:
                  min(p.opened_at for p in legs))
 
 
+def grid_group(grid: GridView, legs: tuple[PositionView, ...]) -> Group:
+    """A DCA group: P&L is what its filled layers made so far (realized) and make now (open);
+    without an open layer it is "resting" on its unfilled layers' orders."""
+    realized = sum(lg.realized for lg in grid.legs)
+    pnl = realized + sum(p.pnl for p in legs)
+    notional = sum(lg.price * lg.filled_qty for lg in grid.legs if lg.state != "cancelled")
+    status = max((p.status for p in legs), key=lambda s: STATUS_RANK.get(s, 0)) if legs else "resting"
+    return Group(grid.group_id, grid.strategy_id, legs, pnl, pnl / notional * 100.0 if notional else 0.0,
+                 sum(p.fees for p in legs), status, grid.opened_at, grid)
+
+
 def groups_of(snap: EngineSnapshot) -> dict[int, Group]:
-    """The snapshot's open legs by group, in the engine's order (by id)."""
+    """The snapshot's open legs by group, in the engine's order (by id), and every DCA group
+    (one whose filled layers all took profit has no open leg but still rests orders)."""
     legs: dict[int, list[PositionView]] = {}
     for p in snap.positions:
         legs.setdefault(p.group_id, []).append(p)
-    return {gid: group_of(tuple(ps)) for gid, ps in legs.items()}
+    groups = {gid: group_of(tuple(ps)) for gid, ps in legs.items()}
+    for grid in snap.grids:
+        groups[grid.group_id] = grid_group(grid, tuple(legs.get(grid.group_id, ())))
+    return groups
 
 
 # == cells ===================================================================================
 
 
 class Row(NamedTuple):
-    """A table row: a group's own row, or (`leg` set) one leg of an expanded basket."""
+    """A table row: a group's own row, or one leg of an expanded basket (`leg` set), or one
+    layer of an expanded grid (`layer` set, and `leg` its open position while it is filled)."""
 
     group: Group
     leg: PositionView | None = None
     selected: bool = False
     expanded: bool = False
+    layer: GridLegView | None = None
 
 
-def nearest_exit(legs: tuple[PositionView, ...], now: float) -> TriggerView | None:
-    """The price trigger closest to the mark (in %) among the legs' stops, targets and armed
-    trailing levels; without one, the earliest time exit."""
-    triggers = [t for p in legs for t in triggers_of(p, now)]
+def legs_triggers(legs: tuple[PositionView, ...], now: float) -> list[TriggerView]:
+    return [t for p in legs for t in triggers_of(p, now)]
+
+
+def nearest_exit(triggers: list[TriggerView]) -> TriggerView | None:
+    """The price trigger closest to the mark (in %) among stops, targets and armed trailing
+    levels; without one, the earliest time exit."""
     prices = [t for t in triggers if t.kind in EXIT_TRIGGERS and t.distance_pct is not None]
     if prices:
         return min(prices, key=lambda t: t.distance_pct)
@@ -105,8 +140,8 @@ def nearest_exit(legs: tuple[PositionView, ...], now: float) -> TriggerView | No
     return min(times, key=lambda t: t.distance) if times else None
 
 
-def next_exit_cell(legs: tuple[PositionView, ...], now: float) -> Cell:
-    t = nearest_exit(legs, now)
+def next_exit_cell(triggers: list[TriggerView]) -> Cell:
+    t = nearest_exit(triggers)
     if t is None:
         return cell("—", DIM)
     if t.kind == "time":
@@ -127,27 +162,37 @@ def status_cell(status: str) -> Cell:
     return cell(status, STATUS_STYLE.get(status, ""))
 
 
-def leg_cells(p: PositionView, now: float) -> tuple:
-    """The cells of one leg from Side on."""
+def leg_cells(p: PositionView, now: float, status: Cell | None = None, size: Cell | None = None) -> tuple:
+    """The cells of one leg from Side on (a grid's layer shows its own state and size)."""
     return (
-        cell(side_word(p.side)), status_cell(p.status), pnl_cell(p.pnl), pnl_pct_cell(p.pnl_pct), num(px(p.mark)),
-        cell(sparkline(p.marks, TREND_WIDTH), signed_style(p.pnl, 0.005)), next_exit_cell((p,), now),
-        num(duration(now - p.opened_at)), num(qty(p.qty)), num(px(p.entry)), num(px(p.stop)), num(px(p.target)),
-        trail_cell(p),
+        cell(side_word(p.side)), status or status_cell(p.status), pnl_cell(p.pnl), pnl_pct_cell(p.pnl_pct),
+        num(px(p.mark)), cell(sparkline(p.marks, TREND_WIDTH), signed_style(p.pnl, 0.005)),
+        next_exit_cell(triggers_of(p, now)), num(duration(now - p.opened_at)), size or num(qty(p.qty)),
+        num(px(p.entry)), num(px(p.stop)), num(px(p.target)), trail_cell(p),
     )
+
+
+def head_cells(row: Row) -> tuple:
+    """A group row's first cells: selected or not, its id, its strategy."""
+    return cell(SELECTED_MARK if row.selected else "", "bold cyan"), num(str(row.group.id)), cell(row.group.strategy_id)
+
+
+def sub_head_cells(name: str) -> tuple:
+    """A leg's or layer's first cells, under its group's row: what it is."""
+    return cell(""), num(""), cell(""), cell(f"└ {name}")
 
 
 def row_cells(row: Row, now: float) -> tuple:
     g = row.group
     if row.leg is not None:  # under its basket's row
-        return cell(""), num(""), cell(""), cell(f"└ {row.leg.symbol}"), *leg_cells(row.leg, now)
-    head = cell(SELECTED_MARK if row.selected else "", "bold cyan"), num(str(g.id)), cell(g.strategy_id)
+        return *sub_head_cells(row.leg.symbol), *leg_cells(row.leg, now)
+    head = head_cells(row)
     if not g.basket:
         return *head, cell(g.legs[0].symbol), *leg_cells(g.legs[0], now)
     blank = num("")
     return (
         *head, cell(f"{'▾' if row.expanded else '▸'} {len(g.legs)} legs"), cell(g.side), status_cell(g.status),
-        pnl_cell(g.pnl), pnl_pct_cell(g.pnl_pct), blank, cell(""), next_exit_cell(g.legs, now),
+        pnl_cell(g.pnl), pnl_pct_cell(g.pnl_pct), blank, cell(""), next_exit_cell(legs_triggers(g.legs, now)),
         num(duration(now - g.opened_at)), blank, blank, blank, blank, blank,
     )
 
@@ -155,7 +200,7 @@ def row_cells(row: Row, now: float) -> tuple:
 # == the detail line and the summary =========================================================
 
 
-def _away(t: TriggerView | None) -> str:
+def away_text(t: TriggerView | None) -> str:
     """How far the mark is from a trigger: ", 0.93 (1.85%) away", or through it ("" without a mark)."""
     if t is None or t.distance is None or t.distance_pct is None:
         return ""
@@ -167,16 +212,16 @@ def levels_text(p: PositionView, now: float) -> str:
     triggers = {t.kind: t for t in triggers_of(p, now)}
     parts = []
     for kind, label, level in (("stop_loss", "stop", p.stop), ("target", "target", p.target)):
-        parts.append(f"no {label}" if level is None else f"{label} {px(level)}{_away(triggers.get(kind))}")
+        parts.append(f"no {label}" if level is None else f"{label} {px(level)}{away_text(triggers.get(kind))}")
     if p.trail_distance is None:
         parts.append("no trailing stop")
     elif p.trail_active:
         extreme = "peak" if p.side == "buy" else "trough"
-        away = _away(triggers.get("trailing_stop"))
+        away = away_text(triggers.get("trailing_stop"))
         parts.append(f"trail {p.trail_distance} armed: level {px(p.trail_level)}{away}, "
                      f"{extreme} {px(p.trail_peak)}, last move {hms(p.trail_updated_at)}")
     else:
-        away = _away(triggers.get("trail_arms"))
+        away = away_text(triggers.get("trail_arms"))
         parts.append(f"trail {p.trail_distance} not armed: arms at {px(p.trail_arm_at)}{away}")
     if p.time_exit_at is not None:
         left = p.time_exit_at - now
@@ -211,9 +256,9 @@ def group_detail(g: Group, now: float, expanded: bool) -> str:
     legs = ", ".join(f"{side_word(p.side)} {qty(p.qty)} {p.symbol} {money(p.pnl)}" for p in g.legs)
     parts = [f"#{g.id} {g.strategy_id} basket: {legs}", f"P&L {money(g.pnl)} ({pct(g.pnl_pct)}), fees {g.fees:,.2f}",
              f"age {duration(now - g.opened_at)}", state_text(g.status, g.legs)]
-    t = nearest_exit(g.legs, now)
+    t = nearest_exit(legs_triggers(g.legs, now))
     if t is not None and t.kind in EXIT_TRIGGERS:
-        parts.append(f"nearest exit: {t.symbol} {EXIT_TRIGGERS[t.kind][0]} {px(t.level)}{_away(t)}, "
+        parts.append(f"nearest exit: {t.symbol} {EXIT_TRIGGERS[t.kind][0]} {px(t.level)}{away_text(t)}, "
                      "which exits the whole basket")
     parts.append("enter hides the legs" if expanded else "enter shows the legs")
     return " · ".join(parts)

@@ -1,5 +1,6 @@
 """3 Positions: every open position group marked to market, its health and what will exit it
-first. A group is one row (a basket's legs open under it with enter); the rows sort (o, r),
+first. A group is one row (a basket's legs, or a DCA grid's layers, open under it with enter),
+a grid also while only its resting layers are left; the rows sort (o, r),
 filter (/) and take a multi-selection (space) for a bulk exit (x). Above the table, the
 book's and each strategy's P&L today; below it, the highlighted position in full."""
 
@@ -17,7 +18,7 @@ from services.views import EngineSnapshot, PositionView
 
 from . import commands
 from .base import EngineScreen
-from .format import side_word
+from .grid_health import grid_cells, grid_detail, grid_exit_question, layer_detail, layer_name
 from .position_health import COLUMNS, Group, Row, book_summary, group_detail, groups_of, position_detail, row_cells
 from .widgets.live_static import LiveStatic
 from .widgets.ordered_table import OrderedTable
@@ -27,7 +28,7 @@ from .widgets.ordered_table import OrderedTable
 SORTS: tuple[tuple[str, str, Callable[[Group], tuple]], ...] = (
     ("id", "#", lambda g: (g.id,)),
     ("strategy", "strategy", lambda g: (g.strategy_id, g.id)),
-    ("symbol", "symbol", lambda g: (g.legs[0].symbol, g.id)),
+    ("symbol", "symbol", lambda g: (g.symbols, g.id)),
     ("pnl", "P&L", lambda g: (g.pnl, g.id)),
     ("pnl_pct", "P&L %", lambda g: (g.pnl_pct, g.id)),
     ("age", "age", lambda g: (-g.opened_at, g.id)),  # youngest first
@@ -40,7 +41,8 @@ class FilterError(ValueError):
 
 def parse_filter(text: str) -> list[Callable[[Group], bool]]:
     """Every word must match: `pnl<N` / `pnl>N` compare the group's P&L (pnl<0: losers), any
-    other word is looked for (case-insensitive) in its strategy, symbols and side."""
+    other word is looked for (case-insensitive) in its strategy, symbols and side ("grid"
+    finds the DCA grids)."""
     tests: list[Callable[[Group], bool]] = []
     for word in text.lower().split():
         if word.startswith(("pnl<", "pnl>")):
@@ -50,9 +52,7 @@ def parse_filter(text: str) -> list[Callable[[Group], bool]]:
                 raise FilterError(f"{word!r}: write pnl< or pnl> with a number, e.g. pnl<0 (losers)") from None
             tests.append((lambda g, b=bound: g.pnl < b) if word[3] == "<" else (lambda g, b=bound: g.pnl > b))
         else:
-            tests.append(lambda g, w=word: any(
-                w in p.strategy_id.lower() or w in p.symbol.lower() or w in side_word(p.side) or w in p.side
-                for p in g.legs))
+            tests.append(lambda g, w=word: w in g.search_text)
     return tests
 
 
@@ -76,7 +76,8 @@ class PositionsScreen(EngineScreen):
         Binding("space", "toggle_select", "Select", tooltip="Select or unselect the highlighted position for x",
                 id="positions.select"),
         Binding("enter", "toggle_expand", "Legs", show=False,
-                tooltip="Show or hide the legs of the highlighted basket", id="positions.expand"),
+                tooltip="Show or hide the legs of the highlighted basket, or the layers of a DCA grid",
+                id="positions.expand"),
         Binding("slash", "filter", "Filter",
                 tooltip="Filter by strategy, symbol, side, or pnl<0 / pnl>0; escape clears", id="positions.filter"),
         Binding("o", "cycle_sort", "Sort", show=False,
@@ -140,14 +141,19 @@ class PositionsScreen(EngineScreen):
         selection, expanded = self.selection, self.expanded
         for g in shown:
             gid = g.id
-            if gid in expanded:  # a basket's row, then its legs
+            if gid in expanded:  # a basket's row then its legs, a grid's then its layers
                 rows[str(gid)] = Row(g, None, gid in selection, True)
-                for p in g.legs:
-                    rows[f"{gid}:{p.leg_id}"] = Row(g, p)
+                if g.grid is not None:
+                    open_legs = {p.leg_id: p for p in g.legs}
+                    for lg in g.grid.legs:
+                        rows[f"{gid}:{lg.leg_id}"] = Row(g, open_legs.get(lg.leg_id), layer=lg)
+                else:
+                    for p in g.legs:
+                        rows[f"{gid}:{p.leg_id}"] = Row(g, p)
             else:
                 rows[str(gid)] = Row(g, None, gid in selection)
         self.rows, self.shown_groups = rows, len(shown)
-        self.table.sync(rows, lambda row: row_cells(row, self.now))
+        self.table.sync(rows, lambda row: grid_cells(row, self.now) if row.group.grid else row_cells(row, self.now))
         self._show_view()
         self._show_detail()
 
@@ -171,8 +177,14 @@ class PositionsScreen(EngineScreen):
         row = self._highlighted_row
         if row is not None:
             g = row.group
-            text = (group_detail(g, self.now, row.expanded) if row.leg is None and g.basket
-                    else position_detail(row.leg or g.legs[0], self.now))
+            if row.layer is not None:
+                text = layer_detail(row, self.now)
+            elif g.grid is not None:
+                text = grid_detail(g, self.now, row.expanded)
+            elif row.leg is None and g.basket:
+                text = group_detail(g, self.now, row.expanded)
+            else:
+                text = position_detail(row.leg or g.legs[0], self.now)
             orphans = self.shown.orphans if self.shown else ()
             why = next((o.why for o in orphans if o.strategy_id == g.strategy_id), "")
             if why:  # managed on its stored levels until the operator closes it
@@ -206,9 +218,14 @@ class PositionsScreen(EngineScreen):
 
     @property
     def selected(self) -> PositionView | None:
-        """The highlighted leg (a basket's first leg on the basket's own row)."""
+        """The highlighted leg (a group's first open leg on the group's own row; none on a
+        grid's unfilled layer or a grid with only resting layers)."""
         row = self._highlighted_row
-        return None if row is None else row.leg or row.group.legs[0]
+        if row is None:
+            return None
+        if row.leg is not None or row.layer is not None:
+            return row.leg
+        return next(iter(row.group.legs), None)
 
     @property
     def highlighted_group(self) -> Group | None:
@@ -225,7 +242,7 @@ class PositionsScreen(EngineScreen):
 
     def action_toggle_expand(self) -> None:
         g = self.highlighted_group
-        if g is None or not g.basket:
+        if g is None or not g.expandable:
             return
         self.expanded ^= {g.id}
         self._rerender()
@@ -282,7 +299,10 @@ class PositionsScreen(EngineScreen):
         if self.selection:
             commands.exit_positions(self.app, {gid: self.groups[gid].symbols for gid in sorted(self.selection)})
         elif (g := self._require_group()) is not None:
-            if g.basket:
+            if g.grid is not None:  # its resting layers are cancelled too
+                commands.confirm_then(self.app, grid_exit_question(g), lambda: self.engine.exit_position(g.id),
+                                      title="Exit grid")
+            elif g.basket:
                 commands.exit_positions(self.app, {g.id: g.symbols})
             else:
                 commands.exit_position(self.app, g.legs[0])
@@ -298,8 +318,13 @@ class PositionsScreen(EngineScreen):
         if (g := self._require_group()) is None:
             return
         row = self._highlighted_row
-        if g.basket and (row is None or row.leg is None):
-            self.notify(f"#{g.id} is a basket: open it (enter) and edit each leg's levels on its own row",
+        if row.layer is not None and row.leg is None:
+            self.notify(f"#{g.id} layer {layer_name(row.layer)} is {row.layer.state}: only a filled layer has "
+                        "levels to edit", severity="warning")
+            return
+        if g.expandable and row.leg is None:
+            kind, part = ("DCA grid", "filled layer") if g.grid else ("basket", "leg")
+            self.notify(f"#{g.id} is a {kind}: open it (enter) and edit each {part}'s levels on its own row",
                         severity="warning")
             return
         commands.edit_levels(self.app, row.leg or g.legs[0])

@@ -1,7 +1,7 @@
 """The Positions screen over a real engine on a fake clock with scripted prices: sorting,
 filtering, multi-selection and bulk exit, exiting a strategy, exiting everything behind a
-typed word, baskets that open into their legs, the health detail, the book's P&L and a mark
-sparkline per position.
+typed word, baskets that open into their legs, DCA grids that open into their layers, the
+health detail, the book's P&L and a mark sparkline per position.
 
 The book: trend is long BTCUSDT and loses, fade is short ETHUSDT with an armed trailing stop
 and wins, pair is a basket long BTCUSDT + ETHUSDT and loses, acme is long ACME whose quotes
@@ -25,6 +25,7 @@ from services.config import TradingConfig
 from services.engine import Engine
 from services.store import SqlStore
 from tests.conftest import T0, config
+from tests.test_dca import LAYERS
 from tests.test_tui import SIZE, column, text_of
 from tests.test_tui_entry import ScriptedFeed
 from tests.test_tui_orphans import AFTER, leave_positions
@@ -439,6 +440,199 @@ def test_sparkline_scales_between_the_lowest_and_highest_and_thins_long_historie
     assert sparkline([], 8) == ""
 
 
+# == DCA grids ==============================================================================
+# A long grid on BTCUSDT worth 400: layer 1 buys 1 at the entry (100.00), layer 2 rests 1.02 at
+# 98.00, layer 3 rests 2.105 at 95.00; each layer's own TP is 1%, 1.5%, 2% over its fill.
+
+
+def grid_config(tp_mode: str = "hybrid", tp_pct: float | None = 1.5, max_pyramids: int = 0) -> TradingConfig:
+    dca = {"layers": LAYERS, "tp_mode": tp_mode, "max_pyramids": max_pyramids}
+    if tp_pct is not None:
+        dca["tp_pct"] = tp_pct
+    return TradingConfig.model_validate({
+        "engine": {"max_open_positions": 10, "publish_hz": 0.01},
+        "paper": {"slippage_bps": 0, "maker_fee_bps": 0, "taker_fee_bps": 0},
+        "symbols": {"BTCUSDT": {"start_price": 100.0, "tick_interval_s": 1, "tick_size": 0.01, "lot_step": 0.001}},
+        "strategies": {"grid": {"symbols": ["BTCUSDT"], "side": "buy", "entry": "manual",
+                                "sizing": {"fixed_value": 400}, "dca": dca}},
+    })
+
+
+async def quote(pilot: Pilot, bid: float, ask: float | None = None) -> None:
+    """The next second's BTCUSDT quote (a zero spread unless `ask` is given), rendered."""
+    pilot.app.engine.feed.book = {"BTCUSDT": (bid, bid if ask is None else ask)}
+    await second(pilot)
+
+
+async def grid_entered(pilot: Pilot) -> int:
+    """Enter the grid at 100.00 and fill its second layer (the ask reaches 98.00: the mark is
+    97.85); the Positions screen shows it. Returns the group id."""
+    engine = pilot.app.engine
+    await quote(pilot, 100.0)
+    result = engine.enter_now("grid", "BTCUSDT")
+    assert result.ok, result.message
+    await quote(pilot, 97.8, 97.9)
+    await pilot.press("3")
+    await pilot.pause()
+    return next(iter(engine.groups))
+
+
+def grid_app(tmp_path: Path, clock: FakeClock, **config) -> TraderApp:
+    return make_app(None, make_engine(tmp_path, clock, grid_config(**config)))
+
+
+def row_of(app: TraderApp, symbol: str) -> dict[str, str]:
+    """The cells of the row whose Symbol cell is `symbol`, by column name."""
+    t = table(app)
+    at = column(t, "Symbol").index(symbol)
+    return {name: column(t, name)[at] for name in (c.label.plain for c in t.ordered_columns)}
+
+
+async def highlight_symbol(pilot: Pilot, symbol: str) -> None:
+    t = table(pilot.app)
+    t.move_cursor(row=column(t, "Symbol").index(symbol))
+    await pilot.pause()
+
+
+async def test_a_grid_is_one_row_with_its_average_entry_and_aggregate_tp(tmp_path, clock):
+    app = grid_app(tmp_path, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        gid = await grid_entered(pilot)
+        (view,) = app.engine.snapshot().grids
+        assert (round(view.avg_entry, 2), view.agg_tp) == (98.99, 100.48)  # (100 x 1 + 98 x 1.02) / 2.02, +1.5%
+        row = row_of(app, "▸ BTCUSDT ▦2/3")  # 2 of 3 layers filled
+        assert (row["#"], row["Status"], row["Qty"], row["Entry"], row["Target"]) == (str(gid), "OPEN", "2.02", "98.99",
+                                                                                       "100.48")
+        assert row["Mark"] == "97.85" and row["Next exit"] == "target 1.66%"  # layer 2's own 99.47 comes first
+        assert row["P&L"] == f"{(97.85 - 100) * 1 + (97.85 - 98) * 1.02:+.2f}"
+        await highlight(pilot, "grid")
+        detail = detail_text(app)
+        assert detail.startswith(f"#{gid} grid long 2.02 BTCUSDT · DCA grid, TP hybrid · avg entry 98.99 → mark 97.85")
+        assert "aggregate TP 100.48, 2.63 (2.69%) away · pyramids 0 of 0 · layers filled 2 of 3, 1 resting" in detail
+        assert "realized +0.00" in detail and detail.endswith("enter shows the layers")
+
+
+async def test_enter_opens_a_grid_into_its_layers_and_a_per_layer_tp_shows_as_tp_hit(tmp_path, clock):
+    app = grid_app(tmp_path, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        gid = await grid_entered(pilot)
+        await highlight(pilot, "grid")
+        await pilot.press("enter")
+        t = table(app)
+        assert column(t, "Symbol") == ["▾ BTCUSDT ▦2/3", "└ P0 L1 ×1 @100.00", "└ P0 L2 ×1 @98.00", "└ P0 L3 ×2 @95.00"]
+        assert column(t, "Status")[1:] == ["filled", "filled", "pending"]
+        assert column(t, "Entry")[1:] == ["100.00", "98.00", "95.00"]
+        assert column(t, "Target")[1:] == ["101.00", "99.47", "—"]
+        assert column(t, "Qty")[1:] == ["1/1", "1.02/1.02", "0/2.105"]
+        legs = sorted(app.engine.groups[gid].legs, key=lambda lg: lg.layer)
+        assert column(t, "P&L")[1:] == ["-2.15", "-0.15", ""]  # filled layers: live P&L
+        assert column(t, "Mark")[1:] == ["97.85", "97.85", ""]
+
+        await quote(pilot, 99.5)  # layer 2's own TP (99.47) takes its profit
+        assert column(t, "Status")[1:] == ["filled", "tp-hit", "pending"]
+        assert column(t, "P&L")[2] == "+1.53"  # realized: (99.50 - 98.00) x 1.02
+        assert row_of(app, "▾ BTCUSDT ▦2/3")["Target"] == "101.50"  # the aggregate now over layer 1 alone
+        assert "layers filled 2 of 3, 1 resting, 1 took profit" in detail_text(app)
+        await pilot.press("down")
+        layer1 = detail_text(app)
+        assert layer1.startswith(f"#{gid} grid BTCUSDT layer P0 L1 (leg {legs[0].id}): filled · weight 1 of 4 · "
+                                 "long 1 at 100.00 → mark 99.50")
+        assert "target 101.00, 1.50 (1.51%) away" in layer1
+        assert "the grid's aggregate TP 101.50 closes it too" in layer1
+        await pilot.press("down")
+        assert detail_text(app) == (f"#{gid} grid BTCUSDT layer P0 L2 (leg {legs[1].id}): tp-hit · weight 1 of 4 · "
+                                    "filled 1.02 at 98.00, took profit at its TP 99.47 · realized +1.53")
+        await pilot.press("down")
+        assert detail_text(app) == (f"#{gid} grid BTCUSDT layer P0 L3 (leg {legs[2].id}): pending · weight 2 of 4 · "
+                                    "resting limit buy 2.105 at 95.00, 4.50 (4.52%) away · its own TP is set from its fill")
+        await pilot.press("enter")  # on a layer: the grid closes, the cursor on its row
+        assert column(t, "Symbol") == ["▸ BTCUSDT ▦2/3"] and t.cursor_row == 0
+
+
+async def test_e_edits_a_filled_layer_and_refuses_a_resting_one(tmp_path, clock):
+    app = grid_app(tmp_path, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        gid = await grid_entered(pilot)
+        await highlight(pilot, "grid")
+        await pilot.press("e")  # the grid's own row: which layer?
+        assert not isinstance(app.screen, EditLevelsScreen)
+        assert any(f"#{gid} is a DCA grid: open it (enter)" in n.message for n in app._notifications)
+        await pilot.press("enter")
+        await highlight_symbol(pilot, "└ P0 L3 ×2 @95.00")
+        await pilot.press("e")
+        assert not isinstance(app.screen, EditLevelsScreen)
+        assert any(f"#{gid} layer P0 L3 is pending: only a filled layer has levels to edit" in n.message
+                   for n in app._notifications)
+        await highlight_symbol(pilot, "└ P0 L2 ×1 @98.00")
+        await pilot.press("e")
+        form = app.screen
+        layer2 = next(lg for lg in app.engine.groups[gid].legs if lg.layer == 1)
+        assert isinstance(form, EditLevelsScreen) and form.position.leg_id == layer2.id
+        form.query_one("#stop-input", Input).value = "96.00"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert layer2.stop == 96.0
+
+
+async def test_x_on_a_grid_cancels_its_resting_layers_and_closes_the_rest(tmp_path, clock):
+    app = grid_app(tmp_path, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        gid = await grid_entered(pilot)
+        group = app.engine.groups[gid]
+        await highlight(pilot, "grid")
+        await pilot.press("enter", "down", "down", "down")  # on the resting layer: x still exits the grid
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmScreen)
+        question = " ".join(text_of(app.screen.query_one("#question", Static)).split())
+        assert question.startswith(f"Exit grid #{gid} grid BTCUSDT: close 2 filled layers (2.02 BTCUSDT) at market "
+                                   "and cancel 1 resting layer?")
+        await pilot.press("n")
+        assert group.status == "open"
+        await pilot.press("x", "y")
+        await pilot.pause()
+        assert group.status == "closed"
+        assert [lg.status for lg in sorted(group.legs, key=lambda lg: lg.layer)] == ["closed", "closed", "cancelled"]
+        assert column(table(app), "Symbol") == []
+
+
+async def test_a_grid_whose_filled_layers_all_took_profit_stays_while_layers_rest(tmp_path, clock):
+    app = grid_app(tmp_path, clock, tp_mode="per_leg", tp_pct=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await quote(pilot, 100.0)
+        assert app.engine.enter_now("grid", "BTCUSDT").ok
+        await quote(pilot, 101.0)  # layer 1's own TP: no layer is open, two rest
+        await pilot.press("3")
+        await pilot.pause()
+        gid = next(iter(app.engine.groups))
+        assert not app.engine.snapshot().positions
+        row = row_of(app, "▸ BTCUSDT ▦1/3")
+        assert (row["Status"], row["P&L"], row["Qty"], row["Entry"], row["Mark"]) == ("resting", "+1.00", "0", "—", "")
+        await highlight(pilot, "grid")
+        detail = detail_text(app)
+        assert "DCA grid, TP per_leg · no filled layer open · no aggregate TP · pyramids 0 of 0" in detail
+        assert "layers filled 1 of 3, 2 resting, 1 took profit · P&L +1.00 (+1.00%): realized +1.00, open +0.00" in detail
+        assert "resting: no layer is open, its orders wait to fill" in detail
+        await pilot.press("slash")
+        await type_text(pilot, "grid")
+        assert column(table(app), "Strategy") == ["grid"]
+        await pilot.press("enter", "x")
+        question = " ".join(text_of(app.screen.query_one("#question", Static)).split())
+        assert question.startswith(f"Exit grid #{gid} grid BTCUSDT: cancel 2 resting layers?")
+        await pilot.press("y")
+        await pilot.pause()
+        assert gid not in app.engine.groups or app.engine.groups[gid].status == "closed"
+        assert column(table(app), "Strategy") == []
+
+
+async def test_in_per_leg_mode_the_target_is_the_nearest_layer_tp(tmp_path, clock):
+    app = grid_app(tmp_path, clock, tp_mode="per_leg", tp_pct=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await grid_entered(pilot)
+        assert row_of(app, "▸ BTCUSDT ▦2/3")["Target"] == "99.47"  # layer 2's, under layer 1's 101.00
+        await highlight(pilot, "grid")
+        assert "no aggregate TP, nearest layer TP 99.47, 1.62 (1.66%) away" in detail_text(app)
+
+
 # == snapshots ===============================================================================
 
 
@@ -459,3 +653,50 @@ async def _book_with_a_selection_and_an_open_basket(pilot: Pilot) -> None:
 def test_snapshot_positions(size, snap_compare, tmp_path):
     app = make_app(None, make_engine(tmp_path, FakeClock(T0)))
     assert snap_compare(app, terminal_size=size, run_before=_book_with_a_selection_and_an_open_basket)
+
+
+async def _grid_with_a_pyramid(pilot: Pilot) -> None:
+    """Layer 2 filled and took its profit, then a pyramid entered at 99.00; the grid open."""
+    engine = pilot.app.engine
+    await grid_entered(pilot)
+    await quote(pilot, 99.5)
+    await quote(pilot, 99.0)
+    assert engine.enter_now("grid", "BTCUSDT").ok
+    await quote(pilot, 99.2)
+    await highlight(pilot, "grid")
+    await pilot.press("enter")
+    pilot.app.clear_notifications()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [SIZE, (80, 24)], ids=["100x30", "80x24"])
+def test_snapshot_positions_grid(size, snap_compare, tmp_path):
+    assert snap_compare(grid_app(tmp_path, FakeClock(T0), max_pyramids=1), terminal_size=size,
+                        run_before=_grid_with_a_pyramid)
+
+
+async def test_at_80x24_an_open_grid_shows_each_layers_price_state_and_pnl_and_its_whole_detail(tmp_path):
+    app = grid_app(tmp_path, FakeClock(T0), max_pyramids=1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _grid_with_a_pyramid(pilot)
+        t = table(app)
+        names = [c.label.plain for c in t.ordered_columns]
+        through_pnl = sum(c.get_render_width(t) for c in t.ordered_columns[:names.index("P&L %") + 1])
+        assert through_pnl <= t.scrollable_content_region.width  # symbol (layer, weight, price), state, P&L
+        assert len(column(t, "Symbol")) == 7 and t.scrollable_content_region.height >= 1 + 7  # every layer
+        detail = app.screen.query_one("#detail", LiveStatic)
+        assert detail.visual.get_height(detail.styles, detail.content_size.width) <= detail.content_size.height
+        assert "aggregate TP 100.99" in detail_text(app) and detail_text(app).endswith("enter hides the layers")
+
+
+def test_exit_all_counts_a_grid_with_only_resting_layers():
+    from services.views import EngineSnapshot, FeedView, GridLegView, GridView
+
+    from screens.commands import _open_groups
+
+    grid = GridView(7, "grid", "BTCUSDT", "buy", "per_leg", None, None, 0, 0,
+                    (GridLegView(1, 0, 0, 100.0, 1.0, 101.0, 1.0, 1.0, "tp-hit"),
+                     GridLegView(2, 0, 1, 98.0, 1.0, None, 1.0, 0.0, "pending")))
+    snap = EngineSnapshot(1, 0.0, "PAPER", "running", FeedView("sim", True, None, 1, ()), 0.0, 0.0, 0.0, 1, 10, 0,
+                          grids=(grid,))
+    assert _open_groups(snap) == {7: "BTCUSDT"} and _open_groups(snap, "other") == {}
