@@ -48,6 +48,13 @@ def post_signal(url: str, message: SignalMessage, now: float, source: str = SOUR
         "source": source, "created_at": now, "status": "pending", "outcome": ""})
 
 
+def post_rejected(url: str, strategy_id: str, problems: list[str], now: float, source: str = SOURCE) -> int:
+    """Record a signal refused before any engine saw it (unreadable, or not for these
+    settings) with its reasons, so that it is on record like the ones the engine rejects."""
+    return post_row(url, INBOX, {"strategy_id": strategy_id, "source": source, "created_at": now, "status": "rejected",
+                                 "outcome": "; ".join(problems), "taken_at": now})
+
+
 def _message_of(row: dict) -> SignalMessage:
     return SignalMessage(row["strategy_id"], row["intent"], row["symbol"], row["side"], row["price"],
                          row["timeframe"] or "", row["size"])

@@ -144,35 +144,52 @@ def test_signal_options_timeframe_size_and_action(signal_dir, args, intent, side
 
 
 @pytest.mark.parametrize("args, stdin, lines", [
-    (["--strategy", "x"], None, ["signal not recorded:", "strategy: unknown strategy 'x' (known: m, s)"]),
+    (["--strategy", "x"], None, ["signal rejected (recorded as #1):", "strategy: unknown strategy 'x' (known: m, s)"]),
     (["--strategy", "m", "--symbol", "ETHUSDT", "--price", "0", "--size", "lots", "--timeframe", "soon"], None, [
-        "signal not recorded:",
+        "signal rejected (recorded as #1):",
         'size: must be a positive number, got "lots"',
         "symbol: strategy m does not trade ETHUSDT (it trades BTCUSDT)",
         "price: must be a positive number, got 0",
         'timeframe: must be a chart interval like "15", "1h" or "1D", got "soon"']),
     (["--strategy", "m", "--symbol", "DOGE"], None,
-     ["signal not recorded:", "symbol: unknown symbol 'DOGE' (known: BTCUSDT, ETHUSDT)"]),
+     ["signal rejected (recorded as #1):", "symbol: unknown symbol 'DOGE' (known: BTCUSDT, ETHUSDT)"]),
     (["--json", "-"], '{"strategy": "m", "price": "cheap", "qyt": 1}', [
-        "signal not recorded (JSON on stdin):",
+        "signal rejected (recorded as #1) (JSON on stdin):",
         'price: must be a positive number, got "cheap"',
         ("qyt: unknown field; did you mean qty? the fields are strategy or strategy_id, symbol or ticker, action or "
          "side, market_position, price or close, timeframe or interval, size or qty or contracts, comment or note")]),
     (["--json", "-"], '{"strategy": "m", "price": {{close}}}', [
-        "signal not recorded (JSON on stdin):",
+        "signal rejected (recorded as #1) (JSON on stdin):",
         ("JSON: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 29 (char 28)); "
          "it still holds TradingView placeholders like {{close}}: fill them in (TradingView does when the alert fires)")]),
     (["--json", "-"], "[1]", [
-        "signal not recorded (JSON on stdin):",
+        "signal rejected (recorded as #1) (JSON on stdin):",
         ('JSON: must be an object like {"strategy": "trend", "symbol": "BTCUSDT", "action": "buy", "price": 101.5, '
          '"timeframe": "15"}, got [1]')]),
+])
+def test_a_bad_signal_exits_2_one_line_per_problem_and_is_recorded_as_rejected(signal_dir, args, stdin, lines):
+    proc = signal_cli(signal_dir, "signal", *args, input=stdin)
+    assert proc.returncode == 2, proc
+    assert proc.stderr.splitlines() == [f"tui-trader: {lines[0]}", *(f"  {line}" for line in lines[1:])]
+    (row,) = recorded(signal_dir)
+    assert row["status"] == "rejected" and row["outcome"] == "; ".join(lines[1:])
+    try:  # the strategy as far as it can be read from what was sent
+        data = json.loads(stdin) if stdin else {"strategy": args[args.index("--strategy") + 1]}
+    except ValueError:
+        data = {}
+    assert row["strategy_id"] == (data.get("strategy", "") if isinstance(data, dict) else "")
+
+
+@pytest.mark.parametrize("args, stdin, lines", [
     (["--json", "-", "--strategy", "m"], "{}",
      ["give the signal either as --json or as --strategy/--symbol/--action/..., not both"]),
     (["--json", "missing.json"], None, ["--json missing.json: cannot be read (No such file or directory)"]),
     ([], None, ["signal: --strategy is required (or --json FILE|-)"]),
     (["--strategy", "m", "--wait", "-1"], None, ["signal not recorded:", "--wait: must be 0 or more seconds, got -1"]),
+    (["--strategy", "x", "--wait", "-1"], None,
+     ["signal not recorded:", "strategy: unknown strategy 'x' (known: m, s)", "--wait: must be 0 or more seconds, got -1"]),
 ])
-def test_signal_bad_input_exits_2_one_line_per_problem_and_records_nothing(signal_dir, args, stdin, lines):
+def test_a_misused_command_exits_2_and_records_nothing(signal_dir, args, stdin, lines):
     proc = signal_cli(signal_dir, "signal", *args, input=stdin)
     assert proc.returncode == 2, proc
     assert proc.stderr.splitlines() == [f"tui-trader: {lines[0]}", *(f"  {line}" for line in lines[1:])]

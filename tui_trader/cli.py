@@ -307,13 +307,18 @@ def cmd_signal(args, settings: Settings) -> int:
     if not from_json and args.strategy is None:
         raise UsageError("signal: --strategy is required (or --json FILE|-)")
     problems = [] if args.wait >= 0 else [f"--wait: must be 0 or more seconds, got {args.wait:g}"]
+    text = _signal_text(args.json_file) if from_json else ""
     try:
-        message = read_signal_json(_signal_text(args.json_file), settings) if from_json else read_signal(given, settings)
+        message = read_signal_json(text, settings) if from_json else read_signal(given, settings)
     except SignalError as exc:
-        problems[:0] = exc.problems
-    if problems:
         where = f" (JSON on {_json_source(args.json_file)})" if from_json else ""
-        raise UsageError(f"signal not recorded{where}:\n  " + "\n  ".join(problems))
+        if problems:  # a bad option as well: nothing is recorded
+            raise UsageError(f"signal not recorded{where}:\n  " + "\n  ".join(exc.problems + problems)) from None
+        # the signal arrived and was refused: recorded as rejected with its reasons, like the engine's
+        raise UsageError(f"signal {_record_rejected(settings, given, text, exc.problems)}{where}:\n  "
+                         + "\n  ".join(exc.problems)) from None
+    if problems:
+        raise UsageError("signal not recorded:\n  " + "\n  ".join(problems))
     url = _shared_url(settings)
     try:
         inbox_id = post_signal(url, message, time.time())
@@ -331,6 +336,26 @@ def cmd_signal(args, settings: Settings) -> int:
     else:  # taken, rejected or expired: what the engine did with it
         print(f"{row['status']}: {row['outcome']}")
     return 0
+
+
+def _record_rejected(settings: Settings, given: dict, text: str, problems: list[str]) -> str:
+    """Record a refused signal with its reasons; say whether it could be."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.signal_inbox import post_rejected
+
+    strategy = given.get("strategy")
+    if text:
+        try:
+            data = json.loads(text)
+            strategy = data.get("strategy", data.get("strategy_id")) if isinstance(data, dict) else None
+        except ValueError:
+            strategy = None
+    url = _shared_url(settings)
+    try:
+        return f"rejected (recorded as #{post_rejected(url, str(strategy or ''), problems, time.time())})"
+    except SQLAlchemyError as exc:
+        return f"rejected (and not recorded: {str(exc).splitlines()[0]})"
 
 
 def _wait_for_signal(url: str, inbox_id: int, wait_s: float) -> dict | None:
