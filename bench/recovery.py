@@ -24,13 +24,14 @@ from workload import DATA, SYMBOLS, T0
 
 N_STRATEGIES = 100
 LEGS = N_STRATEGIES * len(SYMBOLS)
-DB_VERSION = 1
+DB_VERSION = 3
 BUILD_END = T0 + 10.0
 
 
 def recovery_config() -> TradingConfig:
     return TradingConfig.model_validate({
         "engine": {"max_open_positions": LEGS},
+        "paper": {"starting_cash": 1e9},  # 10,000 positions of 1,000 each must not hit the funds check
         "symbols": {s: {"start_price": 100.0} for s in SYMBOLS},
         "strategies": {
             f"s{j:03d}": {"symbols": list(SYMBOLS), "side": "buy" if j % 2 == 0 else "sell",
@@ -71,8 +72,8 @@ def recovery_db() -> Path:
     if path.exists():
         return path
     from sqlalchemy import text
-    from sqlmodel import SQLModel
 
+    from services.store import schema
     from services.store.sql import make_engine
     from services.store.tables import TABLES
 
@@ -93,7 +94,7 @@ def recovery_db() -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     db = make_engine(f"sqlite:///{tmp}")
-    SQLModel.metadata.create_all(db)
+    schema.upgrade(db)  # as an engine leaves it: at the newest revision
     with db.begin() as conn:
         for kind, batch in rows.items():
             conn.execute(TABLES[kind].insert(), batch)
