@@ -603,7 +603,7 @@ class Engine:
             ref, price = mark_of(q), (q.ask if side == "buy" else q.bid)
         if cfg.dca is not None:
             plans = self._grid(cfg, symbol, ref, _capital(cfg, size, ref))
-            problem = next((p for plan in plans if (p := layer_problem(plan, rules.min_notional, rules.lot_step))), "")
+            problem = self._grid_problem(symbol, plans)
             if problem:
                 return f"{symbol}: DCA grid at {_px(ref)}: {problem}"
             raw = plans[0].qty
@@ -624,6 +624,12 @@ class Engine:
         rules = self.rules.rules(symbol)
         return grid(cfg.dca.layers, cfg.side, p0, capital, rules.tick_size if rules else None,
                     rules.lot_step if rules else None)
+
+    def _grid_problem(self, symbol: str, plans: list[LayerPlan]) -> str:
+        """Why the first of these layers that cannot be placed on `symbol` cannot ("" when all can)."""
+        rules = self.rules.rules(symbol)
+        min_notional, step = (rules.min_notional, rules.lot_step) if rules else (0.0, None)
+        return next((p for plan in plans if (p := layer_problem(plan, min_notional, step))), "")
 
     def _send_entry(self, group: Group, qty: float, order_type: str, method: str, price: float | None,
                     attempt: int) -> None:
@@ -795,10 +801,9 @@ class Engine:
         """Each layer becomes a pending leg with its resting limit order (a pyramid's first layer
         goes at market); all are committed before any is sent."""
         rt = self.strategies.get(group.strategy_id)
-        rules = self.rules.rules(group.symbol)
         orders = []
         for plan in plans:
-            if layer_problem(plan, rules.min_notional if rules else 0.0, rules.lot_step if rules else None):
+            if self._grid_problem(group.symbol, [plan]):
                 continue  # P0 moved since the entry was checked: this layer cannot be placed (said below)
             leg = Leg(self._next_id("leg"), group, group.symbol, group.side, plan.qty, plan.price, 0.0, now,
                       rt.config.trigger_price if rt else "mark")
@@ -1007,9 +1012,7 @@ class Engine:
         p0 = signal_price if signal_price is not None else mark_of(q)
         capital = _capital(rt.config, size, p0) if size is not None else group.capital
         plans = self._grid(rt.config, group.symbol, p0, capital)
-        rules = self.rules.rules(group.symbol)
-        problem = next((p for plan in plans if (p := layer_problem(plan, rules.min_notional if rules else 0.0,
-                                                                     rules.lot_step if rules else None))), "")
+        problem = self._grid_problem(group.symbol, plans)
         if problem:
             return CommandResult.error(f"{group.symbol}: pyramid grid at {_px(p0)}: {problem}")
         refusal = self._funds_refusal(rt, sum(p.value for p in plans))
