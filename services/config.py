@@ -70,6 +70,10 @@ class EngineConfig(_Model):
     signal_ttl_s: float = Field(300.0, gt=0)
     """A signal from another process (`tui-trader signal`) older than this when an engine
     reads it is not acted on: it is marked expired."""
+    orders_on_stop: Literal["cancel", "keep"] = "cancel"
+    """What a clean stop does with working orders: cancel them (an unfilled entry is given
+    up; an exit is sent again at the next start), or keep them (they are left working and
+    taken up again at the next start)."""
 
 
 class StoreConfig(_Model):
@@ -266,6 +270,32 @@ class RiskEngineConfig(_Model):
     """At most this many winners are partly closed to pay for one loser."""
 
 
+class LogsConfig(_Model):
+    """The event history in the database and the log file on disk."""
+
+    retention_days: float = Field(30.0, gt=0)
+    """Events older than this are deleted (unacknowledged alerts are kept)."""
+    max_rows: int = Field(1_000_000, ge=1000)
+    """At most this many events are kept; the oldest go first (unacknowledged alerts are kept)."""
+    file: str = ""
+    """The JSON-lines log file; empty: tui-trader.log in the data directory."""
+    file_max_mb: float = Field(5.0, gt=0)
+    """The log file is rotated when it reaches this size..."""
+    file_backups: int = Field(3, ge=0)
+    """...keeping this many rotated files (tui-trader.log.1 is the newest)."""
+
+
+class AlertsConfig(_Model):
+    """How an alert (an event that needs acknowledging) gets the operator's attention."""
+
+    bell: Literal["off", "critical", "all"] = "critical"
+    """Ring the terminal bell for critical alerts, for every alert, or never."""
+    on_alert: str = ""
+    """A shell command run for every alert, with the alert as JSON on its stdin."""
+    on_alert_timeout_s: float = Field(10.0, gt=0, le=300)
+    """The command is killed after this long (and the failure logged)."""
+
+
 class StrategyConfig(_Model):
     enabled: bool = True
     """A disabled strategy takes no entries."""
@@ -358,6 +388,8 @@ class TradingConfig(_Model):
     strategies: dict[str, StrategyConfig] = {}
     risk_engine: RiskEngineConfig | None = None
     """The loss-offsetting risk engine; absent: off."""
+    logs: LogsConfig = LogsConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @model_validator(mode="after")
     def _known_symbols(self) -> "TradingConfig":

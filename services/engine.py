@@ -20,7 +20,8 @@ from .brokers.paper import PaperBroker
 from .clock import Clock
 from .config import Distance, StrategyConfig, TradingConfig, parse_distance
 from .dca import LayerPlan, grid, layer_problem, tp_price
-from .domain import EventRecord, Fill, Group, Leg, Order, Record, Run, Signal, StrategyState
+from .domain import Fill, Group, Leg, Order, Record, Run, Signal, StrategyState
+from .engine_events import EngineEvents
 from .feeds.simulated import SimulatedFeed
 from .market import Quote, QuoteBook, fill_price_from_quotes, mark_of
 from . import risk_plan
@@ -30,7 +31,7 @@ from .schedule import entry_due, next_entry, planned_exit, session_bounds
 from .signal_queue import QueuedSignal, SignalQueue
 from .store.loaded import LoadedState
 from .views import (
-    CommandResult, EngineSnapshot, EventView, FeedView, GridLegView, GridView, OrderView, RiskView, OrphanView, PortfolioView, PositionView, RiskPreview,
+    CommandResult, EngineSnapshot, FeedView, GridLegView, GridView, OrderView, RiskView, OrphanView, PortfolioView, PositionView, RiskPreview,
     StrategyView, TradeView, WaitingEntry,
 )
 
@@ -92,7 +93,7 @@ class StrategyRuntime:
         return cfg.entry == "immediate" and (cfg.reentry or not slot.entered)
 
 
-class Engine:
+class Engine(EngineEvents):
     def __init__(self, config: TradingConfig, clock: Clock, store, feed=None, broker=None,
                  rules: RulesSource | None = None) -> None:
         self.config = config
@@ -128,13 +129,12 @@ class Engine:
         self._legs_by_symbol: dict[str, list[Leg]] = {}
         self._wanting: dict[str, list[Slot]] = {}
         self.recent_orders: deque[Order] = deque(maxlen=200)
-        self.events: deque[EventView] = deque(maxlen=500)
+        self._init_events()
         self.trades: deque[TradeView] = deque(maxlen=200)
         self.realized_today: dict[str, float] = {}
         self.realized_total = 0.0  # since the first start: paper cash = starting cash + this
         self.used_funds: dict[str, float] = {}  # strategy -> value its groups hold
         self.rules = rules if rules is not None else SettingsRules(config.symbols)
-        self.unread_alerts = 0
         self.notes: list[str] = []
         self.day_start = self.day_end = 0.0
         self.version = 0
@@ -144,7 +144,6 @@ class Engine:
         self._subscribers: list[Callable[[EngineSnapshot], None]] = []
         self.trade_listeners: list[Callable[[TradeView], None]] = []
         self.fill_listeners: list[Callable[[Fill], None]] = []
-        self.event_listeners: list[Callable[[EventView], None]] = []
         self._tasks: list[asyncio.Task] = []
         self.attachments: list = []
         """Components started after the engine and stopped before it (async start(engine), stop())."""
@@ -168,6 +167,7 @@ class Engine:
         loaded = self.store.open(self.day_start)
         self._restore(loaded)
         self._next_tick = now
+        self._next_retention = now + 60.0  # not in the way of the restart itself
         self.state = "running"
         self._commit()
 
@@ -370,6 +370,8 @@ class Engine:
         self._rework_exits(now)
         if self.config.risk_engine is not None:
             self._tick_risk(now)
+        self._tick_feed_health(now)
+        self._tick_retention(now)
         due: list[tuple[Group, Leg | None]] = []  # found first: acting on them changes self.groups
         unplaced: list[Group] = []
         for group in self.groups.values():
@@ -1633,47 +1635,6 @@ class Engine:
             return CommandResult.success(f"{text}; exiting ({reason})")
         return CommandResult.success(text)
 
-    # == store outage ========================================================================
-
-    # The store calls these from inside a write (possibly on its write-behind thread): the
-    # alert is raised on the loop, and its own row joins the queue of the next write.
-
-    def _store_failed(self, message: str) -> None:
-        self._on_loop(self._event, "critical", "store",
-                      f"database write failed ({message}); trading continues, writes are queued in memory", needs_ack=True)
-
-    def _store_recovered(self, count: int) -> None:
-        self._on_loop(self._event, "warning", "store", f"database is back; {count} queued write(s) committed", needs_ack=True)
-
-    def _on_loop(self, fn, *args, **kwargs) -> None:
-        loop = self._loop
-        if loop is None or threading.get_ident() == self._loop_thread:
-            fn(*args, **kwargs)
-        else:
-            loop.call_soon_threadsafe(lambda: fn(*args, **kwargs))
-
-    # == events ==============================================================================
-
-    def note(self, level: str, category: str, message: str, *, strategy_id: str | None = None,
-             payload: dict | None = None) -> None:
-        """An event from a component attached to the engine (shown in Logs, persisted)."""
-        self._event(level, category, message, strategy_id=strategy_id, payload=payload)
-        self._commit()
-
-    def _event(self, level: str, category: str, message: str, group: Group | None = None, *,
-               strategy_id: str | None = None, payload: dict | None = None, needs_ack: bool = False) -> None:
-        rec = EventRecord(self._next_id("event"), self.clock.now(), level, category, message,
-                          strategy_id or (group.strategy_id if group else None),
-                          group.symbol if group else None, group.id if group else None, payload, needs_ack)
-        view = _event_view(rec)
-        self.events.append(view)
-        if needs_ack:
-            self.unread_alerts += 1
-        self._pending.append(rec)
-        for listener in self.event_listeners:
-            listener(view)
-        self.version += 1
-
     # == persistence helpers =================================================================
 
     def _commit(self) -> None:
@@ -1785,10 +1746,7 @@ class Engine:
                     scope.restore(row)  # the same session: its rules' state (a firing, a P&L peak) carries on
         self._tick_scopes(self.clock.now())
         self._apply_blocks(self.clock.now())
-        self.unread_alerts = st.unread_alerts
-        for row in st.recent_events:
-            self.events.append(EventView(row["id"], row["ts"], row["level"], row["category"], row["message"],
-                                         row["strategy_id"], row["symbol"], row["group_id"], row["needs_ack"] and row["acked_at"] is None))
+        self._restore_events(st.recent_events, st.unread_alerts)
         for row in st.recent_orders:  # loaded before the cancels above: show the cancelled state
             self.recent_orders.append(cancelled.get(row["id"]) or _order_from_row(row))
         for row in st.recent_trades:
@@ -1846,7 +1804,7 @@ class Engine:
             notes=tuple(self.notes), portfolio=self._portfolio_views(unrealized_by_strategy, now),
             session_start=self.day_start, session_end=self.day_end, queue=self.queue.views(self._mark_of),
             grids=tuple(self._grid_view(g) for g in self.groups.values() if g.tp_mode),
-            risk=self._risk_views(now),
+            risk=self._risk_views(now), alerts=self.alerts_view(),
             risk_engine="off" if self.config.risk_engine is None else "auto" if self.config.risk_engine.enabled else "manual",
             orphans=tuple(
                 OrphanView(sid, why, tuple(g.id for g in self.groups.values() if g.strategy_id == sid), decided)
@@ -2147,11 +2105,6 @@ def _order_from_row(row: dict) -> Order:
 def _order_view(o: Order) -> OrderView:
     return OrderView(o.id, o.group_id, o.strategy_id, o.symbol, o.side, o.qty, o.order_type, o.method, o.purpose,
                      o.retry_count, o.limit_price, o.reference_price, o.status, o.reason, o.created_at, o.avg_fill_price)
-
-
-def _event_view(rec: EventRecord) -> EventView:
-    return EventView(rec.id, rec.ts, rec.level, rec.category, rec.message, rec.strategy_id, rec.symbol,
-                     rec.group_id, rec.needs_ack)
 
 
 def _wait_reason(slot: Slot, now: float, book: QuoteBook) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from .risk_plan import Close as RiskStepView  # one close of a plan: a quantity of a winner's leg
 
@@ -248,6 +249,13 @@ class EventView:
     symbol: str | None
     group_id: int | None
     needs_ack: bool
+    """An alert: it stays unread until the operator acknowledges it."""
+    acked_at: float | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def unread(self) -> bool:
+        return self.needs_ack and self.acked_at is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +321,7 @@ class EngineSnapshot:
     queue: tuple[QueuedSignalView, ...] = ()  # next first
     grids: tuple[GridView, ...] = ()  # the DCA groups' layers
     risk: tuple[RiskView, ...] = ()  # losing positions, biggest loss first (when the risk engine is configured)
+    alerts: tuple[EventView, ...] = ()  # unread alerts, newest first (at most MAX_ALERTS_SHOWN)
     risk_engine: str = "off"  # off (not configured) | auto (runs eligible plans) | manual (plans shown, the operator runs them)
 
     def triggers(self) -> tuple[TriggerView, ...]:

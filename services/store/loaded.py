@@ -25,5 +25,5 @@ class LoadedState:
     recent_events: list[Row] = field(default_factory=list)
     recent_orders: list[Row] = field(default_factory=list)
     recent_trades: list[Row] = field(default_factory=list)
-    unread_alerts: int = 0
+    unread_alerts: list[Row] = field(default_factory=list)  # alerts not acknowledged yet, oldest first
     max_ids: dict[str, int] = field(default_factory=dict)

@@ -3,7 +3,7 @@ that only look at the engine."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from ..domain import Record
 from .loaded import LoadedState
@@ -35,3 +35,14 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+    # Keeping nothing, it has no history beyond what the engine holds in memory.
+
+    def read_events(self, query, *, before_id=None, limit=200) -> list:
+        return []
+
+    def iter_events(self, query, up_to_id=None) -> Iterator:
+        return iter(())
+
+    def purge_events(self, cutoff_ts: float, max_rows: int) -> int:
+        return 0

@@ -13,14 +13,16 @@ import fcntl
 import logging
 import os
 import threading
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from sqlalchemy import bindparam, create_engine, event, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..domain import Record
-from . import schema
+from ..event_log import EventQuery
+from ..views import EventView
+from . import events, schema
 from .loaded import LoadedState
 from .tables import (
     PRIMARY_KEY, TABLES, EventRow, LegRow, OrderRow, PnlStateRow, PositionGroupRow, QueuedSignalRow, StrategyRunRow,
@@ -276,6 +278,17 @@ class SqlStore:
             if self.on_failure:
                 self.on_failure(message)
 
+    # -- history (on a connection of their own: callers run them in a worker thread) ---------
+
+    def read_events(self, query: EventQuery, *, before_id: int | None = None, limit: int = 200) -> list[EventView]:
+        return events.read_events(self.engine, query, before_id=before_id, limit=limit)
+
+    def iter_events(self, query: EventQuery, up_to_id: int | None = None) -> Iterator[EventView]:
+        return events.iter_events(self.engine, query, up_to_id=up_to_id)
+
+    def purge_events(self, cutoff_ts: float, max_rows: int) -> int:
+        return events.purge_events(self.engine, cutoff_ts, max_rows)
+
     @property
     def pending_writes(self) -> int:
         return len(self._queue)
@@ -319,9 +332,7 @@ class SqlStore:
                 select(func.coalesce(func.sum(g.c.realized_pnl), 0.0)).where(g.c.status == "closed")).scalar_one())
             e = EventRow.__table__
             st.recent_events = list(reversed(rows(select(e).order_by(e.c.id.desc()).limit(300))))
-            st.unread_alerts = conn.execute(
-                select(func.count()).select_from(e).where(e.c.needs_ack.is_(True), e.c.acked_at.is_(None))
-            ).scalar_one()
+            st.unread_alerts = rows(select(e).where(e.c.needs_ack.is_(True), e.c.acked_at.is_(None)).order_by(e.c.id))
             st.recent_orders = list(reversed(rows(select(o).order_by(o.c.id.desc()).limit(200))))
             # a closed round trip with its (first) leg's size and prices; an entry that never
             # filled has no leg and is no trade
