@@ -3,6 +3,7 @@ snapshot. The app renders only the visible screen; a screen catches up when it i
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, cast
 
 from textual.app import ComposeResult
@@ -20,6 +21,8 @@ class TraderHost(Protocol):
 
     engine: Any
     latest_snapshot: EngineSnapshot | None
+    export_dir: Path
+    """Where exports go unless the operator says otherwise (exports/ in the data directory)."""
 
     def render_now(self) -> None:
         """Take a fresh snapshot from the engine and render the visible screen with it."""

@@ -278,11 +278,11 @@ class LogsConfig(_Model):
     max_rows: int = Field(1_000_000, ge=1000)
     """At most this many events are kept; the oldest go first (unacknowledged alerts are kept)."""
     file: str = ""
-    """The JSON-lines log file; empty: tui-trader.log in the data directory."""
+    """The JSON-lines log file; empty: tui_trader.log in the data directory."""
     file_max_mb: float = Field(5.0, gt=0)
     """The log file is rotated when it reaches this size..."""
     file_backups: int = Field(3, ge=0)
-    """...keeping this many rotated files (tui-trader.log.1 is the newest)."""
+    """...keeping this many rotated files (tui_trader.log.1 is the newest)."""
 
 
 class AlertsConfig(_Model):

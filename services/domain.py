@@ -62,7 +62,7 @@ class Group(Record):
         "exit_reason", "realized_pnl", "entry_method", "entry_attempts", "pending_exit",
         "resend_at", "entry_ref", "entry_order_id", "entry_deadline", "notional", "entry_symbol", "basket",
         "tp_mode", "agg_tp", "capital", "pyramids", "dca_submitted_at", "dca_filled_at", "fifth_pyramid_at",
-        "risk_hold",
+        "risk_hold", "resume_entry",
     )
     KIND = "group"
 
@@ -82,6 +82,7 @@ class Group(Record):
         self.entry_deadline: float | None = None  # when a working limit entry is re-priced
         self.notional = 0.0  # funds this group holds (estimated until the entry fills)
         self.entry_symbol = symbol  # the leg being entered now
+        self.resume_entry: tuple | None = None  # an entry order kept at the stop: (qty, type, method, limit, attempt)
         self.basket: list[tuple[str, float]] = []  # legs still to enter, in order: (symbol, qty)
         self.tp_mode = ""  # a DCA grid's take-profit mode (per_leg | aggregate | hybrid); "" when not a grid
         self.agg_tp: float | None = None  # the aggregate take-profit over the average entry, when armed

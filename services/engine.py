@@ -41,6 +41,8 @@ KEEP = object()
 """edit_levels: leave this level as it is (None removes it)."""
 
 _AMOUNTS = re.compile(r"\d[\d,.]*")
+KEPT_AT_STOP = "kept working at the engine stop"
+"""Order.reason of an order engine.orders_on_stop = "keep" left working."""
 EXIT_RETRY_S = 1.0  # a rejected exit order is sent again on the first fresh quote after this
 MARK_SAMPLE_S = 1.0  # PositionView.marks: one sample of every open leg's mark a second
 
@@ -136,6 +138,8 @@ class Engine(EngineEvents):
         self.used_funds: dict[str, float] = {}  # strategy -> value its groups hold
         self.rules = rules if rules is not None else SettingsRules(config.symbols)
         self.notes: list[str] = []
+        self.started_at = 0.0
+        self.resumed = 0  # open positions taken over from the previous run at this start
         self.day_start = self.day_end = 0.0
         self.version = 0
         self._quote_seq = 0
@@ -188,11 +192,14 @@ class Engine(EngineEvents):
         self._publish()
 
     async def stop(self) -> None:
-        """Stop taking entries, stop the feed, cancel resting paper orders, flush, close.
-        Open positions stay open and are resumed at the next start."""
+        """Stop taking entries, stop the feed, cancel or keep the working orders
+        (engine.orders_on_stop), flush every write, close. Open positions stay open and are
+        managed again at the next start."""
         if self.state in ("stopped", "stopping"):
             return
         self.state = "stopping"
+        self.version += 1
+        self._publish()  # the UI shows "stopping" while the rest runs
         await self.feed.stop()
         for component in reversed(self.attachments):
             await component.stop()
@@ -204,20 +211,59 @@ class Engine(EngineEvents):
             except asyncio.CancelledError:
                 pass
         self._tasks = []
-        for order in list(self.orders.values()):
-            if not self.broker.cancel(order):
-                continue
-            if order.purpose == "entry":
-                self._order_final(order, "cancelled", "engine stopped")
-                self._entry_failed(self.groups.get(order.group_id), "engine stopped before the entry filled")
-            else:  # the exit stays decided: it is sent again at the next start
-                self._order_final(order, "cancelled", "engine stopped; the exit is sent again at the next start")
-        open_count = sum(1 for g in self.groups.values() if g.status != "closed")
-        self._event("info", "engine", f"engine stopped; {open_count} open position(s) stay open and resume at next start")
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+        orders = self._stop_orders(self.config.engine.orders_on_stop == "keep")
+        self._event("info", "engine", self._stopped_text(orders), payload={"open_positions": len(self.groups), **orders})
         self._commit()
         self.store.close()
         self.state = "stopped"
         self._publish()
+
+    def _stop_orders(self, keep: bool) -> dict[str, int]:
+        """Cancel the working orders, or mark them kept: a kept entry goes on at the next start
+        (resting layers and exits are placed again then either way)."""
+        kept = cancelled = 0
+        for order in list(self.orders.values()):
+            if keep:
+                order.reason = KEPT_AT_STOP
+                self._pending.append(order)
+                kept += 1
+                continue
+            if not self.broker.cancel(order):
+                continue
+            cancelled += 1
+            if order.purpose == "entry":
+                self._order_final(order, "cancelled", "engine stopped")
+                self._entry_failed(self.groups.get(order.group_id), "engine stopped before the entry filled")
+            else:  # the exit stays decided: it is sent again at the next start
+                self._order_final(order, "cancelled", "engine stopped; sent again at the next start")
+        return {"orders_kept": kept, "orders_cancelled": cancelled}
+
+    def _stopped_text(self, orders: dict[str, int]) -> str:
+        text = f"engine stopped: {len(self.groups)} open position(s) stay open and are managed again at the next start"
+        if orders["orders_cancelled"]:
+            text += f"; {orders['orders_cancelled']} working order(s) cancelled"
+        if orders["orders_kept"]:
+            text += f"; {orders['orders_kept']} working order(s) kept for the next start"
+        return text
+
+    def stop_now(self) -> None:
+        """The forced stop (a second ctrl+c): no more waiting on the feed, components or the
+        broker. What was decided is committed; working orders are left as they are (taken up
+        at the next start like after a crash)."""
+        if self.state == "stopped":
+            return
+        self.state = "stopped"
+        for task in self._tasks:
+            task.cancel()
+        self._event("warning", "engine", f"engine stopped by force: {len(self.groups)} open position(s) stay open; "
+                    f"{len(self.orders)} working order(s) left as they were", payload={"open_positions": len(self.groups)})
+        try:
+            self._commit()
+            self.store.flush()
+        except Exception:  # exiting anyway: the log file says what could not be written
+            log.exception("writes at the forced stop failed")
 
     async def _ticker(self) -> None:
         interval = self.config.engine.tick_interval_s
@@ -374,7 +420,10 @@ class Engine(EngineEvents):
         self._tick_retention(now)
         due: list[tuple[Group, Leg | None]] = []  # found first: acting on them changes self.groups
         unplaced: list[Group] = []
-        for group in self.groups.values():
+        for group in list(self.groups.values()):
+            if group.resume_entry is not None and self.book.fresh(group.entry_symbol, now) is not None:
+                resume, group.resume_entry = group.resume_entry, None
+                self._send_entry(group, *resume)
             if group.tp_mode and not group.pending_exit and any(
                     lg.status == "pending" and lg.entry_order_id is None for lg in group.legs):
                 unplaced.append(group)
@@ -504,6 +553,8 @@ class Engine(EngineEvents):
 
     def _enter(self, slot: Slot, q: Quote, source: str, signal_price: float | None = None,
                beyond_pool: bool = False, size: float | None = None) -> CommandResult:
+        if self.state != "running":  # stopping: a quote or signal still in flight enters nothing
+            return CommandResult.error(f"the engine is {self.state}: no new entries")
         rt = slot.strategy
         cfg = rt.config
         if rt.block:
@@ -1691,11 +1742,22 @@ class Engine(EngineEvents):
         cancelled: dict[int, Order] = {}
         for row in st.working_orders:
             order = cancelled[row["id"]] = _order_from_row(row)
+            group = self.groups.get(order.group_id)
+            if row["reason"] == KEPT_AT_STOP and order.purpose == "entry" and group is not None and group.status == "entering":
+                # the paper broker keeps no orders across processes: the same order is placed again
+                self._order_final(order, "cancelled", "placed again after the restart")
+                group.entry_symbol, group.entry_ref = order.symbol, order.reference_price
+                group.resume_entry = (order.qty - order.filled_qty, order.order_type, order.method, order.limit_price,
+                                      order.retry_count)
+                self._event("info", "recovery", f"entry #{group.id} {order.symbol} was kept working at the stop: its order "
+                            "is placed again on the next fresh quote", group, payload={"order_id": order.id})
+                continue
             self._order_final(order, "cancelled", "not working after a restart (the paper broker keeps no orders)")
             self._event("warning", "recovery", f"order {order.client_id} ({order.purpose} {order.side} {order.symbol}) was "
                         f"{row['status']} when the engine stopped; marked cancelled", payload={"order_id": order.id})
         for group in list(self.groups.values()):
-            if group.status == "entering" or not any(leg.status in ("open", "pending") for leg in group.legs):
+            if group.resume_entry is None and (
+                    group.status == "entering" or not any(leg.status in ("open", "pending") for leg in group.legs)):
                 self._event("warning", "recovery", f"entry #{group.id} {group.symbol} had not filled when the engine stopped; "
                             "it is abandoned", group)
                 self._entry_failed(group, "the engine stopped before the entry filled")
@@ -1753,9 +1815,10 @@ class Engine(EngineEvents):
             self.trades.append(TradeView(row["id"], row["strategy_id"], row["symbol"], row["side"], row.get("qty") or 0.0,
                                          row["opened_at"], row.get("avg_entry") or 0.0, row["closed_at"] or 0.0,
                                          row.get("exit_price") or 0.0, row["exit_reason"], row["realized_pnl"]))
-        open_count = len(self.groups)
-        self._event("info", "engine", f"engine started ({self.mode}); resumed {open_count} open position(s)",
-                    payload={"open_positions": open_count})
+        open_count = self.resumed = len(self.groups)
+        self.started_at = self.clock.now()
+        self._event("info", "engine", f"engine started ({self.mode}); resumed {open_count} open position(s)"
+                    + (": managed again on their stored levels" if open_count else ""), payload={"open_positions": open_count})
 
     # == snapshots ===========================================================================
 
@@ -1804,7 +1867,7 @@ class Engine(EngineEvents):
             notes=tuple(self.notes), portfolio=self._portfolio_views(unrealized_by_strategy, now),
             session_start=self.day_start, session_end=self.day_end, queue=self.queue.views(self._mark_of),
             grids=tuple(self._grid_view(g) for g in self.groups.values() if g.tp_mode),
-            risk=self._risk_views(now), alerts=self.alerts_view(),
+            risk=self._risk_views(now), alerts=self.alerts_view(), started_at=self.started_at, resumed=self.resumed,
             risk_engine="off" if self.config.risk_engine is None else "auto" if self.config.risk_engine.enabled else "manual",
             orphans=tuple(
                 OrphanView(sid, why, tuple(g.id for g in self.groups.values() if g.strategy_id == sid), decided)

@@ -174,9 +174,12 @@ class EngineEvents:
                 yield e
             yield from (e for e in recent if e.id > last)  # not written to the database yet
 
-        def write() -> int:
+        def write() -> int | None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(exist_ok=False)  # another export may have taken the name since the check
+            try:
+                path.touch(exist_ok=False)
+            except FileExistsError:  # another export took the name since the check
+                return None
             try:
                 return write_export(path, events())
             except BaseException:
@@ -185,13 +188,14 @@ class EngineEvents:
 
         try:
             count = await asyncio.to_thread(write)
-        except FileExistsError:
-            return CommandResult.error(f"{path} already exists: choose another name")
         except OSError as exc:
-            return CommandResult.error(f"cannot write {path}: {exc.strerror or exc}")
+            where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+            return CommandResult.error(f"cannot write {path}: {exc.strerror or exc}{where}")
         except Exception as exc:  # the database failed mid-way
             log.exception("event export failed")
             return CommandResult.error(f"the export failed: {_first_line(exc)}")
+        if count is None:
+            return CommandResult.error(f"{path} already exists: choose another name")
         return CommandResult.success(f"{count} event(s) written to {path}")
 
     # == retention ============================================================================

@@ -322,6 +322,8 @@ class EngineSnapshot:
     grids: tuple[GridView, ...] = ()  # the DCA groups' layers
     risk: tuple[RiskView, ...] = ()  # losing positions, biggest loss first (when the risk engine is configured)
     alerts: tuple[EventView, ...] = ()  # unread alerts, newest first (at most MAX_ALERTS_SHOWN)
+    started_at: float = 0.0
+    resumed: int = 0  # open positions taken over from the previous run at this start
     risk_engine: str = "off"  # off (not configured) | auto (runs eligible plans) | manual (plans shown, the operator runs them)
 
     def triggers(self) -> tuple[TriggerView, ...]:

@@ -64,7 +64,7 @@ def test_headless_engine_enters_stops_on_sigterm_and_positions_reads_the_book(tm
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    assert "engine stopped; 1 open position(s) stay open" in out
+    assert "engine stopped: 1 open position(s) stay open" in out
     listed = cli(tmp_path, "positions", "--json", "--config", str(cfg), "--db", str(db))
     assert listed.returncode == 0, listed.stderr
     (pos,) = json.loads(listed.stdout)

@@ -57,4 +57,4 @@ def test_closing_the_terminal_stops_the_engine_and_exits(tmp_path):
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
-    assert events(db)[-1] == "engine stopped; 1 open position(s) stay open and resume at next start"
+    assert events(db)[-1] == "engine stopped: 1 open position(s) stay open and are managed again at the next start"

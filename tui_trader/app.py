@@ -39,6 +39,9 @@ from screens.widgets.help import HelpScreen
 from screens.widgets.orphans import OrphansScreen
 from services.views import EngineSnapshot
 
+from .headless import FORCE_WINDOW_S, FORCED_EXIT
+from .locations import data_dir
+
 log = logging.getLogger("tui_trader.app")
 
 SCREENS: tuple[tuple[str, str, type[EngineScreen]], ...] = (
@@ -55,6 +58,8 @@ FLASH_CATEGORIES = ("risk", "exit", "fill", "trailing", "entry")  # by priority,
 FLASH_LEVELS = {"warning": "warning", "error": "error", "critical": "error"}
 MAX_FLASHES = 3
 """At most this many flashes per NOTIFICATION_TIMEOUT window; the rest are summarised."""
+CRITICAL_TIMEOUT = 30.0
+"""A critical alert's flash stays this long (seconds)."""
 MAX_WAITING = 100
 """Notable events kept for the next window while the flashes are used up (the rest are counted)."""
 
@@ -98,13 +103,15 @@ class TraderApp(App[None]):
           for key, mode, cls in SCREENS),
         Binding("question_mark,f1", "help", "Help", tooltip="Show the keys", id="app.help"),
         Binding("q", "quit", "Quit", tooltip="Stop the engine (positions stay open) and quit", id="app.quit"),
-        Binding("ctrl+c,ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit_now"),
+        Binding("ctrl+c,ctrl+q", "interrupt", "Quit", show=False, priority=True,
+                tooltip="Stop the engine and quit; again within 2 s: quit at once", id="app.quit_now"),
     ]
 
     def __init__(self, settings: Any, engine: Any) -> None:
         super().__init__()
         self.settings = settings
         self.engine = engine
+        self.export_dir = data_dir() / "exports"
         self.latest_snapshot: EngineSnapshot | None = None
         self._unsubscribe = None
         self._last_render = 0.0
@@ -118,6 +125,8 @@ class TraderApp(App[None]):
         self._unflashed_more = 0
         """How many more were left out of _unflashed (counted in the summary)."""
         self._stopping = False
+        self._quit_at: float | None = None
+        """When the last quit key was pressed (a second ctrl+c within FORCE_WINDOW_S forces the exit)."""
         self._started = False
         self._orphans_asked: set[str] = set()  # strategies the operator was asked about at this start
         self.start_error: str | None = None
@@ -203,12 +212,34 @@ class TraderApp(App[None]):
         await self.action_quit()
 
     async def action_quit(self) -> None:
-        """Stop the engine (it flushes; positions stay open) and exit."""
+        """Stop the engine (it flushes; positions stay open) and exit. The stop runs in a
+        worker, so the app still hears a second ctrl+c while it runs."""
         if self._stopping:
             return
         self._stopping = True
+        self._quit_at = time.monotonic()
+        if self._started:
+            self.notify("Stopping the engine: positions stay open and are managed again at the next start. "
+                        "ctrl+c again within 2 s quits at once.", markup=False)
+        self.run_worker(self._stop_then_exit(), name="engine-stop", group="engine-stop")
+
+    async def _stop_then_exit(self) -> None:
         await self._stop_engine()
         self.exit()
+
+    async def action_interrupt(self) -> None:
+        """ctrl+c: quit; pressed again within FORCE_WINDOW_S while the engine stops, quit at
+        once (everything decided is committed; working orders are left as they are)."""
+        now = time.monotonic()
+        if not self._stopping:
+            await self.action_quit()
+        elif self._quit_at is not None and now - self._quit_at <= FORCE_WINDOW_S:
+            log.warning("second ctrl+c: forcing the exit")
+            if self._started:
+                self.engine.stop_now()
+            self.exit(return_code=FORCED_EXIT)
+        else:
+            self._quit_at = now
 
     async def on_unmount(self) -> None:
         await self._stop_engine()  # whatever ended the app, the engine is stopped cleanly
@@ -284,9 +315,11 @@ class TraderApp(App[None]):
         new = [e for e in snap.events if e.id > self._last_event_id]
         if new:
             self._last_event_id = max(e.id for e in new)
+            new = [e for e in new if e.ts >= self._flash_since]  # history loaded at the start is not news
+            self._attend([e for e in new if e.needs_ack])
             self._unflashed.extend(
                 e for e in new
-                if e.ts >= self._flash_since and (e.category in FLASH_CATEGORIES or e.level in FLASH_LEVELS)
+                if not _critical_alert(e) and (e.category in FLASH_CATEGORIES or e.level in FLASH_LEVELS)
             )
         if not self._unflashed:
             return
@@ -311,6 +344,17 @@ class TraderApp(App[None]):
         if len(shown) < total:
             self.notify(f"+{total - len(shown)} more event(s): see 6 Logs", markup=False)
             self._flashed_at.append(now)
+
+    def _attend(self, alerts: list) -> None:
+        """New alerts: the terminal bell (alerts.bell), and every critical one flashes on its
+        own, longer, outside the flash budget."""
+        bell = self.engine.config.alerts.bell
+        critical = [e for e in alerts if _critical_alert(e)]
+        if (bell == "all" and alerts) or (bell == "critical" and critical):
+            self.bell()
+        for e in critical:
+            self.notify(f"{e.message}\n(6 Logs: a acknowledges)", title="CRITICAL", severity="error",
+                        timeout=CRITICAL_TIMEOUT, markup=False)
 
     # == keys, help and the command palette ===================================================
 
@@ -380,6 +424,10 @@ class TraderApp(App[None]):
             yield SystemCommand(f"Risk: {'unblock' if blocked else 'block'} {label}",
                                 "The risk engine never closes it while blocked", lambda r=r: commands.risk_block(self, r),
                                 discover=False)
+
+
+def _critical_alert(e) -> bool:
+    return e.needs_ack and e.level == "critical"
 
 
 def _one_per_position(events: list) -> list:

@@ -13,6 +13,8 @@ from .live_static import LiveStatic
 
 SCREENS = (("1", "Schedule"), ("2", "Entry"), ("3", "Positions"), ("4", "Exits"), ("5", "Queue"), ("6", "Logs"),
            ("7", "Risk"))
+RESUMED_NOTE_S = 60.0
+"""For this long after a start the state reads "running, resumed N" (positions taken over)."""
 TABS_WIDTH = sum(len(name) + 4 for _, name in SCREENS)
 """The tabs' width. When the bar has no room for them and "HH:MM:SS UTC" (80 columns), the clock drops its " UTC"."""
 
@@ -59,7 +61,12 @@ class StatusBar(LiveStatic):
         top.add_row(tabs, Text(f"{hms(snap.ts)}{utc}", style="bold"))
         parts: list[Text] = []
         parts.append(Text(snap.mode, style="bold reverse red" if snap.mode == "LIVE" else "bold"))
-        parts.append(Text(snap.state, style=PROFIT if snap.state == "running" else WARN))
+        if snap.state == "stopping":
+            parts.append(Text(f"STOPPING: {snap.pool_used} position(s) stay open", style=WARN))
+        elif snap.state == "running" and snap.resumed and snap.ts - snap.started_at < RESUMED_NOTE_S:
+            parts.append(Text(f"running, resumed {snap.resumed}", style=PROFIT))
+        else:
+            parts.append(Text(snap.state, style=PROFIT if snap.state == "running" else WARN))
         feed = snap.feed
         if feed.stale_symbols:
             shown = ", ".join(feed.stale_symbols[:2])

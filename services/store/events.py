@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select, true
 from sqlalchemy.engine import Engine
 
 from ..event_log import EventQuery, event_from_row, levels_from
@@ -41,7 +41,7 @@ def _where(query: EventQuery, before_id: int | None = None, after_id: int | None
         conds.append(e.id < before_id)
     if after_id is not None:
         conds.append(e.id > after_id)
-    return and_(*conds)
+    return and_(true(), *conds)
 
 
 def read_events(engine: Engine, query: EventQuery, *, before_id: int | None = None, after_id: int | None = None,
@@ -72,18 +72,18 @@ def purge_events(engine: Engine, cutoff_ts: float, max_rows: int) -> int:
     are kept either way. Returns how many were deleted."""
     e = EVENTS.c
     keep_unread = or_(e.needs_ack.is_(False), e.acked_at.is_not(None))
-    deleted = 0
     with engine.connect() as conn:
         newest = conn.execute(select(func.max(e.id))).scalar() or 0
-        floor = conn.execute(
-            select(e.id).order_by(e.id.desc()).offset(max_rows).limit(1)).scalar()  # the newest row beyond max_rows
-        targets = [e.ts < cutoff_ts]
-        if floor is not None:
-            targets.append(e.id <= floor)
-        while True:
-            ids = select(e.id).where(or_(*targets), keep_unread, e.id <= newest).order_by(e.id).limit(PURGE_BATCH)
-            with conn.begin():
-                count = conn.execute(delete(EVENTS).where(e.id.in_(ids.scalar_subquery()))).rowcount
-            deleted += count
-            if count < PURGE_BATCH:
-                return deleted
+        floor = conn.execute(  # the newest row beyond max_rows
+            select(e.id).order_by(e.id.desc()).offset(max_rows).limit(1)).scalar()
+    targets = [e.ts < cutoff_ts]
+    if floor is not None:
+        targets.append(e.id <= floor)
+    batch = select(e.id).where(or_(*targets), keep_unread, e.id <= newest).order_by(e.id).limit(PURGE_BATCH)
+    deleted = 0
+    while True:
+        with engine.begin() as conn:
+            count = conn.execute(delete(EVENTS).where(e.id.in_(batch.scalar_subquery()))).rowcount
+        deleted += count
+        if count < PURGE_BATCH:
+            return deleted

@@ -1,0 +1,196 @@
+"""A clean stop (issue 6): no entries once stopping, working orders cancelled or kept per
+engine.orders_on_stop, every write flushed, a stop event; the forced stop of a second
+interrupt; the headless engine stopped by SIGTERM with writes pending (nothing lost)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from services.clock import FakeClock
+from services.config import TradingConfig
+from services.engine import KEPT_AT_STOP, Engine
+from services.market import Quote
+from services.store import SqlStore
+from tests.conftest import T0
+from tui_trader import headless
+
+
+def config(orders_on_stop: str = "cancel") -> TradingConfig:
+    return TradingConfig.model_validate({
+        "engine": {"orders_on_stop": orders_on_stop},
+        "paper": {"slippage_bps": 0, "maker_fee_bps": 0, "taker_fee_bps": 0},
+        "symbols": {"BTCUSDT": {"start_price": 100, "tick_size": 0.05}},
+        "strategies": {"s": {"symbols": ["BTCUSDT"], "side": "buy", "entry": "manual", "sizing": {"fixed_qty": 1},
+                             "execution": {"order_type": "limit", "max_retries": 1, "retry_delay_s": 5}}},
+    })
+
+
+def rows(db_url: str, sql: str) -> list[tuple]:
+    db = sqlite3.connect(f"file:{db_url[len('sqlite:///'):]}?mode=ro", uri=True)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def engine_with_a_working_entry(db_url: str, orders_on_stop: str) -> Engine:
+    eng = Engine(config(orders_on_stop), FakeClock(T0), SqlStore(db_url))
+    eng.open()
+    eng.on_quote(Quote("BTCUSDT", eng.clock.now(), 99.0, 101.0))
+    assert eng.enter_now("s").ok  # a limit at 100 rests
+    return eng
+
+
+async def test_a_stop_cancels_working_orders_by_default_and_gives_up_the_entry(db_url):
+    eng = engine_with_a_working_entry(db_url, "cancel")
+    await eng.stop()
+    assert rows(db_url, "select status, reason from orders") == [("cancelled", "engine stopped")]
+    assert rows(db_url, "select status, exit_reason from position_groups") == [("closed", "entry_failed")]
+    last = json.loads(rows(db_url, "select payload from strategy_events order by id desc limit 1")[0][0])
+    assert last == {"open_positions": 0, "orders_kept": 0, "orders_cancelled": 1}
+
+
+async def test_a_stop_can_keep_working_orders_and_the_entry_goes_on_after_the_restart(db_url):
+    eng = engine_with_a_working_entry(db_url, "keep")
+    await eng.stop()
+    assert rows(db_url, "select status, reason, limit_price from orders") == [("working", KEPT_AT_STOP, 100.0)]
+    [(message,)] = rows(db_url, "select message from strategy_events order by id desc limit 1")
+    assert message.endswith("; 1 working order(s) kept for the next start")
+
+    again = Engine(config("keep"), FakeClock(T0 + 60), SqlStore(db_url))
+    again.open()
+    try:
+        assert [g.status for g in again.groups.values()] == ["entering"]  # not given up
+        assert any("kept working at the stop" in e.message for e in again.events)
+        again.on_quote(Quote("BTCUSDT", again.clock.now(), 99.0, 101.0))
+        again.tick()  # placed again on this fresh quote, at the same limit
+        assert [(o.limit_price, o.status) for o in again.snapshot().orders][-1] == (100.0, "working")
+        again.on_quote(Quote("BTCUSDT", again.clock.now() + 1, 99.5, 100.0))  # the ask reaches the limit
+        assert [p.entry for p in again.snapshot().positions] == [100.0]
+    finally:
+        again.store.close()
+
+
+async def test_nothing_enters_once_the_engine_is_stopping(db_url):
+    eng = Engine(config(), FakeClock(T0), SqlStore(db_url))
+    eng.open()
+    eng.on_quote(Quote("BTCUSDT", eng.clock.now(), 99.0, 101.0))
+    eng.state = "stopping"
+    result = eng.enter_now("s")
+    assert not result.ok and "stopping" in result.message
+    assert eng.groups == {}
+    eng.store.close()
+
+
+def test_the_forced_stop_commits_what_was_decided_and_leaves_orders_as_they_are(db_url):
+    eng = engine_with_a_working_entry(db_url, "cancel")
+    eng._event("info", "test", "decided, not committed yet")
+    eng.stop_now()
+    assert eng.state == "stopped"
+    messages = [m for (m,) in rows(db_url, "select message from strategy_events order by id")]
+    assert messages[-2] == "decided, not committed yet"
+    assert messages[-1] == "engine stopped by force: 1 open position(s) stay open; 1 working order(s) left as they were"
+    assert rows(db_url, "select status from orders")[0][0] in ("new", "working")  # not cancelled
+    eng.store.close()
+
+
+class FakeEngine:
+    mode = "paper"
+
+    def __init__(self) -> None:
+        self.event_listeners: list = []
+        self.calls: list[str] = []
+
+    async def start(self) -> None:
+        self.calls.append("start")
+
+    async def stop(self) -> None:
+        self.calls.append("stop")
+
+    def stop_now(self) -> None:
+        self.calls.append("stop_now")
+
+
+async def test_one_interrupt_stops_cleanly_and_a_second_within_two_seconds_forces():
+    eng, forced = FakeEngine(), []
+    stopper = headless._Stopper(eng, lambda: forced.append(True))
+    stopper("SIGINT")
+    assert stopper.requested.is_set() and forced == [] and eng.calls == []
+    stopper("SIGINT")  # at once: well within the window
+    assert forced == [True] and eng.calls == ["stop_now"]
+
+    late, forced = headless._Stopper(eng, lambda: forced.append(True)), []
+    late("SIGTERM")
+    late.last -= headless.FORCE_WINDOW_S + 1  # the second comes after the window: a clean stop still
+    late("SIGTERM")
+    assert forced == []
+
+
+# == the real process =========================================================================
+
+CONFIG = """
+[engine]
+tick_interval_s = 0.1
+[store]
+flush_interval_s = 30   # marks stay pending in the write-behind until the stop flushes them
+[symbols.BTCUSDT]
+start_price = 100
+tick_interval_s = 0.05
+volatility = 0.5
+[symbols.ETHUSDT]
+start_price = 50
+tick_interval_s = 0.05
+volatility = 0.5
+[strategies.a]
+symbols = ["BTCUSDT"]
+side = "buy"
+sizing = { fixed_qty = 1 }
+stop_loss = "20%"
+trail_distance = "0.01%"
+[strategies.b]
+symbols = ["ETHUSDT"]
+side = "sell"
+sizing = { fixed_qty = 1 }
+stop_loss = "20%"
+"""
+
+
+def test_sigterm_stops_the_headless_engine_with_nothing_lost(tmp_path: Path):
+    cfg, db = tmp_path / "c.toml", tmp_path / "db.sqlite"
+    cfg.write_text(CONFIG)
+    env = {"TUI_TRADER_DATA_DIR": str(tmp_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    proc = subprocess.Popen([sys.executable, "-m", "tui_trader", "engine", "--config", str(cfg), "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        seen = []
+        deadline = time.monotonic() + 30
+        while sum("entered" in line for line in seen) < 2:
+            assert time.monotonic() < deadline, "no entries within 30 s: " + "".join(seen)
+            seen.append(proc.stdout.readline())
+        time.sleep(0.5)  # quotes keep moving the marks and the trailing level: writes are pending
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    printed = [line for line in "".join(seen).splitlines() + out.splitlines() if line[:4].isdigit()]
+    url = f"sqlite:///{db}"
+    stored = [m for (m,) in rows(url, "select message from strategy_events order by id")]
+    assert [line.split(maxsplit=4)[-1] for line in printed] == stored  # every event printed is in the database
+    assert stored[-1] == "engine stopped: 2 open position(s) stay open and are managed again at the next start"
+    # marks are written behind every 30 s here: the short's mark moved from its entry only by the stop's flush
+    legs = {sym: (mark, entry) for sym, mark, entry in rows(url, "select symbol, mark, avg_entry from legs")}
+    assert set(legs) == {"BTCUSDT", "ETHUSDT"} and legs["ETHUSDT"][0] != legs["ETHUSDT"][1]
+    assert rows(url, "select count(*) from orders where status in ('new', 'working')") == [(0,)]
+    filled = rows(url, "select count(*) from orders where status = 'filled'")[0][0]
+    assert rows(url, "select count(*) from fills")[0][0] == filled == 2
