@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any, Iterable
 
+from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -40,7 +41,7 @@ from screens.widgets.orphans import OrphansScreen
 from services.views import EngineSnapshot
 
 from .headless import FORCE_WINDOW_S, FORCED_EXIT
-from .locations import data_dir
+from .locations import data_dir, log_file
 
 log = logging.getLogger("tui_trader.app")
 
@@ -112,6 +113,8 @@ class TraderApp(App[None]):
         self.settings = settings
         self.engine = engine
         self.export_dir = data_dir() / "exports"
+        self.log_path = log_file()
+        """Where the log file is (named in the one-line message of an internal error)."""
         self.latest_snapshot: EngineSnapshot | None = None
         self._unsubscribe = None
         self._last_render = 0.0
@@ -253,6 +256,16 @@ class TraderApp(App[None]):
                 await self.engine.stop()
             except Exception:
                 log.exception("engine failed to stop cleanly")
+
+    def _fatal_error(self) -> None:
+        """An unhandled exception in the UI (a bug): its traceback goes to the log file and the
+        operator gets one line instead of Textual's traceback. Textual then closes the app,
+        and on_unmount still stops the engine cleanly."""
+        error = sys.exc_info()[1]
+        log.error("internal error in the TUI", exc_info=error)
+        self.bell()
+        self._exit_renderables.append(Text(f"tui-trader: internal error: {error} (details in {self.log_path})"))
+        self._close_messages_no_wait()
 
     # == rendering ===========================================================================
 
