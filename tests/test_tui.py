@@ -14,7 +14,7 @@ from rich.console import Console
 from textual.app import App
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, RichLog, Static
+from textual.widgets import DataTable, Input, Static
 
 from screens.entry import EntryScreen
 from screens.exits import ExitsScreen
@@ -146,9 +146,8 @@ async def test_starts_on_schedule_and_every_number_key_shows_its_screen_with_eng
 
         await pilot.press("6")
         assert isinstance(app.screen, LogsScreen)
-        log = app.screen.query_one("#events", RichLog)
-        lines = "\n".join(strip.text for strip in log.lines)
-        assert "engine started" in lines and "trend: entered buy 1 BTCUSDT" in lines
+        messages = "\n".join(column(app.screen.query_one("#events", DataTable), "Message"))
+        assert "engine started" in messages and "trend: entered buy 1 BTCUSDT" in messages
 
         await pilot.press("1")
         assert isinstance(app.screen, ScheduleScreen)
