@@ -113,7 +113,7 @@ class TraderApp(App[None]):
         self.settings = settings
         self.engine = engine
         self.export_dir = data_dir() / "exports"
-        self.log_path = log_file()
+        self.log_path = log_file(settings.logs.file if settings is not None else "")
         """Where the log file is (named in the one-line message of an internal error)."""
         self.latest_snapshot: EngineSnapshot | None = None
         self._unsubscribe = None

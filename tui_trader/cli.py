@@ -1,5 +1,5 @@
 """Command line: `tui-trader` (the TUI), `engine` (headless), `replay`, `positions`, `signal`,
-`levels`, `exit`, `check-exits`.
+`levels`, `exit`, `check-exits`, `logs` (in cli_logs.py).
 
 Exit codes: 0 done, 2 bad input (settings, arguments, files) with one line per problem on
 stderr, 1 otherwise: a command the engine refused, no engine running to take it, or an
@@ -13,16 +13,16 @@ import functools
 import json
 import logging
 import math
-import signal
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from services.signal_message import ACTIONS, EXAMPLE
 
+from . import cli_logs
+from .headless import run_headless
 from .locations import find_settings, log_file
-from .logs import setup_logging
+from .logs import mirror_events, setup_logging
 from .settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("tui_trader")
@@ -100,15 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
                              help="how long to wait for the engine's answer (default 5)")
     cp = sub.add_parser("check-exits", parents=[common], help="the exit rules closest to triggering, from the database")
     cp.add_argument("--json", action="store_true", help="machine-readable output")
+    cli_logs.add_arguments(sub.add_parser("logs", parents=[common], help="the engine's events, from the database",
+                                          description="The events the Logs screen shows, oldest first; works "
+                                                      "while an engine runs. Times are UTC."))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
+    log_path = log_file()
     try:
         settings = _settings(args)
-        setup_logging(settings.log_level, to_stdout=command == "engine")
+        log_path = log_file(settings.logs.file)
+        setup_logging(settings.log_level, to_stdout=command == "engine", path=log_path,
+                      max_bytes=int(settings.logs.file_max_mb * 1_000_000), backups=settings.logs.file_backups)
         return _run_command(command, args, settings)
     except SettingsError as exc:
         print(f"tui-trader: invalid settings in {exc.source}:", file=sys.stderr)
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # a programmer error: traceback to the log file, a short line to the user
         log.exception("internal error")
-        print(f"tui-trader: internal error: {exc} (details in {log_file()})", file=sys.stderr)
+        print(f"tui-trader: internal error: {exc} (details in {log_path})", file=sys.stderr)
         return 1
 
 
@@ -162,6 +168,8 @@ def _override(settings: Settings, overrides: dict) -> Settings:
 
 
 def _engine(settings: Settings):
+    """The engine for `run` and `engine`, with what the settings attach to it."""
+    from services.alert_hook import AlertHook
     from services.clock import RealClock
     from services.command_inbox import CommandInbox
     from services.engine import Engine
@@ -174,6 +182,9 @@ def _engine(settings: Settings):
     if is_shared_url(settings.store.url):  # `tui-trader signal`, `levels` and `exit` from another process
         engine.attachments.append(SignalInbox(settings.store.url, ttl_s=settings.engine.signal_ttl_s))
         engine.attachments.append(CommandInbox(settings.store.url))
+    if settings.alerts.on_alert:
+        engine.attachments.append(AlertHook(settings.alerts.on_alert, settings.alerts.on_alert_timeout_s))
+    mirror_events(engine)  # every event in the log file too
     return engine
 
 
@@ -192,25 +203,11 @@ def cmd_engine(args, settings: Settings) -> int:
 async def _run_headless(settings: Settings) -> int:
     from services.store import SchemaTooNewError, StoreLockedError
 
-    engine = _engine(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    engine.event_listeners.append(_print_event)
+    color = sys.stdout.isatty()
     try:
-        await engine.start()
+        return await run_headless(_engine(settings), lambda ev: print(cli_logs.event_line(ev, color), flush=True))
     except (StoreLockedError, SchemaTooNewError, RuntimeError) as exc:
         raise UsageError(str(exc)) from None
-    print(f"engine running ({engine.mode}); ctrl+c or SIGTERM stops it; positions stay open", flush=True)
-    await stop.wait()
-    await engine.stop()
-    return 0
-
-
-def _print_event(ev) -> None:
-    stamp = datetime.fromtimestamp(ev.ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    print(f"{stamp} {ev.level.upper():8} {ev.category:10} {ev.message}", flush=True)
 
 
 def cmd_replay(args, settings: Settings) -> int:
@@ -706,4 +703,5 @@ def _print_check_exits(settings: Settings, triggers, rules, exiting: list[dict],
 
 
 COMMANDS = {"run": cmd_run, "engine": cmd_engine, "replay": cmd_replay, "positions": cmd_positions,
-            "signal": cmd_signal, "levels": cmd_levels, "exit": cmd_exit, "check-exits": cmd_check_exits}
+            "signal": cmd_signal, "levels": cmd_levels, "exit": cmd_exit, "check-exits": cmd_check_exits,
+            "logs": cli_logs.cmd_logs}

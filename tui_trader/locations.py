@@ -20,8 +20,9 @@ def default_db_url() -> str:
     return f"sqlite:///{data_dir() / 'tui_trader.db'}"
 
 
-def log_file() -> Path:
-    return data_dir() / "tui_trader.log"
+def log_file(configured: str = "") -> Path:
+    """logs.file when set, else tui_trader.log in the data directory."""
+    return Path(configured).expanduser() if configured else data_dir() / "tui_trader.log"
 
 
 def find_settings(explicit: str | None) -> Path | None:
