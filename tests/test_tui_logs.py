@@ -522,3 +522,22 @@ async def test_at_80x24_the_strip_the_filters_and_the_search_fit(app):
         await pilot.press("slash", *"quiet", "enter")
         await settle(pilot)
         assert messages(screen) == ["shift handover: all quiet"]
+
+
+async def test_the_palette_acknowledges_every_alert_and_opens_the_export_from_any_screen(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await advance(pilot, 1)
+        app.engine.note("error", "order", "an order was rejected", needs_ack=True)
+        app.engine.note("warning", "feed", "ACME quotes arrive late", needs_ack=True)
+        app.render_now()
+        palette = {c.title: c for c in app.get_system_commands(app.screen)}
+        palette["Acknowledge all alerts (2 unread)"].callback()
+        await pilot.pause()
+        assert app.engine.snapshot().unread_alerts == 0
+        assert "Acknowledge all alerts" not in " ".join(c.title for c in app.get_system_commands(app.screen))
+        await pilot.press("3")
+        palette["Export events"].callback()
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, ExportDialog)
+        assert isinstance(app.screen_stack[-2], LogsScreen)

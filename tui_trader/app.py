@@ -371,6 +371,11 @@ class TraderApp(App[None]):
 
     # == keys, help and the command palette ===================================================
 
+    def _export_events(self) -> None:
+        """The export of 6 Logs, with its filters, from anywhere."""
+        self.switch_mode("logs")
+        self.call_after_refresh(lambda: self.run_action("export", self.screen))
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
@@ -397,6 +402,11 @@ class TraderApp(App[None]):
         snap = self.latest_snapshot
         if snap is None:
             return
+        if snap.unread_alerts:
+            yield SystemCommand(f"Acknowledge all alerts ({snap.unread_alerts} unread)", "Mark every unread alert read",
+                                lambda: commands.report(self, self.engine.ack_alerts(None)))
+        yield SystemCommand("Export events", "6 Logs: write the filtered events to CSV or JSON lines",
+                            self._export_events)
         yield SystemCommand("Exit all positions", "Exit every open position at market (type EXIT to confirm)",
                             lambda: commands.exit_all(self))
         for s in snap.strategies:
