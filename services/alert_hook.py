@@ -50,6 +50,7 @@ class AlertHook:
         self._running: dict[asyncio.Task, EventView] = {}
         self._waiting: deque[EventView] = deque()
         self._dropped = 0  # since the last warning about drops
+        self._groups: set[int] = set()  # process groups of the commands running now
         self._accepting = False
 
     # -- attachment protocol --------------------------------------------------------------
@@ -59,6 +60,10 @@ class AlertHook:
         self._loop = asyncio.get_running_loop()
         self._accepting = True
         engine.event_listeners.append(self._on_event)
+        # alerts the engine raised while it started (recovery, orphaned positions), oldest first
+        for view in reversed(engine.alerts_view()):
+            if view.id >= engine.first_event_id:
+                self._on_event(view)
 
     async def stop(self) -> None:
         """Stop taking alerts; running commands get a short grace, then are killed. Alerts
@@ -82,6 +87,12 @@ class AlertHook:
             self._warn(f"alert hook not run for {len(undelivered)} waiting alert(s): the engine stopped first",
                        {"alert_ids": undelivered})
         self._report_drops()
+
+    def stop_now(self) -> None:
+        """The forced stop (the process exits next): kill every running command at once."""
+        self._accepting = False
+        for pgid in list(self._groups):
+            _signal_group(pgid, signal.SIGKILL)
 
     # -- on the loop, inside the engine's event call: never blocks -------------------------
 
@@ -130,6 +141,7 @@ class AlertHook:
                     start_new_session=True)
             except OSError as exc:
                 return f"cannot start: {exc.strerror or exc}"
+            self._groups.add(proc.pid)
             try:
                 async with asyncio.timeout(self.timeout_s):
                     await proc.communicate(data)
@@ -139,6 +151,8 @@ class AlertHook:
             except asyncio.CancelledError:
                 await _kill_group(proc)
                 raise
+            finally:
+                self._groups.discard(proc.pid)
             code = proc.returncode
             if code:
                 how = f"exit {code}" if code > 0 else f"killed by signal {-code}"

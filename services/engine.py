@@ -139,6 +139,7 @@ class Engine(EngineEvents):
         self.rules = rules if rules is not None else SettingsRules(config.symbols)
         self.notes: list[str] = []
         self.started_at = 0.0
+        self.first_event_id = 1  # the first event of this run (attachments started later catch up from it)
         self.resumed = 0  # open positions taken over from the previous run at this start
         self.day_start = self.day_end = 0.0
         self.version = 0
@@ -257,6 +258,10 @@ class Engine(EngineEvents):
         self.state = "stopped"
         for task in self._tasks:
             task.cancel()
+        for component in self.attachments:  # e.g. the alert hook kills its commands
+            stop_now = getattr(component, "stop_now", None)
+            if stop_now is not None:
+                stop_now()
         self._event("warning", "engine", f"engine stopped by force: {len(self.groups)} open position(s) stay open; "
                     f"{len(self.orders)} working order(s) left as they were", payload={"open_positions": len(self.groups)})
         try:
@@ -1712,6 +1717,7 @@ class Engine(EngineEvents):
 
     def _restore(self, st: LoadedState) -> None:
         self._ids.update(st.max_ids)
+        self.first_event_id = self._ids.get("event", 0) + 1
         for row in st.strategy_state:
             rt = self.strategies.get(row["strategy_id"])
             if rt is not None:

@@ -216,3 +216,25 @@ async def test_a_command_killed_by_a_signal_says_which(started):
     view = alert(h)
     await until(lambda: hook_events(h), "the failure event")
     assert hook_events(h)[0].message == f"alert hook failed for alert #{view.id} (killed by signal 15)"
+
+
+async def test_alerts_raised_while_the_engine_started_are_delivered_but_not_older_ones(db_url, tmp_path):
+    from services.clock import FakeClock
+    from services.engine import Engine
+    from services.store import SqlStore
+
+    first = Harness(config(), store=SqlStore(db_url))
+    first.engine.note("error", "feed", "an alert of the previous run", needs_ack=True)
+    first.engine.store.close()
+    engine = Engine(config(), FakeClock(first.clock.now() + 1), SqlStore(db_url))
+    engine.open()
+    engine.note("critical", "recovery", "an alert raised at start", needs_ack=True)  # before attachments start
+    hook = AlertHook(python(COPY_STDIN, tmp_path), 10.0)
+    await hook.start(engine)
+    try:
+        [at_start] = [e for e in engine.events if e.message == "an alert raised at start"]
+        await until(lambda: (tmp_path / str(at_start.id)).exists(), "the start-up alert's hook")
+        assert {int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()} == {at_start.id}
+    finally:
+        await hook.stop()
+        engine.store.close()

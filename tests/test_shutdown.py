@@ -194,3 +194,63 @@ def test_sigterm_stops_the_headless_engine_with_nothing_lost(tmp_path: Path):
     assert rows(url, "select count(*) from orders where status in ('new', 'working')") == [(0,)]
     filled = rows(url, "select count(*) from orders where status = 'filled'")[0][0]
     assert rows(url, "select count(*) from fills")[0][0] == filled == 2
+
+
+HOOKED = """
+[symbols.BTCUSDT]
+start_price = 100
+tick_interval_s = 0.05
+[alerts]
+on_alert = "sleep 60"
+on_alert_timeout_s = 60
+"""
+
+
+def test_a_second_sigint_forces_the_exit_of_a_stop_held_up_by_the_alert_hook(tmp_path: Path):
+    """Run 1 opens positions of strategies a and b; run 2 has neither: the orphan alerts at
+    its start run a hook that hangs, so the clean stop waits for it; SIGINT twice quits at once."""
+    db, env = tmp_path / "db.sqlite", {"TUI_TRADER_DATA_DIR": str(tmp_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    (tmp_path / "one.toml").write_text(CONFIG)
+    (tmp_path / "two.toml").write_text(HOOKED)
+
+    def engine(cfg: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "tui_trader", "engine", "--config", str(tmp_path / cfg),
+                                 "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def wait_for(proc: subprocess.Popen, *texts: str) -> None:
+        seen, deadline = "", time.monotonic() + 30
+        while not all(text in seen for text in texts):
+            line = proc.stdout.readline()
+            seen += line
+            assert time.monotonic() < deadline and line, f"no {texts!r}: " + seen
+
+    first = engine("one.toml")
+    try:
+        wait_for(first, "a: entered buy", "b: entered sell")
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+        second = engine("two.toml")
+        wait_for(second, "engine running")
+        url = f"sqlite:///{db}"
+        hooks = lambda: subprocess.run(["pgrep", "-f", "^sleep 60$"], capture_output=True, text=True).stdout.split()
+        deadline = time.monotonic() + 30
+        while not hooks():  # the orphan alert's hook is running
+            assert time.monotonic() < deadline, "the hook never started"
+            time.sleep(0.05)
+        second.send_signal(signal.SIGINT)
+        time.sleep(0.3)  # the clean stop is under way, waiting for the hook
+        second.send_signal(signal.SIGINT)
+        out, err = second.communicate(timeout=30)
+    finally:
+        for proc in (first, locals().get("second")):
+            if proc is not None:
+                proc.kill()
+    assert second.returncode == headless.FORCED_EXIT, err
+    assert "SIGINT again: exiting now" in err and "Traceback" not in err
+    [(message,)] = rows(url, "select message from strategy_events order by id desc limit 1")
+    assert message.startswith("engine stopped by force: ")
+    assert rows(url, "select count(*) from position_groups where status = 'open'") == [(2,)]  # kept
+    deadline = time.monotonic() + 10
+    while hooks():  # killed with the forced exit, not left behind
+        assert time.monotonic() < deadline, "the hook's command outlived the engine"
+        time.sleep(0.05)
