@@ -53,7 +53,7 @@ DROP = PAGE
 SEARCH_DELAY_S = 0.15
 """The search applies once typing pauses this long (enter applies it at once)."""
 
-KNOWN_CATEGORIES = ("dca", "engine", "entry", "exit", "feed", "fill", "levels", "lifecycle", "operator", "order",
+KNOWN_CATEGORIES = ("alerts", "dca", "engine", "entry", "exit", "feed", "fill", "levels", "lifecycle", "operator", "order",
                     "queue", "recovery", "risk", "signal", "store", "trailing")
 """The categories the engine raises events in (services/*.py); others are added as seen."""
 

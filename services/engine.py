@@ -4,7 +4,10 @@ it and publishes frozen snapshots. The TUI, the CLI and replay all drive this sa
 
 Evaluation order on each quote (DESIGN §3): (1) update the book; (2) fill resting paper
 orders the quote crosses; (3) mark the legs on the symbol and move their trailing peak and
-level; (4) per-leg exit rules; (5) group and portfolio rules; (6) entries."""
+level; (4) per-leg exit rules; (5) group and portfolio rules; (6) entries.
+
+Parts live in mixins: events and alerts (engine_events), DCA grids and pyramids
+(engine_grid), the risk engine (engine_risk)."""
 
 from __future__ import annotations
 
@@ -16,22 +19,23 @@ import threading
 from collections import deque
 from typing import Callable
 
+from .amounts import entry_capital as _capital, px as _px, qty as _qty
 from .brokers.paper import PaperBroker
 from .clock import Clock
 from .config import Distance, StrategyConfig, TradingConfig, parse_distance
-from .dca import LayerPlan, grid, layer_problem, tp_price
 from .domain import Fill, Group, Leg, Order, Record, Run, Signal, StrategyState
 from .engine_events import EngineEvents
+from .engine_grid import EngineGrid
+from .engine_risk import EngineRisk
 from .feeds.simulated import SimulatedFeed
 from .market import Quote, QuoteBook, fill_price_from_quotes, mark_of
-from . import risk_plan
 from .portfolio import BOOK, RULE_LABEL, PnlScope
 from .precision import RulesSource, SettingsRules, floor_qty, round_price
 from .schedule import entry_due, next_entry, planned_exit, session_bounds
 from .signal_queue import QueuedSignal, SignalQueue
 from .store.loaded import LoadedState
 from .views import (
-    CommandResult, EngineSnapshot, FeedView, GridLegView, GridView, OrderView, RiskView, OrphanView, PortfolioView, PositionView, RiskPreview,
+    CommandResult, EngineSnapshot, FeedView, OrderView, OrphanView, PortfolioView, PositionView, RiskPreview,
     StrategyView, TradeView, WaitingEntry,
 )
 
@@ -95,7 +99,7 @@ class StrategyRuntime:
         return cfg.entry == "immediate" and (cfg.reentry or not slot.entered)
 
 
-class Engine(EngineEvents):
+class Engine(EngineEvents, EngineRisk, EngineGrid):
     def __init__(self, config: TradingConfig, clock: Clock, store, feed=None, broker=None,
                  rules: RulesSource | None = None) -> None:
         self.config = config
@@ -678,17 +682,6 @@ class Engine(EngineEvents):
             return f"{symbol}: order value {qty * price:,.2f} is below the minimum notional {rules.min_notional:,.2f}"
         return qty, price, ref
 
-    def _grid(self, cfg: StrategyConfig, symbol: str, p0: float, capital: float) -> list[LayerPlan]:
-        rules = self.rules.rules(symbol)
-        return grid(cfg.dca.layers, cfg.side, p0, capital, rules.tick_size if rules else None,
-                    rules.lot_step if rules else None)
-
-    def _grid_problem(self, symbol: str, plans: list[LayerPlan]) -> str:
-        """Why the first of these layers that cannot be placed on `symbol` cannot ("" when all can)."""
-        rules = self.rules.rules(symbol)
-        min_notional, step = (rules.min_notional, rules.lot_step) if rules else (0.0, None)
-        return next((p for plan in plans if (p := layer_problem(plan, min_notional, step))), "")
-
     def _send_entry(self, group: Group, qty: float, order_type: str, method: str, price: float | None,
                     attempt: int) -> None:
         now = self.clock.now()
@@ -829,261 +822,6 @@ class Engine(EngineEvents):
 
     # -- DCA grids and pyramids (DESIGN §3) ---------------------------------------------------
 
-    def _layer_filled(self, group: Group, leg: Leg, cfg: StrategyConfig, now: float) -> None:
-        """A layer of a grid filled: its own take-profit, the group's aggregate one, and, for
-        the first layer of the first grid, the other layers placed as resting orders from P0 =
-        this fill."""
-        rules = self.rules.rules(leg.symbol)
-        tick = rules.tick_size if rules else None
-        if leg.layer is None:  # the first layer, entered like any entry
-            plans = self._grid(cfg, leg.symbol, leg.entry, group.capital)
-            first = plans[0]
-            leg.layer, leg.weight, leg.tp_pct = 0, first.weight, first.tp_pct
-            self._place_layers(group, plans[1:], 0, leg.entry, now)
-        leg.target = tp_price(leg.entry, leg.tp_pct, group.side, tick) if group.tp_mode != "aggregate" else None
-        self._rearm_aggregate(group, cfg)
-        if not any(lg.status == "pending" for lg in group.legs):
-            group.dca_filled_at = now
-            self._event("info", "dca", f"{group.strategy_id}: every layer of #{group.id} {group.symbol} has filled "
-                        f"(average {_px(group.avg_entry())})", group)
-
-    def _rearm_aggregate(self, group: Group, cfg: StrategyConfig | None) -> None:
-        """The aggregate take-profit follows the average entry of the open layers."""
-        if group.tp_mode in ("aggregate", "hybrid") and cfg is not None and cfg.dca is not None:
-            avg = group.avg_entry()
-            rules = self.rules.rules(group.symbol)
-            group.agg_tp = tp_price(avg, cfg.dca.tp_pct, group.side, rules.tick_size if rules else None) if avg else None
-
-    def _place_layers(self, group: Group, plans: list[LayerPlan], pyramid: int, p0: float, now: float,
-                      first_at_market: bool = False) -> None:
-        """Each layer becomes a pending leg with its resting limit order (a pyramid's first layer
-        goes at market); all are committed before any is sent."""
-        rt = self.strategies.get(group.strategy_id)
-        orders = []
-        for plan in plans:
-            if self._grid_problem(group.symbol, [plan]):
-                continue  # P0 moved since the entry was checked: this layer cannot be placed (said below)
-            leg = Leg(self._next_id("leg"), group, group.symbol, group.side, plan.qty, plan.price, 0.0, now,
-                      rt.config.trigger_price if rt else "mark")
-            leg.status, leg.layer, leg.pyramid, leg.weight, leg.tp_pct = "pending", plan.index, pyramid, plan.weight, plan.tp_pct
-            market = first_at_market and plan is plans[0]
-            order = Order(self._next_id("order"), group.id, leg.id, group.strategy_id, group.symbol, group.side, plan.qty,
-                          "market" if market else "limit", "dca_layer", "entry", now,
-                          limit_price=None if market else plan.price, reference_price=p0)
-            leg.entry_order_id = order.id
-            group.legs.append(leg)
-            self.orders[order.id] = order
-            self.recent_orders.append(order)
-            orders.append(order)
-            self._pending += (leg, order)
-        skipped = len(plans) - len(orders)
-        group.dca_submitted_at, group.dca_filled_at = now, None
-        self._reserve(group, group.held())
-        self._pending.append(group)
-        what = f"pyramid {pyramid}" if pyramid else "DCA grid"
-        self._event("info", "dca", f"{group.strategy_id}: #{group.id} {group.symbol} {what}: {len(orders)} layer order(s) "
-                    f"placed from {_px(p0)}" + (f"; {skipped} skipped (under the minimum notional at this price)" if skipped else ""),
-                    group, payload={"p0": p0, "pyramid": pyramid, "orders": [o.id for o in orders],
-                                    "prices": [o.limit_price for o in orders]})
-        self._commit()  # the layers and their orders are durable before they are sent
-        for order in orders:
-            if order.id in self.orders:
-                self.broker.submit(order)
-
-    # -- the risk engine (DESIGN §3): winners pay for a stuck loser ---------------------------
-
-    def _risk_positions(self) -> dict[int, risk_plan.Position]:
-        """Every open group that is not exiting, as the risk engine sees it."""
-        out = {}
-        for group in self.groups.values():
-            legs = group.open_legs()
-            if group.status != "open" or group.pending_exit or not legs:
-                continue
-            rt = self.strategies.get(group.strategy_id)
-            dca = rt.config.dca if rt is not None else None
-            rules = self.rules.rules(group.symbol)
-            layers = [lg for lg in group.legs if lg.layer is not None]
-            # a position that is not a grid is "full" from its entry
-            submitted_at = group.dca_submitted_at if group.tp_mode else group.opened_at
-            filled_at = group.dca_filled_at if group.tp_mode else group.opened_at
-            out[group.id] = risk_plan.Position(
-                group.id, group.strategy_id, group.symbol, group.side,
-                tuple(risk_plan.Leg(lg.id, lg.qty, lg.entry, lg.entry_fee) for lg in legs), legs[0].mark,
-                group.opened_at, rules.lot_step if rules else None, group.pyramids, dca.max_pyramids if dca else 0,
-                len(layers), sum(lg.status != "cancelled" for lg in layers),
-                sum(lg.status in ("open", "closed") for lg in layers), submitted_at, filled_at, group.fifth_pyramid_at,
-                group.risk_hold == "blocked", group.risk_hold == "skipped")
-        return out
-
-    def _fee_rate(self) -> float:
-        return self.config.paper.taker_fee_bps / 10_000.0
-
-    def _tick_risk(self, now: float) -> None:
-        """Run the offset plan of the first eligible loser that its winners cover (one a
-        check: the next sees the book after it). A skip lasts until the loser stops being eligible."""
-        cfg = self.config.risk_engine
-        threshold = cfg.loss_threshold_pct / 100.0
-        if not any(g.unrealized() <= -threshold * g.cost() < 0 or g.risk_hold == "skipped" for g in self.groups.values()):
-            return  # nothing near a decision: the usual case, kept cheap
-        positions = self._risk_positions()
-        for gid, p in sorted(positions.items(), key=lambda item: -item[1].loss_pct):
-            if p.loss_pct <= 0:
-                continue
-            checks = risk_plan.eligibility(p, cfg, now).checks
-            group = self.groups[gid]
-            if group.risk_hold == "skipped" and not all(c.passed for c in checks if c.name != "skipped"):
-                group.risk_hold = ""  # it stopped being eligible: the skip is used up
-                self._pending.append(group)
-                continue
-            if not cfg.enabled or not all(c.passed for c in checks):
-                continue
-            plan = risk_plan.offset_plan(p, positions.values(), cfg, self._fee_rate())
-            if plan.covers and not self._stale_in(plan, now):
-                self._run_offset(group, plan, "eligible")
-                return
-
-    def _stale_in(self, plan: risk_plan.Plan, now: float) -> str:
-        """A symbol of the plan without a fresh quote ("" when all are fresh): no plan runs on a stale price."""
-        return next((st.symbol for st in (plan.loser, *plan.steps) if self.book.fresh(st.symbol, now) is None), "")
-
-    def _run_offset(self, loser: Group, plan: risk_plan.Plan, why: str) -> None:
-        """Close the planned quantities of the winners, then the loser, each order audited."""
-        now = self.clock.now()
-        self._event("warning", "risk", f"risk engine ({why}) on #{loser.id} {loser.symbol}: {risk_plan.summary(plan)}",
-                    loser, needs_ack=True, payload=_plan_payload(plan))
-        for step in plan.steps:
-            group = self.groups.get(step.group_id)
-            leg = next((lg for lg in group.open_legs() if lg.id == step.leg_id), None) if group is not None else None
-            if leg is None or leg.exit_order_id is not None or group.pending_exit:
-                self._event("warning", "risk", f"risk offset for #{loser.id}: #{step.group_id} leg {step.leg_id} is no "
-                            "longer open as planned; skipped", loser, payload={"step": step.leg_id})
-                continue
-            self._event("info", "risk", f"risk offset for #{loser.id}: closing {_qty(step.qty)} {step.symbol} of "
-                        f"#{group.id} (expected {step.expected_realized:+,.2f})", group,
-                        payload={"loser": loser.id, "leg_id": leg.id, "qty": step.qty, "expected": step.expected_realized})
-            self._send_exit_order(group, leg, 0, None, now, "risk_offset", step.qty if step.qty < leg.qty else None)
-        if loser.id in self.groups and not loser.pending_exit:
-            legs = loser.open_legs()
-            self._decide_exit(loser, "risk_offset", legs[0].mark if legs else None)
-        self._commit()
-
-    def risk_run(self, group_id: int) -> CommandResult:
-        """The operator runs a loser's offset plan now, whatever its eligibility says."""
-        if self.config.risk_engine is None:
-            return CommandResult.error("the risk engine is off: add a [risk_engine] section to the settings")
-        positions = self._risk_positions()
-        p = positions.get(group_id)
-        if p is None:
-            return CommandResult.error(f"#{group_id} is not an open position the risk engine can close")
-        if p.unrealized >= 0:
-            return CommandResult.error(f"#{group_id} is not losing ({p.unrealized:+,.2f}); nothing to offset")
-        plan = risk_plan.offset_plan(p, positions.values(), self.config.risk_engine, self._fee_rate())
-        stale = self._stale_in(plan, self.clock.now())
-        if stale:
-            return CommandResult.error(f"no fresh quote for {stale}; the plan does not run on a stale price")
-        self._run_offset(self.groups[group_id], plan, "run by the operator")
-        return CommandResult.success(f"#{group_id}: {risk_plan.summary(plan)}")
-
-    def risk_skip(self, group_id: int) -> CommandResult:
-        """Skip once: an eligible loser is not run while it stays eligible; it counts again once
-        it has stopped being so. (To keep one out before it is eligible, block it.)"""
-        group = self.groups.get(group_id)
-        if group is not None and not group.risk_hold and self.config.risk_engine is not None:
-            p = self._risk_positions().get(group_id)
-            el = risk_plan.eligibility(p, self.config.risk_engine, self.clock.now()) if p is not None else None
-            if el is None or not all(c.passed for c in el.checks if c.name not in ("skipped", "blocked")):
-                return CommandResult.error(f"#{group_id} is not eligible now, so there is no run to skip; "
-                                           "b blocks it instead")
-        return self._risk_hold(group_id, "skipped", "skipped once: the risk engine leaves it until it stops being eligible",
-                               "the skip is withdrawn")
-
-    def risk_block(self, group_id: int) -> CommandResult:
-        return self._risk_hold(group_id, "blocked", "blocked: the risk engine never closes it (b again unblocks)",
-                               "unblocked: the risk engine may close it again")
-
-    def _risk_hold(self, group_id: int, hold: str, set_text: str, cleared_text: str) -> CommandResult:
-        group = self.groups.get(group_id)
-        if group is None:
-            return CommandResult.error(f"no open position #{group_id}")
-        if group.risk_hold and group.risk_hold != hold:
-            return CommandResult.error(f"#{group_id} is {group.risk_hold}; undo that first")
-        group.risk_hold = "" if group.risk_hold == hold else hold
-        text = f"#{group_id} {group.symbol}: {set_text if group.risk_hold else cleared_text}"
-        self._pending.append(group)
-        self._event("info", "operator", f"{text} (by the operator)", group, payload={"risk_hold": group.risk_hold})
-        self._commit()
-        return CommandResult.success(text)
-
-    def _risk_views(self, now: float) -> tuple[RiskView, ...]:
-        """Every losing position with its eligibility and its projected plan, biggest loss first."""
-        cfg = self.config.risk_engine
-        if cfg is None:
-            return ()
-        positions = self._risk_positions()
-        views = []
-        for gid, p in sorted(positions.items(), key=lambda item: (-item[1].loss_pct, item[0])):
-            if p.unrealized >= 0:
-                continue
-            el = risk_plan.eligibility(p, cfg, now)
-            plan = risk_plan.offset_plan(p, positions.values(), cfg, self._fee_rate())
-            views.append(RiskView(
-                gid, p.strategy_id, p.symbol, p.side, p.loss_pct, p.unrealized, el.timer_remaining, p.pyramids,
-                p.max_pyramids, now - p.opened_at, tuple((c.name, c.passed, c.text) for c in el.checks), el.eligible,
-                self.groups[gid].risk_hold, risk_plan.summary(plan),
-                plan.steps,
-                plan.required, plan.covered, plan.covers, plan.notes))
-        return tuple(views)
-
-    def _replace_layers(self, group: Group, now: float) -> None:
-        """After a restart: the paper broker kept no orders, so each pending layer's resting
-        order is placed again, as it was (on the symbol's first fresh quote)."""
-        orders = []
-        for leg in group.legs:
-            if leg.status != "pending" or leg.entry_order_id is not None:
-                continue
-            order = Order(self._next_id("order"), group.id, leg.id, group.strategy_id, leg.symbol, leg.side, leg.qty,
-                          "limit", "dca_layer", "entry", now, limit_price=leg.entry)
-            leg.entry_order_id = order.id
-            self.orders[order.id] = order
-            self.recent_orders.append(order)
-            orders.append(order)
-            self._pending += (leg, order)
-        if orders:
-            self._event("warning", "recovery", f"#{group.id} {group.symbol}: {len(orders)} resting DCA layer order(s) placed "
-                        "again after the restart", group, payload={"orders": [o.id for o in orders]})
-            self._commit()
-            for order in orders:
-                self.broker.submit(order)
-
-    def _pyramid(self, group: Group, q: Quote, signal_price: float | None, size: float | None,
-                 source: str) -> CommandResult:
-        """A further entry signal for an open DCA group adds a new grid from the current price
-        (its first layer at market, the others resting), up to max_pyramids; no pool slot."""
-        rt = self.strategies[group.strategy_id]
-        dca = rt.config.dca
-        if group.status != "open" or group.pending_exit:
-            return CommandResult.error(f"#{group.id} is {group.pending_exit and 'exiting' or group.status}; no pyramid")
-        if group.pyramids >= dca.max_pyramids:
-            return CommandResult.error(f"#{group.id} {group.symbol}: max_pyramids ({dca.max_pyramids}) reached")
-        if rt.block:
-            return CommandResult.error(f"{rt.id} {group.symbol}: entries are blocked: {rt.block}")
-        p0 = signal_price if signal_price is not None else mark_of(q)
-        capital = _capital(rt.config, size, p0) if size is not None else group.capital
-        plans = self._grid(rt.config, group.symbol, p0, capital)
-        problem = self._grid_problem(group.symbol, plans)
-        if problem:
-            return CommandResult.error(f"{group.symbol}: pyramid grid at {_px(p0)}: {problem}")
-        refusal = self._funds_refusal(rt, sum(p.value for p in plans))
-        if refusal:
-            return CommandResult.error(f"{rt.id} {group.symbol}: no pyramid: {refusal}")
-        now = self.clock.now()
-        group.pyramids += 1
-        if group.pyramids == 5:
-            group.fifth_pyramid_at = now
-        self._place_layers(group, plans, group.pyramids, p0, now, first_at_market=True)
-        return CommandResult.success(f"pyramid {group.pyramids} of {dca.max_pyramids} on #{group.id} {group.symbol} "
-                                     f"({source}): {len(plans)} layer(s) from {_px(p0)}")
-
     def _entry_failed(self, group: Group | None, reason: str) -> None:
         if group is None:
             return
@@ -1142,28 +880,6 @@ class Engine(EngineEvents):
         self._send_exit(group)
         if group.status != "closed" and not any(leg.status == "open" for leg in group.legs):
             self._close_group(group, self.clock.now())  # only resting layers were left: nothing to sell
-
-    def _cancel_layers(self, group: Group, why: str) -> None:
-        """Cancel the resting orders of a grid's unfilled layers (a layer that filled meanwhile stays open)."""
-        for leg in group.legs:
-            order = self.orders.get(leg.entry_order_id) if leg.status == "pending" and leg.entry_order_id is not None else None
-            if order is not None and not self.broker.cancel(order):
-                continue
-            if leg.status == "pending":
-                if order is not None:
-                    self._order_final(order, "cancelled", why)
-                leg.status, leg.entry_order_id, leg.exit_reason, leg.closed_at = "cancelled", None, why, self.clock.now()
-                self._pending.append(leg)
-        self._reserve(group, group.held())
-
-    def _exit_leg(self, group: Group, leg: Leg, reason: str, price: float) -> None:
-        """One layer of a grid reached its own take-profit: it alone is closed, the group goes on."""
-        if leg.exit_order_id is not None:
-            return  # its exit is working already
-        self._event("info", "exit", f"{group.strategy_id}: take-profit of #{group.id} {leg.symbol} layer {(leg.layer or 0) + 1}"
-                    f"{f' (pyramid {leg.pyramid})' if leg.pyramid else ''} at {_px(price)}", group,
-                    payload={"reason": reason, "price": price, "leg_id": leg.id})
-        self._send_exit_order(group, leg, 0, None, self.clock.now(), reason)
 
     def _send_exit(self, group: Group) -> None:
         """Send an exit order for each open leg that has none working."""
@@ -1881,16 +1597,6 @@ class Engine(EngineEvents):
             ),
         )
 
-    def _grid_view(self, group: Group) -> GridView:
-        rt = self.strategies.get(group.strategy_id)
-        dca = rt.config.dca if rt is not None else None
-        legs = sorted((lg for lg in group.legs if lg.layer is not None), key=lambda lg: (lg.pyramid, lg.layer))
-        return GridView(group.id, group.strategy_id, group.symbol, group.side, group.tp_mode, group.avg_entry(),
-                        group.agg_tp, group.pyramids, dca.max_pyramids if dca is not None else group.pyramids,
-                        tuple(GridLegView(lg.id, lg.pyramid, lg.layer, lg.entry, lg.weight, lg.target, lg.qty,
-                                          lg.qty if lg.status in ("open", "closed") else 0.0, _layer_state(lg),
-                                          lg.realized_pnl) for lg in legs), group.opened_at)
-
     def _portfolio_views(self, unrealized: dict[str, float], now: float) -> tuple[PortfolioView, ...]:
         """The book, then every strategy with P&L rules, positions or a realized P&L today."""
         counts: dict[str, int] = {}
@@ -1994,30 +1700,8 @@ class Engine(EngineEvents):
 # == helpers (module level: cheap to call, easy to test) =======================================
 
 
-def _plan_payload(plan: risk_plan.Plan) -> dict:
-    return {"loser": plan.loser.group_id, "required": plan.required, "covered": plan.covered,
-            "steps": [{"group": st.group_id, "leg": st.leg_id, "qty": st.qty, "expected": st.expected_realized}
-                      for st in plan.steps], "notes": list(plan.notes)}
 
 
-def _layer_state(leg: Leg) -> str:
-    if leg.status == "open":
-        return "filled"
-    if leg.status == "closed":
-        return "tp-hit" if leg.exit_reason == "target" else "closed"
-    return leg.status  # pending | cancelled
-
-
-def _capital(cfg: StrategyConfig, size: float | None, price: float) -> float:
-    """What an entry at `price` is worth: a signal's size, else the strategy's sizing."""
-    sizing = cfg.sizing
-    if size is not None:
-        return size * price
-    if sizing.fixed_value is not None:
-        return sizing.fixed_value
-    if sizing.pct_allocation is not None:
-        return cfg.allocation * sizing.pct_allocation / 100.0
-    return sizing.fixed_qty * price
 
 
 def _repriced(ref: float, touch: float, attempt: int, retries: int) -> float:
@@ -2231,11 +1915,5 @@ def _local_time(t: float, tz: str) -> str:
     return datetime.fromtimestamp(t, ZoneInfo(tz)).strftime(f"%a %H:%M {tz}")
 
 
-def _px(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.6g}"
 
 
-def _qty(v: float) -> str:
-    return f"{v:.8g}"
