@@ -4,6 +4,7 @@ and the feed's health as events."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 
@@ -237,4 +238,27 @@ def test_event_rows_read_back_as_the_views_the_engine_raised(db_url):
     assert [stored[view.id] for view in h.engine.events] == list(h.engine.events)
     assert event_from_row({"id": 1, "ts": 0.0, "level": "info", "category": "c", "message": "m", "strategy_id": None,
                            "symbol": None, "group_id": None, "needs_ack": 0, "acked_at": None, "payload": None}).payload == {}
+    h.engine.store.close()
+
+
+async def test_the_engine_enforces_retention_by_itself_a_minute_after_start_then_hourly(db_url):
+    cfg = config().model_copy(update={"logs": config().logs.model_copy(update={"retention_days": 1})})
+    h = Harness(cfg, store=SqlStore(db_url))
+    h.engine._loop = asyncio.get_running_loop()  # as start() sets it
+    for i in range(10):
+        h.engine.note("info", "old", f"old {i}")
+    h.clock.advance(2 * 86400)
+    h.engine.tick()  # the first check comes a minute after the start, in a task: it ran now
+    assert h.engine._retention_task is not None
+    await h.engine._retention_task
+    assert not [e for e in h.engine.store.read_events(EventQuery(category="old"), limit=100)]
+    h.engine.note("info", "old", "one more")
+    h.clock.advance(2 * 86400 - 3600 + 60)
+    h.engine.tick()
+    assert h.engine._retention_task is not None  # an hour after the last one
+    await h.engine._retention_task
+    h.engine.note("info", "old", "recent")
+    h.clock.advance(60)
+    h.engine.tick()
+    assert h.engine._retention_task is None  # not again within the hour
     h.engine.store.close()

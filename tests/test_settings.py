@@ -83,6 +83,19 @@ def test_bad_book_settings_are_refused(tmp_path, book, field):
     assert line.startswith(field + ":"), line
 
 
+@pytest.mark.parametrize("section, field", [
+    ('[alerts]\nbell = "loud"', "alerts.bell"),
+    ("[alerts]\non_alert_timeout_s = 0", "alerts.on_alert_timeout_s"),
+    ("[logs]\nretention_days = -1", "logs.retention_days"),
+    ("[logs]\nmax_rows = 10", "logs.max_rows"),
+    ("[logs]\nfile_max_mb = 0", "logs.file_max_mb"),
+    ('[engine]\norders_on_stop = "drop"', "engine.orders_on_stop"),
+])
+def test_bad_logs_alerts_and_stop_settings_name_the_field(tmp_path, section, field):
+    (line,) = problems(tmp_path, MINIMAL + section + "\n")
+    assert line.startswith(field + ":"), line
+
+
 def test_every_problem_gets_its_own_line(tmp_path):
     lines = problems(tmp_path, MINIMAL + "[engine]\nmax_open_positions = 0\npublish_hz = -1\n")
     assert [ln.split(":")[0] for ln in lines] == ["engine.max_open_positions", "engine.publish_hz"]
