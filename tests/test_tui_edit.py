@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
@@ -84,6 +85,27 @@ async def test_an_edit_that_would_exit_at_once_asks_then_exits(app):
         await pilot.pause()
         assert not isinstance(app.screen, (EditLevelsScreen, ConfirmScreen))
         assert engine.trades[-1].group_id == gid and engine.trades[-1].exit_reason == "time"
+
+
+async def type_at_once(pilot: Pilot, *keys: str) -> None:
+    """Keys as a fast typist or a paste sends them: all read before the first is handled.
+    (Pilot.press waits for the app to go idle after each key, which hides ordering bugs.)"""
+    for key in keys:
+        event = events.Key(key, "\t" if key == "tab" else key)
+        event.set_sender(pilot.app)
+        pilot.app._driver.send_message(event)
+    await pilot.pause()
+
+
+async def test_keys_typed_right_after_tab_go_to_the_next_field(app):
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot)
+        stop, target = form.query_one("#stop-input", Input), form.query_one("#target-input", Input)
+        before = stop.value
+        await type_at_once(pilot, "tab", "1", "2", "3")
+        assert app.focused is target
+        assert target.value == "123"  # the prefilled target was selected on focus: typing replaces it
+        assert stop.value == before
 
 
 def test_time_exit_grammar():

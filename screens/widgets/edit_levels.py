@@ -146,6 +146,12 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="edit.cancel"),
         Binding("ctrl+s", "save", "Save", id="edit.save"),
+        # Priority: the app moves the focus as it reads Tab. Otherwise Tab is handled only once
+        # it has bubbled back up from the field, and keys typed right after it (a fast typist,
+        # a paste) have already been sent to the field it leaves.
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="edit.next"),
+        Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True,
+                id="edit.previous"),
     ]
 
     def __init__(self, position: PositionView, apply: Callable[..., CommandResult],
