@@ -227,10 +227,14 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
 
     def _stop_orders(self, keep: bool) -> dict[str, int]:
         """Cancel the working orders, or mark them kept: a kept entry goes on at the next start
-        (resting layers and exits are placed again then either way)."""
+        (resting layers and exits are placed again then either way). Nothing is sold because
+        the engine stops: only an entry with nothing filled is given up; the entry of a basket
+        part-way in is kept whatever orders_on_stop says, as unwinding it would sell."""
         kept = cancelled = 0
         for order in list(self.orders.values()):
-            if keep:
+            group = self.groups.get(order.group_id)
+            group_entry = order.purpose == "entry" and order.leg_id is None  # not a resting DCA layer's
+            if keep or (group_entry and group is not None and group.open_legs()):
                 order.reason = KEPT_AT_STOP
                 self._pending.append(order)
                 kept += 1
@@ -238,10 +242,10 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             if not self.broker.cancel(order):
                 continue
             cancelled += 1
-            if order.purpose == "entry":
+            if group_entry:
                 self._order_final(order, "cancelled", "engine stopped")
-                self._entry_failed(self.groups.get(order.group_id), "engine stopped before the entry filled")
-            else:  # the exit stays decided: it is sent again at the next start
+                self._entry_failed(group, "engine stopped before the entry filled")
+            else:  # the exit stays decided, the layer stays in its grid: sent again at the next start
                 self._order_final(order, "cancelled", "engine stopped; sent again at the next start")
         return {"orders_kept": kept, "orders_cancelled": cancelled}
 

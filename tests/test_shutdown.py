@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 
 from services.clock import FakeClock
 from services.config import TradingConfig
@@ -23,13 +24,17 @@ from tests.conftest import T0
 from tui_trader import headless
 
 
-def config(orders_on_stop: str = "cancel") -> TradingConfig:
+LIMIT = {"order_type": "limit", "max_retries": 1, "retry_delay_s": 5}
+
+
+def config(orders_on_stop: str = "cancel", **strategy) -> TradingConfig:
+    """Strategy s: a manual long limit entry of 1 BTCUSDT, with these settings changed."""
     return TradingConfig.model_validate({
         "engine": {"orders_on_stop": orders_on_stop},
         "paper": {"slippage_bps": 0, "maker_fee_bps": 0, "taker_fee_bps": 0},
-        "symbols": {"BTCUSDT": {"start_price": 100, "tick_size": 0.05}},
+        "symbols": {"BTCUSDT": {"start_price": 100, "tick_size": 0.05}, "ETHUSDT": {"start_price": 50, "tick_size": 0.05}},
         "strategies": {"s": {"symbols": ["BTCUSDT"], "side": "buy", "entry": "manual", "sizing": {"fixed_qty": 1},
-                             "execution": {"order_type": "limit", "max_retries": 1, "retry_delay_s": 5}}},
+                             "execution": LIMIT, **strategy}},
     })
 
 
@@ -75,6 +80,64 @@ async def test_a_stop_can_keep_working_orders_and_the_entry_goes_on_after_the_re
         assert [(o.limit_price, o.status) for o in again.snapshot().orders][-1] == (100.0, "working")
         again.on_quote(Quote("BTCUSDT", again.clock.now() + 1, 99.5, 100.0))  # the ask reaches the limit
         assert [p.entry for p in again.snapshot().positions] == [100.0]
+    finally:
+        again.store.close()
+
+
+GRID = {"sizing": {"fixed_value": 200}, "execution": {"order_type": "market"},
+        "dca": {"layers": [{"gap_pct": 0, "weight": 1, "tp_pct": 1}, {"gap_pct": 2, "weight": 1, "tp_pct": 1}]}}
+
+
+@pytest.mark.parametrize("orders_on_stop, layer_order", [("cancel", "cancelled"), ("keep", "working")])
+async def test_a_stop_keeps_a_grid_whose_first_layer_filled_and_its_layer_rests_again_at_the_next_start(
+        db_url, orders_on_stop, layer_order):
+    eng = Engine(config(orders_on_stop, **GRID), FakeClock(T0), SqlStore(db_url))
+    eng.open()
+    eng.on_quote(Quote("BTCUSDT", eng.clock.now(), 100.0, 100.0))
+    assert eng.enter_now("s").ok  # layer 1 fills at 100; layer 2 rests at 98
+    eng.clock.advance(7)
+    await eng.stop()
+    assert rows(db_url, "select purpose, method, status from orders order by id") == [
+        ("entry", "market", "filled"), ("entry", "dca_layer", layer_order)]  # nothing sold
+    assert rows(db_url, "select status from position_groups") == [("open",)]
+    assert [e.message for e in eng.events if e.level in ("error", "critical")] == []
+
+    again = Engine(config(orders_on_stop, **GRID), FakeClock(T0 + 60), SqlStore(db_url))
+    again.open()
+    try:
+        [group] = again.groups.values()
+        assert [(lg.status, lg.entry) for lg in group.legs] == [("open", 100.0), ("pending", 98.0)]
+        again.on_quote(Quote("BTCUSDT", again.clock.now(), 99.0, 99.0))  # the first fresh quote: the layer rests again
+        assert [(o.method, o.limit_price, o.status) for o in again.orders.values()] == [("dca_layer", 98.0, "working")]
+        again.on_quote(Quote("BTCUSDT", again.clock.now(), 97.9, 97.9))
+        assert [lg.status for lg in group.legs] == ["open", "open"]
+    finally:
+        again.store.close()
+
+
+async def test_a_stop_keeps_a_basket_part_way_in_and_its_next_leg_is_entered_at_the_next_start(db_url):
+    basket = {"symbols": ["BTCUSDT", "ETHUSDT"], "basket": True}
+    eng = Engine(config("cancel", **basket), FakeClock(T0), SqlStore(db_url))
+    eng.open()
+    eng.on_quote(Quote("ETHUSDT", eng.clock.now(), 49.0, 51.0))
+    eng.on_quote(Quote("BTCUSDT", eng.clock.now(), 99.0, 101.0))
+    assert eng.enter_now("s").ok  # a limit at 100 rests
+    eng.on_quote(Quote("BTCUSDT", eng.clock.now(), 99.5, 100.0))  # BTC fills; ETH's limit at 50 rests
+    await eng.stop()
+    assert rows(db_url, "select symbol, purpose, status, reason from orders order by id") == [
+        ("BTCUSDT", "entry", "filled", ""), ("ETHUSDT", "entry", "working", KEPT_AT_STOP)]  # not unwound
+    assert [e.message for e in eng.events if e.level in ("error", "critical")] == []
+
+    again = Engine(config("cancel", **basket), FakeClock(T0 + 60), SqlStore(db_url))
+    again.open()
+    try:
+        [group] = again.groups.values()
+        assert group.status == "entering" and not group.pending_exit
+        again.on_quote(Quote("ETHUSDT", again.clock.now(), 49.0, 51.0))
+        again.tick()  # ETH's entry is placed again at its limit, and fills
+        again.on_quote(Quote("ETHUSDT", again.clock.now(), 49.5, 50.0))
+        assert group.status == "open" and [(lg.symbol, lg.entry) for lg in group.legs] == [
+            ("BTCUSDT", 100.0), ("ETHUSDT", 50.0)]
     finally:
         again.store.close()
 
