@@ -350,6 +350,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         touch = self._touch
         deferred = self._deferred
         scoped = False
+        aggregates: list[tuple[Leg, float]] = []  # DCA grids to check in step (5)
         for leg in legs[:]:  # a copy: an exit that fills at once removes its leg from the list
             if leg.status != "open":
                 continue  # closed by an exit earlier on this same quote
@@ -392,13 +393,18 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
                 px = q.last or mark
             reason = _exit_reason(leg, px, now)
             if reason is None:
-                agg = group.agg_tp  # a DCA grid's aggregate take-profit (a group rule)
-                if agg is not None and (px - agg) * d >= 0:
-                    self._decide_exit(group, "aggregate_tp", px)
+                if group.agg_tp is not None:
+                    aggregates.append((leg, px))
             elif reason == "target" and group.tp_mode:
                 self._exit_leg(group, leg, reason, px)  # a layer's own take-profit closes that layer only
             else:
                 self._decide_exit(group, reason, px)
+        # A grid's aggregate take-profit is a group rule: judged once every layer's own rules
+        # have acted on this quote, over the layers still open (it follows their average).
+        for leg, px in aggregates:
+            group, agg = leg.group, leg.group.agg_tp
+            if group.status == "open" and agg is not None and (px - agg) * leg.dir >= 0:
+                self._decide_exit(group, "aggregate_tp", px)
         if scoped:
             self._check_scopes(now)
 

@@ -167,6 +167,21 @@ def test_hybrid_the_aggregate_can_win():
     assert [lg.exit_reason for lg in group.legs if lg.status == "closed"] == ["aggregate_tp", "aggregate_tp"]
 
 
+def test_hybrid_a_deeper_layers_own_take_profit_comes_before_the_aggregate_on_the_same_quote():
+    layers = [{"gap_pct": 0, "weight": 1, "tp_pct": 0.4}, {"gap_pct": 0.3, "weight": 1, "tp_pct": 0.4},
+              {"gap_pct": 0.6, "weight": 2, "tp_pct": 0.5}]
+    h = harness(grid=strat(entry="manual", sizing={"fixed_value": 10000},
+                           dca={"layers": layers, "tp_mode": "hybrid", "tp_pct": 0.3}))
+    group = enter(h)
+    first, second, third = legs(h, group.id)
+    h.quote("BTCUSDT", 99.3, 99.35)  # layers 2 (99.7) and 3 (99.4) fill
+    assert (third.target, group.agg_tp) == (99.9, 99.93)  # both reached by the next quote; layer 1 is first in the grid
+    h.quote("BTCUSDT", 99.95)
+    assert (third.status, third.exit_reason, third.exit_price) == ("closed", "target", 99.95)
+    assert (first.status, second.status, group.status) == ("open", "open", "open")
+    assert group.agg_tp == 100.15  # the aggregate over layers 1 and 2: not reached
+
+
 def test_an_exit_signal_cancels_unfilled_layers_and_closes_the_rest_at_market():
     h = harness(grid=dca_strat(exit_execution={"order_type": "limit", "max_retries": 2}))
     group = enter(h)
