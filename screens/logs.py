@@ -282,9 +282,7 @@ class LogsScreen(EngineScreen):
             if not alerts and strip.has_focus:
                 self.table.focus()
         set_title(box, f"Unread alerts {snap.unread_alerts} · a acknowledge · A all")
-        # As tall as its rows (the CSS caps it, then it scrolls)
-        if strip.styles.height is None or strip.styles.height.value != len(alerts):
-            strip.styles.height = len(alerts)
+        strip.styles.height = len(alerts)  # as tall as its rows (the CSS caps it, then it scrolls)
         if not self.unread:
             return
         still = {e.id for e in alerts}

@@ -510,6 +510,20 @@ def test_snapshot_logs(snap_compare, tmp_path):
     assert snap_compare(app, terminal_size=SIZE, run_before=_alerts_of_each_level)
 
 
+async def _three_long_alerts(pilot: Pilot) -> None:
+    await advance(pilot, 1)
+    raise_notes(pilot.app.engine, long_alerts(3))
+    await advance(pilot, 1)
+    await pilot.press("6")
+    pilot.app.clear_notifications()
+    await settle(pilot)
+
+
+def test_snapshot_logs_at_80x24_shows_three_long_alerts_in_the_strip(snap_compare, tmp_path):
+    app = make_app(None, make_engine(tmp_path))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_three_long_alerts)
+
+
 async def test_at_80x24_the_strip_the_filters_and_the_search_fit(app):
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_logs(pilot)
@@ -522,6 +536,34 @@ async def test_at_80x24_the_strip_the_filters_and_the_search_fit(app):
         await pilot.press("slash", *"quiet", "enter")
         await settle(pilot)
         assert messages(screen) == ["shift handover: all quiet"]
+
+
+def long_alerts(count: int) -> list[tuple]:
+    """Alerts wider than the strip at 120 columns: they must not make it scroll sideways."""
+    return [("error", "order", f"alert {n}: alpha order rejected by the broker: insufficient margin "
+             "(needed 1,250.50, available 980.00) for 10 BTCUSDT", "alpha", True) for n in range(count)]
+
+
+def screen_lines(app: TraderApp) -> list[str]:
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+@pytest.mark.parametrize("size, count, shown", [((80, 24), 1, 1), ((80, 24), 3, 3), ((80, 24), 5, 3),
+                                                ((120, 40), 1, 1), ((120, 40), 4, 4)])
+async def test_the_strip_shows_every_unread_alert_up_to_its_size(app, size, count, shown):
+    async with app.run_test(size=size) as pilot:
+        await advance(pilot, 1)
+        raise_notes(app.engine, long_alerts(count))
+        await advance(pilot, 1)
+        await pilot.press("6")
+        await settle(pilot)
+        strip = pilot.app.screen.strip
+        assert not strip.show_horizontal_scrollbar  # it would cover the last row
+        assert strip.scrollable_content_region.height == shown
+        top = strip.scrollable_content_region.y
+        on_screen = screen_lines(app)[top:top + shown]
+        assert [line.split("alert ")[1][:1] for line in on_screen] == [str(n) for n in range(count)][::-1][:shown]
+        assert strip.show_vertical_scrollbar == (count > shown)  # the rest scroll
 
 
 async def test_the_palette_acknowledges_every_alert_and_opens_the_export_from_any_screen(app):
