@@ -4,14 +4,16 @@ The form is prefilled with the current levels. An empty field removes that level
 left as it was is not sent. Input is checked here first (a number, a distance like "0.5%",
 a time) and then by the engine (e.g. a stop on the wrong side of the mark); any refusal is
 shown next to its field and the form stays open. A preview under the fields shows, as you
-type, how far each new level is from the mark and the P&L at the stop and the target. An
-edit the engine says would exit at once is applied only after a confirmation. On success
-the form closes with the engine's answer."""
+type, how far each new level is from the mark and the P&L at the stop and the target. The
+mark, the P&L and the preview follow the app's newest snapshot while the form is open; once
+the position is exiting or closed the form says so and saves nothing. An edit the engine
+says would exit at once is applied only after a confirmation. On success the form closes
+with the engine's answer."""
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,11 +22,12 @@ from textual.widgets import Button, Input, Label, Static
 
 from services.config import parse_distance
 from services.level_input import parse_activation, parse_price, parse_time_exit, parse_trail
-from services.views import CommandResult, PositionView
+from services.views import CommandResult, EngineSnapshot, PositionView, TradeView
 
-from ..format import duration, gap, hms, money, px, qty, side_word
+from ..format import countdown, gap, hms, money, px, qty, side_word
 from .confirm import ConfirmScreen
 from .dialog import Dialog
+from .live_static import LiveStatic
 
 FIELDS = ("stop", "target", "trail", "activation", "time")
 ARG = {"stop": "stop", "target": "target", "trail": "trail_distance", "activation": "trail_activation",
@@ -35,6 +38,25 @@ def _price_text(v: float | None) -> str:
     if v is None:
         return ""
     return f"{v:.2f}" if abs(v) >= 1 else f"{v:.6g}"
+
+
+def _time_text(ts: float | None) -> str:
+    return hms(ts) if ts is not None else ""
+
+
+def summary(p: PositionView) -> str:
+    return f"{side_word(p.side)} {qty(p.qty)} {p.symbol} @ {px(p.entry)} · mark {px(p.mark)} · P&L {money(p.pnl)}"
+
+
+def not_editable(p: PositionView, current: PositionView | None, trades: Sequence[TradeView]) -> str:
+    """Why the position's levels can no longer be edited ("" while they can): it is exiting,
+    or it is no longer among the open positions (`current` is None)."""
+    if current is not None:
+        state = f"is exiting ({current.exit_pending})" if current.exit_pending else ""
+    else:
+        trade = next((t for t in reversed(trades) if t.group_id == p.group_id and t.symbol == p.symbol), None)
+        state = f"closed ({trade.exit_reason} at {px(trade.exit_price)}, P&L {money(trade.pnl)})" if trade else "closed"
+    return f"position #{p.group_id} {state} — levels can no longer be edited" if state else ""
 
 
 def _field_of(message: str) -> str:
@@ -80,11 +102,14 @@ def preview(p: PositionView, values: dict[str, str], now: float) -> str:
         lines.append(f"trailing level {px(level)}: {gap((p.mark - level) * d)} from the mark · "
                      f"P&L there {money((level - p.entry) * p.qty * d - p.fees)}")
     try:
-        at = parse_time_exit(values["time"], now)
+        # The position's own time exit as shown is that instant (passed, or days ahead), not
+        # the next time the clock shows it.
+        shown = values["time"].strip() == _time_text(p.time_exit_at)
+        at = p.time_exit_at if shown else parse_time_exit(values["time"], now)
     except ValueError:
-        at = -1.0
-    if at is not None and at >= 0:
-        lines.append(f"time exit {hms(at)} UTC, in {duration(at - now)}")
+        at = None
+    if at is not None:
+        lines.append(f"time exit {hms(at)} UTC, {countdown(at, now, due='due now')}")
     return "\n".join(lines)
 
 
@@ -99,6 +124,11 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
         height: auto;
     }
     EditLevelsScreen #summary {
+        margin-bottom: 1;
+    }
+    EditLevelsScreen #state {
+        color: $warning;
+        text-style: bold;
         margin-bottom: 1;
     }
     EditLevelsScreen .row {
@@ -154,28 +184,32 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
                 id="edit.previous"),
     ]
 
+    REFRESH = 0.2
+    """Seconds between looks at the app's newest snapshot (as often as the app renders at most)."""
+
     def __init__(self, position: PositionView, apply: Callable[..., CommandResult],
                  now: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.position = position
         self.apply = apply
         self.now = now
+        self.locked = ""
+        """Why the levels can no longer be edited (exiting or closed); "" while they can."""
+        self._shown: EngineSnapshot | None = None
         self.initial = {
             "stop": _price_text(position.stop),
             "target": _price_text(position.target),
             "trail": position.trail_distance or "",
             "activation": position.trail_activation or "",
-            "time": hms(position.time_exit_at) if position.time_exit_at is not None else "",
+            "time": _time_text(position.time_exit_at),
         }
 
     def compose(self) -> ComposeResult:
         p = self.position
         with Vertical() as box:
             box.border_title = f"Edit levels · #{p.group_id} {p.symbol}"
-            yield Static(
-                f"{side_word(p.side)} {qty(p.qty)} {p.symbol} @ {px(p.entry)} · mark {px(p.mark)} · P&L {money(p.pnl)}",
-                id="summary", markup=False,
-            )
+            yield LiveStatic(summary(p), id="summary", markup=False)
+            yield LiveStatic("", id="state", markup=False)
             for name, label, placeholder in (
                 ("stop", "Stop", "price; empty = no stop"),
                 ("target", "Target", "price; empty = no target"),
@@ -188,7 +222,7 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
                     yield Input(self.initial[name], placeholder=placeholder, id=f"{name}-input",
                                 disabled=name == "activation" and p.trail_active)
                 yield Static("", id=f"{name}-error", classes="error", markup=False)
-            yield Static("", id="preview", markup=False)
+            yield LiveStatic("", id="preview", markup=False)
             yield Static("Empty removes a level · enter saves · esc cancels", id="hint")
             yield Static("", id="form-error", classes="error", markup=False)
             with Horizontal(id="buttons"):
@@ -196,16 +230,40 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        for error in self.query(".error"):
-            error.display = False
+        for hidden in self.query(".error, #state"):
+            hidden.display = False
         self._show_preview()
         self.query_one("#stop-input", Input).focus()
+        self.catch_up()
+        self.set_interval(self.REFRESH, self.catch_up)
+
+    def catch_up(self) -> None:
+        """Show the app's newest snapshot if it is not on show yet."""
+        snap = getattr(self.app, "latest_snapshot", None)
+        if snap is not None and snap is not self._shown:
+            with self.app.batch_update():
+                self.show(snap)
+
+    def show(self, snap: EngineSnapshot) -> None:
+        """The position as `snap` has it: its mark and P&L, the preview against that mark, and
+        whether it is exiting or closed."""
+        self._shown = snap
+        p = self.position
+        current = next((q for q in snap.positions if q.group_id == p.group_id and q.leg_id == p.leg_id), None)
+        self.locked = not_editable(p, current, snap.trades)
+        if current is not None:
+            self.position = current
+            self.query_one("#summary", LiveStatic).show(summary(current))
+            self._show_preview()
+        state = self.query_one("#state", LiveStatic)
+        state.show(self.locked)
+        state.display = bool(self.locked)
 
     def _values(self) -> dict[str, str]:
         return {f: self.query_one(f"#{f}-input", Input).value for f in FIELDS}
 
     def _show_preview(self) -> None:
-        self.query_one("#preview", Static).update(preview(self.position, self._values(), self.now()))
+        self.query_one("#preview", LiveStatic).show(preview(self.position, self._values(), self.now()))
 
     def _set_error(self, field: str, message: str) -> None:
         error = self.query_one(f"#{field}-error", Static)
@@ -252,6 +310,9 @@ class EditLevelsScreen(Dialog[CommandResult | None]):
         return parse_price(raw)
 
     def action_save(self) -> None:
+        if self.locked:  # the engine would refuse it: say why here
+            self._set_error("form", f"✗ not saved: {self.locked}")
+            return
         values = self._values()
         changes: dict[str, object] = {}
         bad = False
