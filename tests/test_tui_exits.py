@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from screens.exits import ExitsScreen
-from screens.widgets.exit_triggers import CLOSED_SHOWN_S
+from screens.widgets.exit_triggers import CLOSED_SHOWN_S, closed_key
 from screens.widgets import ConfirmScreen, EditLevelsScreen, KeyedTable, LiveStatic
 from services.clock import FakeClock
 from services.config import TradingConfig
@@ -207,7 +207,7 @@ async def test_x_exits_the_highlighted_position_after_confirmation_and_shows_its
         assert rows_of(screen.table, fade_id) == [{
             "#": str(fade_id), "Strategy": "fade", "Symbol": "ETHUSDT", "Side": "closed", "Trigger": "manual",
             "Level": "51.00", "Distance": "P&L -4.00", "Dist %": ""}]
-        assert screen.table.selected_key == f"{fade_id}:0:0"  # still on it
+        assert screen.table.selected_key == closed_key(fade_id)  # still on it
         text = history(screen)
         assert "closed 00:00:03 at 51.00 (manual) · short 2 ETHUSDT @ 49.00 · P&L -4.00" in text
         assert f"closed #{fade_id} ETHUSDT (manual) at 51.00" in text
@@ -225,7 +225,7 @@ async def test_a_stop_hit_shows_its_reason_and_price_for_a_while(app, engine):
         assert screen.table.selected_key == f"{trend_id}:0:1"
         engine.feed.book["BTCUSDT"] = (98.0, 98.5)  # the mark 98.25 is through the stop 98.98
         await advance(pilot)
-        assert screen.table.selected_key == f"{trend_id}:0:0"  # the cursor stays on the position
+        assert screen.table.selected_key == closed_key(trend_id)  # the cursor stays on the position
         assert rows_of(screen.table, trend_id) == [{
             "#": str(trend_id), "Strategy": "trend", "Symbol": "BTCUSDT", "Side": "closed", "Trigger": "stop loss",
             "Level": "98.00", "Distance": "P&L -30.00", "Dist %": ""}]
@@ -235,6 +235,32 @@ async def test_a_stop_hit_shows_its_reason_and_price_for_a_while(app, engine):
 
         await advance(pilot, int(CLOSED_SHOWN_S) + 1)  # after a while it leaves the table
         assert rows_of(screen.table, trend_id) == []
+
+
+async def test_open_positions_come_first_and_the_recently_closed_below_them_at_80x24(tmp_path, clock):
+    data = exits_config().model_dump()
+    fade = data["strategies"]["fade"]
+    data["strategies"].update({f"quick{n}": fade for n in range(6)})  # more positions to close
+    engine = make_engine(tmp_path, clock, TradingConfig.model_validate(data))
+    app = make_app(None, engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await advance(pilot, 3)
+        still_open = max(engine.groups)  # the newest: the closed ones have smaller ids
+        closed = sorted(g for g in engine.groups if g != still_open)
+        assert len(closed) == 8
+        for group_id in closed:
+            assert engine.exit_position(group_id).ok
+        await advance(pilot)
+        await pilot.press("4")
+        app.render_now()
+        await pilot.pause()
+        table = app.screen.table
+        order = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+        assert order[0] == f"{still_open}:0:0" and table.cursor_row == 0
+        live = len(order) - len(closed)
+        assert order[live:] == [closed_key(g) for g in closed]  # then the closed ones
+        assert table.scroll_y == 0 and table.scrollable_content_region.height > live  # header + live rows
+        assert row(table, f"{still_open}:0:0")["Trigger"].startswith("▸ ")
 
 
 async def test_a_position_whose_exit_is_pending_shows_it_instead_of_its_triggers(app, engine):

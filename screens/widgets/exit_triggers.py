@@ -1,12 +1,15 @@
 """The Exits screen's triggers table: every armed trigger of every open leg with its level and
-how far the mark still is from it, closest first (and marked), grouped by position; a
-position closed a moment ago with its exit reason, price and P&L.
+how far the mark still is from it, closest first (and marked), grouped by position; below
+them the positions closed a moment ago with their exit reason, price and P&L, newest first
+(they must never push the live rows off screen).
 
 Rows are keyed (group, leg index, rank): rank 0 is always a leg's closest trigger, so the
-rows only move when a leg gains or loses a trigger, and a refresh is a diff. It stays cheap
-with hundreds of positions: on each snapshot only how many triggers each leg has is needed
-(it changes only when one of its levels comes or goes); the triggers themselves are
-computed and sorted when a row of that leg is drawn."""
+rows only move when a leg gains or loses a trigger, and a refresh is a diff. A closed
+position's row has a key of its own, (group, "closed"): a new row, which the table sorts
+below the open ones (it sorts only when rows are added). It stays cheap with hundreds of
+positions: on each snapshot only how many triggers each leg has is needed (it changes only
+when one of its levels comes or goes); the triggers themselves are computed and sorted when
+a row of that leg is drawn."""
 
 from __future__ import annotations
 
@@ -59,14 +62,14 @@ def _shape(p: PositionView) -> tuple:
             p.trail_arm_at is None, p.time_exit_at is None)
 
 
-def row_group(row: Row) -> int:
-    return row.trade.group_id if isinstance(row, ClosedRow) else row[0].group_id
+def closed_key(group_id: int) -> str:
+    return f"{group_id}:closed"
 
 
 def _row_order(key: str, row: Row) -> tuple:
     if isinstance(row, ClosedRow):
-        return row.trade.group_id, 0, 0
-    return row[0].group_id, row[1], row[2]
+        return 1, -row.trade.exit_ts, row.trade.group_id, 0
+    return 0, row[0].group_id, row[1], row[2]
 
 
 def trigger_cells(t: TriggerView, closest: bool) -> tuple[Cell, ...]:
@@ -107,8 +110,10 @@ class ExitTriggers(KeyedTable):
         gone = self.exit_rows.get(before) if before is not None else None
         self.exit_rows = self._make_rows(snap)
         self.sync(self.exit_rows, self._cells_of)
-        if gone is not None and before not in self.exit_rows:
-            head = f"{row_group(gone)}:0:0"  # the cursor's trigger went: stay on its position
+        if gone is not None and not isinstance(gone, ClosedRow) and before not in self.exit_rows:
+            # the cursor's trigger went: stay on its position (its first row, or its exit below)
+            group = gone[0].group_id
+            head = f"{group}:0:0" if f"{group}:0:0" in self.exit_rows else closed_key(group)
             if head in self.exit_rows:
                 self.move_cursor(row=self.get_row_index(head), animate=False, scroll=False)
 
@@ -137,7 +142,7 @@ class ExitTriggers(KeyedTable):
         self._leg_keys = leg_keys
         for t in snap.trades:
             if now - t.exit_ts <= CLOSED_SHOWN_S and (t.group_id, 0) not in leg_keys:
-                rows[f"{t.group_id}:0:0"] = ClosedRow(t)
+                rows[closed_key(t.group_id)] = ClosedRow(t)
         return rows
 
     def _triggers(self, p: PositionView, now: float) -> list[TriggerView]:
