@@ -1,14 +1,19 @@
-# `make run` and `make test` create or refresh .venv from pyproject.toml when it changed.
+# `make run` and `make test` create or refresh .venv from the lock of exact versions
+# (requirements-lock.txt) when it or pyproject.toml changed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-from-pyproject
+LOCK := requirements-lock.txt
+STAMP := $(VENV)/.installed-from-lock
+PIP := $(BIN)/python -m pip -q --disable-pip-version-check
+UV_VERSION := 0.13.8
 
-.PHONY: run test bench engine migration clean
+.PHONY: run test bench engine migration lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PIP) install -r $(LOCK)
+	$(PIP) install --no-deps -e .
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -17,12 +22,20 @@ run: $(STAMP)
 engine: $(STAMP)
 	$(BIN)/tui-trader engine $(ARGS)
 
+# Two workers on the two cores; tests/test_lock.py fails when the lock no longer satisfies pyproject.toml.
 test: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n 2 $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
+
+# Re-resolve the exact versions from pyproject.toml's ranges, for every platform and Python
+# >= 3.11, with uv's resolver (pip has no lock of its own); commit the result.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install uv==$(UV_VERSION)
+	$(BIN)/uv pip compile -q --universal --python-version 3.11 --extra test --upgrade -o $(LOCK) pyproject.toml
 
 # A new schema revision from what services/store/tables.py adds: make migration m="what changed"
 migration: $(STAMP)
