@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -40,49 +40,82 @@ class StatusBar(LiveStatic):
         self.current = current
 
     def show(self, snap: EngineSnapshot | None) -> None:  # type: ignore[override]
-        super().show(self._render_text(self.current, snap, self.content_size.width if self.is_mounted else 0))
+        super().show(self._render_text(self.current, snap))
 
     @staticmethod
-    def _render_text(current: str, snap: EngineSnapshot | None, width: int = 0) -> RenderableType:
-        tabs = Text(no_wrap=True, overflow="crop")
-        for key, name in SCREENS:
-            if name == current:
-                tabs.append(f" {key} {name} ", style="bold reverse")
-            else:
-                tabs.append(f" {key} ", style="bold")
-                tabs.append(f"{name} ", style="dim")
-        top = Table.grid(expand=True)
-        top.add_column(ratio=1, no_wrap=True)
-        top.add_column(justify="right", no_wrap=True)
-        utc = " UTC" if not width or width >= TABS_WIDTH + len("00:00:00 UTC") else ""
+    def _render_text(current: str, snap: EngineSnapshot | None) -> RenderableType:
         if snap is None:
-            top.add_row(tabs, Text(f"--:--:--{utc}", style="dim"))
-            return Group(top, Text("engine starting…", style=WARN))
-        top.add_row(tabs, Text(f"{hms(snap.ts)}{utc}", style="bold"))
-        parts: list[Text] = []
-        parts.append(Text(snap.mode, style="bold reverse red" if snap.mode == "LIVE" else "bold"))
+            return Group(TabsAndClock(current, "--:--:--", "dim"), Text("engine starting…", style=WARN))
+        top = TabsAndClock(current, hms(snap.ts), "bold")
+        parts: list[tuple[Text, Text]] = []  # (full, abbreviated)
+
+        def part(full: str, style: str = "", short: str | None = None) -> None:
+            parts.append((Text(full, style=style), Text(full if short is None else short, style=style)))
+
+        part(f" {snap.mode} ", "bold reverse red" if snap.mode == "LIVE" else "bold reverse cyan")
         if snap.state == "stopping":
-            parts.append(Text(f"STOPPING: {snap.pool_used} position(s) stay open", style=WARN))
+            part(f"STOPPING: {snap.pool_used} position(s) stay open", WARN, f"STOPPING, {snap.pool_used} stay open")
         elif snap.state == "running" and snap.resumed and snap.ts - snap.started_at < RESUMED_NOTE_S:
-            parts.append(Text(f"running, resumed {snap.resumed}", style=PROFIT))
+            part(f"running, resumed {snap.resumed}", PROFIT, f"resumed {snap.resumed}")
         else:
-            parts.append(Text(snap.state, style=PROFIT if snap.state == "running" else WARN))
+            part(snap.state, PROFIT if snap.state == "running" else WARN)
         feed = snap.feed
         if feed.stale_symbols:
             shown = ", ".join(feed.stale_symbols[:2])
             more = f" +{len(feed.stale_symbols) - 2}" if len(feed.stale_symbols) > 2 else ""
-            parts.append(Text(f"STALE {shown}{more}", style="bold yellow"))
+            part(f"STALE {shown}{more}", "bold yellow", f"STALE {len(feed.stale_symbols)}")
         elif not feed.healthy:
-            parts.append(Text(f"feed {feed.name} DOWN", style="bold red"))
+            part(f"feed {feed.name} DOWN", "bold red", "feed DOWN")
         else:
-            parts.append(Text("feed ok", style=PROFIT))
+            part("feed ok", PROFIT)
         pnl_style = PROFIT if snap.day_pnl > 0.005 else LOSS if snap.day_pnl < -0.005 else ""
-        parts.append(Text.assemble("day P&L ", (money(snap.day_pnl), pnl_style)))
+        parts.append((Text.assemble("day P&L ", (money(snap.day_pnl), pnl_style)),
+                      Text.assemble("P&L ", (money(snap.day_pnl), pnl_style))))
         if snap.portfolio and snap.portfolio[0].blocked:  # the book's P&L rule or daily loss limit acted
-            parts.append(Text("ENTRIES BLOCKED", style="bold reverse red"))
+            part("ENTRIES BLOCKED", "bold reverse red", "BLOCKED")
         full = snap.pool_used >= snap.pool_total
-        parts.append(Text(f"pool {snap.pool_used}/{snap.pool_total}", style=WARN if full else ""))
-        parts.append(Text(f"alerts {snap.unread_alerts}", style="bold yellow" if snap.unread_alerts else ""))
+        part(f"pool {snap.pool_used}/{snap.pool_total}", WARN if full else "")
+        part(f"alerts {snap.unread_alerts}", "bold yellow" if snap.unread_alerts else "")
         if not snap.db_ok:
-            parts.append(Text("DB DOWN: writes queued", style="bold reverse red"))
-        return Group(top, Text(" · ", style="dim").join(parts))
+            part("DB DOWN: writes queued", "bold reverse red", "DB DOWN")
+        return Group(top, OneLine(parts))
+
+
+class OneLine:
+    """The vital signs on one line: abbreviated when the full forms don't fit, then cut with an
+    ellipsis, so the bar never grows a third line."""
+
+    def __init__(self, parts: list[tuple[Text, Text]]) -> None:
+        self.parts = parts
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        sep = Text(" · ", style="dim")
+        line = sep.join(full for full, _ in self.parts)
+        if line.cell_len > options.max_width:
+            line = Text(" ", style="dim").join(short for _, short in self.parts)
+        line.no_wrap, line.overflow = True, "ellipsis"
+        yield line
+
+
+class TabsAndClock:
+    """The tabs and the clock, laid out for the width this line is rendered at (not the
+    widget's width when it was last asked, which depends on the order of the first renders):
+    the clock drops its " UTC" when both don't fit (80 columns)."""
+
+    def __init__(self, current: str, clock: str, clock_style: str) -> None:
+        self.current, self.clock, self.clock_style = current, clock, clock_style
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        tabs = Text(no_wrap=True, overflow="crop")
+        for key, name in SCREENS:
+            if name == self.current:
+                tabs.append(f" {key} {name} ", style="bold reverse")
+            else:
+                tabs.append(f" {key} ", style="bold")
+                tabs.append(f"{name} ", style="dim")
+        utc = " UTC" if options.max_width >= TABS_WIDTH + len(self.clock) + len(" UTC") else ""
+        top = Table.grid(expand=True)
+        top.add_column(ratio=1, no_wrap=True)
+        top.add_column(justify="right", no_wrap=True)
+        top.add_row(tabs, Text(f"{self.clock}{utc}", style=self.clock_style))
+        yield top
