@@ -31,11 +31,16 @@ def qty(v: float | None) -> str:
 
 
 def money(v: float) -> str:
-    return f"{v:+,.2f}"
+    return f"{_unsigned_zero(v, 2):+,.2f}"
 
 
 def pct(v: float | None) -> str:
-    return "—" if v is None else f"{v:+.2f}%"
+    return "—" if v is None else f"{_unsigned_zero(v, 2):+.2f}%"
+
+
+def _unsigned_zero(v: float, digits: int) -> float:
+    """`v`, or 0.0 when it rounds to zero: a loss of 0.001 reads +0.00, never -0.00."""
+    return v if round(v, digits) else 0.0
 
 
 def hms(ts: float | None) -> str:
@@ -92,7 +97,7 @@ def signed_px(v: float | None) -> str:
     """A signed price difference (slippage): +0.66, -12.40, +0.0042."""
     if v is None:
         return "—"
-    return f"{v:+,.2f}" if abs(v) >= 0.005 or v == 0 else f"{v:+.2g}"
+    return f"{v:+,.2f}" if abs(v) >= 0.005 else f"{v:+.2g}" if v else "+0.00"
 
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"

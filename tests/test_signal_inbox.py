@@ -355,17 +355,21 @@ def test_a_running_engine_takes_a_signal_from_another_process(workdir):
         assert recorded == "recorded signal #1: entry s sell (every symbol it trades), price 50.1"
         assert outcome.startswith("taken: entered sell 3 ETHUSDT at "), proc.stdout
         engine.read_until("s: entered sell 3 ETHUSDT")
+        refused = cli(workdir, "signal", "--strategy", "s", "--side", "sell", "--wait", "10")
+        assert refused.returncode == 1, refused  # the exit-code contract: refused by the engine
+        assert refused.stdout.splitlines()[1].startswith("rejected: "), refused.stdout
         piped = cli(workdir, "signal", "--json", "-", input=json.dumps({"strategy": "m", "symbol": "BTCUSDT"}))
         assert piped.returncode == 0 and "\ntaken: entered buy 2 BTCUSDT" in piped.stdout, piped
         closing = cli(workdir, "signal", "--json", "-", input=json.dumps(
             {"strategy": "s", "ticker": "BINANCE:ETHUSDT", "action": "buy", "interval": "5", "contracts": 3}))
         assert closing.returncode == 0, closing
-        assert closing.stdout.startswith("recorded signal #3: exit s ETHUSDT, timeframe 5\ntaken: "), closing.stdout
+        assert closing.stdout.startswith("recorded signal #4: exit s ETHUSDT, timeframe 5\ntaken: "), closing.stdout
         engine.read_until("s: closed #")
     finally:
         engine.stop()
-    row, _, exit_row = inbox_rows(db_url)
+    row, refused_row, _, exit_row = inbox_rows(db_url)
     assert (row["status"], row["signal_id"], row["price"]) == ("taken", "1", 50.1)
+    assert refused_row["status"] == "rejected"
     assert (exit_row["intent"], exit_row["status"], exit_row["timeframe"]) == ("exit", "taken", "5")
     sig = signal_rows(db_url)[0]
     assert (sig["strategy_id"], sig["source"], sig["status"], sig["payload"]["inbox_id"]) == ("s", "cli", "done", 1)

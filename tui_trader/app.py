@@ -224,7 +224,8 @@ class TraderApp(App[None]):
         if self._started:
             self.notify("Stopping the engine: positions stay open and are managed again at the next start. "
                         "ctrl+c again within 2 s quits at once.", markup=False)
-        self.run_worker(self._stop_then_exit(), name="engine-stop", group="engine-stop")
+        # the method, not a coroutine: a forced exit before the worker starts leaves none un-awaited
+        self.run_worker(self._stop_then_exit, name="engine-stop", group="engine-stop")
 
     async def _stop_then_exit(self) -> None:
         await self._stop_engine()

@@ -332,6 +332,7 @@ def cmd_signal(args, settings: Settings) -> int:
               f"than signal_ttl_s ({ttl:g} s)")
     else:  # taken, rejected or expired: what the engine did with it
         print(f"{row['status']}: {row['outcome']}")
+        return 0 if row["status"] == "taken" else 1  # refused by the engine, like levels / exit
     return 0
 
 
