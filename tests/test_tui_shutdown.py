@@ -5,7 +5,9 @@ committed write; critical alerts ring the bell (as configured) and flash on thei
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
+import warnings
 
 import pytest
 
@@ -79,6 +81,23 @@ async def test_a_second_ctrl_c_within_two_seconds_forces_the_exit_keeping_commit
     again.open()
     assert sorted(again.groups) == held  # resumed at the next start
     again.store.close()
+
+
+async def test_two_ctrl_c_at_once_leave_no_coroutine_unawaited(tmp_path, clock):
+    """The second ctrl+c can come before the stop's worker has run: nothing may be left that
+    prints "coroutine ... was never awaited" into the operator's terminal."""
+    engine = make_engine(tmp_path, clock)
+    app = make_app(None, engine)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with app.run_test(size=SIZE) as pilot:
+            await advance(pilot)
+            await app.action_interrupt()
+            await app.action_interrupt()  # no pause: the stop's worker has not started yet
+        gc.collect()
+    assert app.return_code == FORCED_EXIT
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+    engine.store.close()
 
 
 async def test_q_twice_does_not_force_the_exit(tmp_path, clock):
