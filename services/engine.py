@@ -967,7 +967,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         leg.closed_at = now
         leg.exit_price, leg.exit_fee = price, fee
         leg.exit_reason = group.pending_exit or order.reason
-        realized = (price - leg.entry) * leg.qty * leg.dir - leg.entry_fee - fee
+        realized = _close_pnl(leg)
         leg.realized_pnl += realized
         leg.exit_order_id = None
         self._realize(group, realized)
@@ -978,6 +978,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         if legs is not None and leg in legs:
             legs.remove(leg)
         self._pending.append(leg)
+        if not group.pending_exit:  # closed on its own (a layer's own take-profit, a risk offset), not by the group's exit
+            self._leg_trade(leg, leg.qty, price, leg.exit_reason, realized, now)
         if leg.scopes:
             self._check_scopes(now)  # a realized loss can reach a daily loss limit
         if group.tp_mode:
@@ -1010,17 +1012,30 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self._realize(group, realized)
         self._reserve(group, group.held())
         self._pending += (leg, group)
+        self._leg_trade(leg, qty, price, order.reason, realized, now)
         self._event("info", "exit", f"{group.strategy_id}: closed {_qty(qty)} of #{group.id} {leg.symbol} at {_px(price)} "
                     f"({order.reason}), {realized:+,.2f}; {_qty(leg.qty)} stays open", group,
                     payload={"reason": order.reason, "qty": qty, "price": price, "pnl": realized, "leg_id": leg.id})
         if leg.scopes:
             self._check_scopes(now)
 
+    def _leg_trade(self, leg: Leg, qty: float, price: float, reason: str, pnl: float, now: float) -> None:
+        """A leg, or part of one, closed on its own, not by its group's exit: a trade of its own."""
+        group = leg.group
+        self._record_trade(TradeView(group.id, group.strategy_id, leg.symbol, leg.side, qty, leg.opened_at, leg.entry,
+                                     now, price, reason, pnl))
+
+    def _record_trade(self, trade: TradeView) -> None:
+        self.trades.append(trade)
+        for listener in self.trade_listeners:
+            listener(trade)
+
     def _close_group(self, group: Group, now: float) -> None:
         group.status = "closed"
         group.closed_at = now
+        exit_reason = group.pending_exit
         # (a grid whose layers all reached their own take-profit ends with the last one's reason)
-        group.exit_reason = group.pending_exit or next(
+        group.exit_reason = exit_reason or next(
             (lg.exit_reason for lg in reversed(group.legs) if lg.status == "closed"), "")
         group.pending_exit = ""
         self.groups.pop(group.id, None)
@@ -1034,21 +1049,22 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             self._pending.append(run)
         self._pending.append(group)
         self._reserve(group, 0.0)
-        closed = [lg for lg in group.legs if lg.status == "closed"] or group.legs[:1]
-        leg = closed[-1]
-        qty, entry, exit_price = leg.qty, leg.entry, leg.exit_price or 0.0
-        if group.tp_mode:  # a grid: the round trip of all its layers, at average prices
-            qty = sum(lg.qty for lg in closed)
-            entry = sum(lg.entry * lg.qty for lg in closed) / qty if qty else 0.0
-            exit_price = sum((lg.exit_price or 0.0) * lg.qty for lg in closed) / qty if qty else 0.0
-        trade = TradeView(group.id, group.strategy_id, group.symbol, group.side, qty, group.opened_at,
-                          entry, now, exit_price, group.exit_reason, group.realized_pnl)
-        self.trades.append(trade)
-        for listener in self.trade_listeners:
-            listener(trade)
-        self._event("info", "exit", f"{group.strategy_id}: closed #{group.id} {group.symbol} ({group.exit_reason}) "
-                    f"at {_px(trade.exit_price)}, P&L {group.realized_pnl:+,.2f}", group,
-                    payload={"reason": group.exit_reason, "price": trade.exit_price, "pnl": group.realized_pnl})
+        # The trade of the legs the group's exit closed (a leg closed on its own before was a trade then).
+        closed = [lg for lg in group.legs if lg.status == "closed" and lg.exit_reason == exit_reason] if exit_reason else []
+        exit_price, at = None, ""
+        if closed:
+            leg = closed[-1]
+            qty, entry, exit_price = leg.qty, leg.entry, leg.exit_price
+            if group.tp_mode:  # a grid: the round trip of the layers it closed, at average prices
+                qty = sum(lg.qty for lg in closed)
+                entry = sum(lg.entry * lg.qty for lg in closed) / qty
+                exit_price = sum(lg.exit_price * lg.qty for lg in closed) / qty
+            self._record_trade(TradeView(group.id, group.strategy_id, group.symbol, group.side, qty, group.opened_at,
+                                         entry, now, exit_price, group.exit_reason, sum(map(_close_pnl, closed))))
+            at = f" at {_px(exit_price)}"
+        self._event("info", "exit", f"{group.strategy_id}: closed #{group.id} {group.symbol} ({group.exit_reason})"
+                    f"{at}, P&L {group.realized_pnl:+,.2f}", group,
+                    payload={"reason": group.exit_reason, "price": exit_price, "pnl": group.realized_pnl})
         rt = self.strategies.get(group.strategy_id)
         slot = rt.slots.get(group.symbol) if rt is not None else None
         if slot is not None and slot.group is group:
@@ -1719,6 +1735,11 @@ def _repriced(ref: float, touch: float, attempt: int, retries: int) -> float:
     return ref + (touch - ref) * attempt / (retries + 1)
 
 
+def _close_pnl(leg: Leg) -> float:
+    """What a closed leg's close realized (a part closed before took its share of the entry fee then)."""
+    return (leg.exit_price - leg.entry) * leg.qty * leg.dir - leg.entry_fee - leg.exit_fee
+
+
 def _exit_reason(leg: Leg, px: float, now: float) -> str | None:
     """The first exit rule this price meets, in DESIGN §3 precedence."""
     d = leg.dir
@@ -1851,6 +1872,7 @@ def _leg_from_row(row: dict, group: Group) -> Leg:
     leg.time_exit_at = row["time_exit_at"]
     leg.status, leg.exit_reason = row["status"], row["exit_reason"] or ""
     leg.closed_at, leg.exit_price, leg.realized_pnl = row["closed_at"], row["exit_price"], row["realized_pnl"] or 0.0
+    leg.exit_fee = row["exit_fee"]
     leg.layer, leg.pyramid, leg.weight, leg.tp_pct = row["layer"], row["pyramid"] or 0, row["weight"], row["tp_pct"]
     return leg
 

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from services.replay import BadRow, parse_ts, read_quotes
+from services.config import TradingConfig
+from services.market import Quote
+from services.replay import BadRow, parse_ts, read_quotes, run_replay
+from tests.conftest import T0
 
 CONFIG = """
 [symbols.BTCUSDT]
@@ -60,6 +63,26 @@ def test_replay_writes_trades_fills_and_open_positions(tmp_path):
     assert [(f["side"], f["price"], f["ts"]) for f in out["fills"]] == [
         ("buy", 100.0, 1767225600.0), ("sell", 100.5, 1767225603.0), ("buy", 101.0, 1767225604.0)]
     assert [(o["symbol"], o["entry_price"], o["entry_ts"]) for o in out["open"]] == [("BTCUSDT", 101.0, 1767225604.0)]
+
+
+GRID = TradingConfig.model_validate({
+    "paper": {"slippage_bps": 0, "taker_fee_bps": 0, "maker_fee_bps": 0},
+    "symbols": {"BTCUSDT": {"start_price": 100, "tick_size": 0.01, "lot_step": 0.001}},
+    "strategies": {"g": {"symbols": ["BTCUSDT"], "side": "buy", "sizing": {"fixed_value": 400}, "dca": {"layers": [
+        {"gap_pct": 0, "weight": 1, "tp_pct": 1}, {"gap_pct": 2, "weight": 1, "tp_pct": 1.5},
+        {"gap_pct": 5, "weight": 2, "tp_pct": 2}]}}},
+})
+
+
+def test_a_layer_closed_by_its_own_take_profit_is_a_trade_while_its_grid_stays_open():
+    # layer 1 at 100; layer 2 fills at 98 and takes its profit (99.47) at 99.5; layer 3 rests at 95
+    quotes = [Quote("BTCUSDT", T0 + i, px, px) for i, px in enumerate((100.0, 97.9, 99.5))]
+    out = run_replay(GRID, quotes).to_json()
+    assert out["trades"] == [{
+        "strategy": "g", "symbol": "BTCUSDT", "side": "buy", "qty": 1.02, "entry_ts": T0 + 1, "entry_price": 98.0,
+        "exit_ts": T0 + 2, "exit_price": 99.5, "exit_reason": "target", "pnl": pytest.approx(1.5 * 1.02),
+    }]
+    assert [(o["qty"], o["entry_price"]) for o in out["open"]] == [(1.0, 100.0)]
 
 
 def test_a_bad_row_stops_the_run_with_its_line_number(tmp_path):
