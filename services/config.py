@@ -86,8 +86,9 @@ class StoreConfig(_Model):
 class FeedConfig(_Model):
     kind: Literal["simulated"] = "simulated"
     """Market data source. Only the built-in simulated market exists today."""
-    seed: int = 7
-    """Seed of the simulated market: the same seed gives the same prices."""
+    seed: int | None = None
+    """Seed of the simulated market: the same seed gives the same path (from the same prices).
+    Unset, the path is new at every run."""
     max_quote_age_s: float = Field(5.0, gt=0)
     """A quote older than this is stale: it never triggers an entry or an exit."""
 

@@ -312,3 +312,17 @@ class StrategyState(Record):
 
     def row(self) -> dict[str, Any]:
         return {"strategy_id": self.strategy_id, "paused": self.paused}
+
+
+class LastQuote(Record):
+    """A symbol's latest quote as stored (id: the symbol)."""
+
+    __slots__ = ("bid", "ask", "last", "ts")
+    KIND = "last_quote"
+
+    def __init__(self, symbol: str, bid: float, ask: float, last: float, ts: float) -> None:
+        self.id, self.saved = symbol, False
+        self.bid, self.ask, self.last, self.ts = bid, ask, last, ts
+
+    def row(self) -> dict[str, Any]:
+        return {"symbol": self.id, "bid": self.bid, "ask": self.ask, "last": self.last, "ts": self.ts}

@@ -23,7 +23,7 @@ from .amounts import entry_capital as _capital, px as _px, qty as _qty
 from .brokers.paper import PaperBroker
 from .clock import Clock
 from .config import Distance, StrategyConfig, TradingConfig, parse_distance
-from .domain import Fill, Group, Leg, Order, Record, Run, Signal, StrategyState
+from .domain import Fill, Group, LastQuote, Leg, Order, Record, Run, Signal, StrategyState
 from .engine_events import EngineEvents
 from .engine_grid import EngineGrid
 from .engine_risk import EngineRisk
@@ -141,6 +141,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self.realized_total = 0.0  # since the first start: paper cash = starting cash + this
         self.used_funds: dict[str, float] = {}  # strategy -> value its groups hold
         self.rules = rules if rules is not None else SettingsRules(config.symbols)
+        self.last_quotes: dict[str, LastQuote] = {}  # each symbol's latest quote as stored
         self.notes: list[str] = []
         self.started_at = 0.0
         self.first_event_id = 1  # the first event of this run (attachments started later catch up from it)
@@ -218,6 +219,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self._tasks = []
         if self._retention_task is not None:
             self._retention_task.cancel()
+        self._store_quotes()
         orders = self._stop_orders(self.config.engine.orders_on_stop == "keep")
         self._event("info", "engine", self._stopped_text(orders), payload={"open_positions": len(self.groups), **orders})
         self._commit()
@@ -248,6 +250,20 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             else:  # the exit stays decided, the layer stays in its grid: sent again at the next start
                 self._order_final(order, "cancelled", "engine stopped; sent again at the next start")
         return {"orders_kept": kept, "orders_cancelled": cancelled}
+
+    def _store_quotes(self) -> None:
+        """Each symbol's latest quote, written behind (once a second and at the stop): the
+        simulated market continues from it at the next start."""
+        if self._touch is None:
+            return  # a store that keeps no marks (replay's)
+        for sym, q in self.book.quotes.items():
+            rec = self.last_quotes.get(sym)
+            if rec is None:
+                self.last_quotes[sym] = LastQuote(sym, q.bid, q.ask, q.last, q.ts)
+                self._pending.append(self.last_quotes[sym])  # inserted once, then updated behind
+            elif rec.ts != q.ts:
+                rec.bid, rec.ask, rec.last, rec.ts = q.bid, q.ask, q.last, q.ts
+                self._touch(rec)
 
     def _stopped_text(self, orders: dict[str, int]) -> str:
         text = f"engine stopped: {len(self.groups)} open position(s) stay open and are managed again at the next start"
@@ -429,6 +445,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             for legs in self._legs_by_symbol.values():
                 for leg in legs:
                     leg.marks.append(leg.mark)
+            self._store_quotes()
         if self.queue.items:
             self._tick_queue(now)
         self._rework_entries(now)
@@ -1459,6 +1476,12 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
 
     def _restore(self, st: LoadedState) -> None:
         self._ids.update(st.max_ids)
+        for row in st.last_quotes:
+            rec = self.last_quotes[row["symbol"]] = LastQuote(row["symbol"], row["bid"], row["ask"], row["last"], row["ts"])
+            rec.saved = True
+        continue_from = getattr(self.feed, "continue_from", None)
+        if continue_from is not None and self.last_quotes:
+            continue_from({sym: mark_of(Quote(sym, r.ts, r.bid, r.ask, r.last)) for sym, r in self.last_quotes.items()})
         self.first_event_id = self._ids.get("event", 0) + 1
         for row in st.strategy_state:
             rt = self.strategies.get(row["strategy_id"])

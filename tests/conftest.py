@@ -19,6 +19,7 @@ def config(**strategies) -> TradingConfig:
     """A small configuration; pass strategies as id=dict to replace the default one."""
     return TradingConfig.model_validate({
         "engine": {"max_open_positions": 10},
+        "feed": {"seed": 7},
         "paper": {"slippage_bps": 0, "maker_fee_bps": 0, "taker_fee_bps": 0},
         "symbols": {
             "BTCUSDT": {"start_price": 100.0, "volatility": 2.0, "spread_bps": 2, "tick_interval_s": 1},

@@ -1,4 +1,5 @@
-"""The built-in simulated market: a geometric random walk per symbol, seeded and deterministic."""
+"""The built-in simulated market: a geometric random walk per symbol. It continues from the
+last stored prices at a restart (DESIGN §4); its path is new at every run unless seeded."""
 
 from __future__ import annotations
 
@@ -15,17 +16,26 @@ SECONDS_PER_YEAR = 365.0 * 24 * 3600
 
 
 class SimulatedFeed:
-    def __init__(self, symbols: dict[str, SymbolConfig], clock: Clock, seed: int = 7) -> None:
+    def __init__(self, symbols: dict[str, SymbolConfig], clock: Clock, seed: int | None = None) -> None:
         self.clock = clock
         self.config = dict(symbols)
         self.symbols = tuple(symbols)
         self.health = FeedHealth(name="simulated")
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**63)
         # One generator per symbol, so adding a symbol does not change the others' paths.
         self._rng = {sym: random.Random(f"{seed}:{sym}") for sym in symbols}
         self._price = {sym: cfg.start_price for sym, cfg in symbols.items()}
         self._next_due: dict[str, float] = {}
         self._on_quote: QuoteHandler | None = None
         self._task: asyncio.Task | None = None
+
+    def continue_from(self, prices: dict[str, float]) -> None:
+        """Go on from these prices (the last stored marks), not from the configured start:
+        a position restored at a restart is marked where the market was left."""
+        for sym, price in prices.items():
+            if sym in self._price and math.isfinite(price) and price > 0:
+                self._price[sym] = price
 
     def next_quote(self, symbol: str) -> Quote:
         """Advance one symbol's price by one tick and return its quote."""

@@ -26,4 +26,5 @@ class LoadedState:
     recent_orders: list[Row] = field(default_factory=list)
     recent_trades: list[Row] = field(default_factory=list)
     unread_alerts: list[Row] = field(default_factory=list)  # alerts not acknowledged yet, oldest first
+    last_quotes: list[Row] = field(default_factory=list)  # each symbol's latest stored quote
     max_ids: dict[str, int] = field(default_factory=dict)

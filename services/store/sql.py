@@ -342,9 +342,10 @@ class SqlStore:
                 select(g, leg.c.qty, leg.c.avg_entry, leg.c.exit_price)
                 .select_from(g).join(leg, leg.c.id == first_leg)
                 .where(g.c.status == "closed").order_by(g.c.id.desc()).limit(200))))
+            st.last_quotes = rows(select(TABLES["last_quote"]))
             for kind, table in TABLES.items():
                 pk = PRIMARY_KEY[kind]
-                if kind not in ("strategy_state", "pnl_state"):
+                if kind not in ("strategy_state", "pnl_state", "last_quote"):
                     st.max_ids[kind] = conn.execute(select(func.max(table.c[pk]))).scalar() or 0
         return st
 

@@ -229,6 +229,18 @@ class QueuedSignalRow(SQLModel, table=True):
     outcome: str = ""
 
 
+class LastQuoteRow(SQLModel, table=True):
+    """Each symbol's latest quote, written behind: the simulated market continues from it at
+    the next start (DESIGN §4)."""
+
+    __tablename__ = "last_quotes"
+    symbol: str = Field(primary_key=True)
+    bid: float
+    ask: float
+    last: float
+    ts: float
+
+
 TABLES = {
     "run": StrategyRunRow.__table__,
     "group": PositionGroupRow.__table__,
@@ -240,6 +252,7 @@ TABLES = {
     "strategy_state": StrategyStateRow.__table__,
     "pnl_state": PnlStateRow.__table__,
     "queued_signal": QueuedSignalRow.__table__,
+    "last_quote": LastQuoteRow.__table__,
 }
 PRIMARY_KEY = {kind: next(iter(t.primary_key.columns)).name for kind, t in TABLES.items()}
 
