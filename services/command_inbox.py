@@ -1,8 +1,8 @@
-"""Operator commands from another process: `tui-trader levels` and `tui-trader exit` post a
-row into the `command_inbox` table and wait for its outcome; the running engine (TUI or
-headless) claims each pending row, runs it on the loop through its command methods
-(exit_position / exit_strategy / exit_all / edit_levels) and records done or refused with
-the engine's message (the polling itself: services/inbox.py).
+"""Operator commands from another process: `tui-trader levels`, `exit`, `pause` and `resume`
+post a row into the `command_inbox` table and wait for its outcome; the running engine (TUI
+or headless) claims each pending row, runs it on the loop through its command methods
+(exit_position / exit_strategy / exit_all / edit_levels / pause / resume / stop_entries) and
+records done or refused with the engine's message (the polling itself: services/inbox.py).
 
 Claiming is a conditional update (pending and not taken -> taken_at set), and so is the
 poster's cancel when it stops waiting (pending and not taken -> cancelled): a command is run
@@ -57,10 +57,10 @@ def cancel_command(eng: SqlEngine, command_id: int, why: str) -> bool:
 
 def describe(kind: str, args: dict[str, Any]) -> str:
     """A command in a few words, for logs: "exit #3", "exit strategy m", "levels #3"."""
-    if kind == "exit" and args.get("all") is True:
-        return "exit all"
-    if kind == "exit" and "strategy" in args:
-        return f"exit strategy {args['strategy']}"
+    if args.get("all") is True:
+        return f"{kind} all" if kind == "exit" else f"{kind} every entry"
+    if "strategy" in args:
+        return f"{kind} strategy {args['strategy']}"
     return f"{kind} #{args.get('group_id')}"
 
 
@@ -116,6 +116,10 @@ class CommandInbox(Inbox):
                 return eng.exit_strategy(args["strategy"])
             if kind == "exit" and "group_id" in args:
                 return eng.exit_position(args["group_id"])
+            if kind in ("pause", "resume") and args.get("all") is True:
+                return eng.stop_entries(kind == "pause")
+            if kind in ("pause", "resume") and isinstance(args.get("strategy"), str):
+                return eng.pause(args["strategy"]) if kind == "pause" else eng.resume(args["strategy"])
             unknown = set(args) - {"group_id", "leg_id", "confirm", *LEVELS}
             if kind == "levels" and "group_id" in args and not unknown:
                 levels = {name: args[name] for name in ("leg_id", *LEVELS) if name in args}

@@ -35,7 +35,7 @@ from .schedule import entry_due, next_entry, planned_exit, session_bounds
 from .signal_queue import QueuedSignal, SignalQueue
 from .store.loaded import LoadedState
 from .views import (
-    CommandResult, EngineSnapshot, FeedView, OrderView, OrphanView, PortfolioView, PositionView, RiskPreview,
+    AccountView, CommandResult, EngineSnapshot, FeedView, OrderView, OrphanView, PortfolioView, PositionView, RiskPreview,
     StrategyView, TradeView, WaitingEntry,
 )
 
@@ -45,6 +45,9 @@ KEEP = object()
 """edit_levels: leave this level as it is (None removes it)."""
 
 _AMOUNTS = re.compile(r"\d[\d,.]*")
+ALL_ENTRIES = "*"
+"""The strategy_state row of the book-wide entry switch (Engine.stop_entries)."""
+ENTRIES_STOPPED = "entries stopped for the whole book by the operator"
 KEPT_AT_STOP = "kept working at the engine stop"
 """Order.reason of an order engine.orders_on_stop = "keep" left working."""
 EXIT_RETRY_S = 1.0  # a rejected exit order is sent again on the first fresh quote after this
@@ -142,6 +145,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self.used_funds: dict[str, float] = {}  # strategy -> value its groups hold
         self.rules = rules if rules is not None else SettingsRules(config.symbols)
         self.last_quotes: dict[str, LastQuote] = {}  # each symbol's latest quote as stored
+        self.entries = StrategyState(ALL_ENTRIES)  # paused: the operator stopped every entry of the book
         self.notes: list[str] = []
         self.started_at = 0.0
         self.first_event_id = 1  # the first event of this run (attachments started later catch up from it)
@@ -593,6 +597,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             return CommandResult.error(f"the engine is {self.state}: no new entries")
         rt = slot.strategy
         cfg = rt.config
+        if self.entries.paused:
+            return self._hold(slot, ENTRIES_STOPPED, quiet=True)
         if rt.block:
             return self._hold(slot, rt.block)
         if len(self.groups) >= self._pool_size and not beyond_pool:
@@ -1165,6 +1171,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             return CommandResult.error(f"{strategy_id} is disabled in the settings")
         if rt.paused:
             return CommandResult.error(f"{strategy_id} is paused; resume it first")
+        if self.entries.paused:
+            return CommandResult.error(f"{ENTRIES_STOPPED}; resume them first (tui-trader resume --all)")
         if symbol is not None and symbol not in rt.slots:
             return CommandResult.error(f"{strategy_id} does not trade {symbol} (it trades {', '.join(rt.slots)})")
         now = self.clock.now()
@@ -1228,7 +1236,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         """Expire old signals, then give free slots to the queue in rank order."""
         for queued in self.queue.expired(now):
             self._close_queued(queued, "expired", f"no slot within queue_ttl_s ({self.queue.ttl_s:g} s)", now)
-        if self.state != "running":
+        if self.state != "running" or self.entries.paused:
             return
         for queued, _ in self.queue.ranked(self._mark_of):
             if len(self.groups) >= self._pool_size:
@@ -1377,6 +1385,25 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self._commit()
         return CommandResult.success(f"{ids} of {strategy_id} stay open, managed on their stored levels")
 
+    def stop_entries(self, stopped: bool = True) -> CommandResult:
+        """The book-wide switch: no entry of any strategy (signals, schedules, re-entries, the
+        queue, pyramids) while stopped; open positions are still managed. Survives a restart."""
+        word = "stopped" if stopped else "resumed"
+        if self.entries.paused == stopped:
+            return CommandResult.error(f"entries are already {word}")
+        self.entries.paused = stopped
+        for rt in self.strategies.values():
+            for slot in rt.slots.values():
+                if slot.hold == ENTRIES_STOPPED:
+                    slot.hold = slot.hold_kind = ""
+                self._refresh_wanting(slot)
+        self._pending.append(self.entries)
+        note = ": no strategy enters until they are resumed; open positions are still managed" if stopped else ""
+        self._event("warning" if stopped else "info", "lifecycle", f"entries {word} for the whole book by the operator{note}")
+        self._commit()
+        self.version += 1
+        return CommandResult.success(f"entries {word} for the whole book{note}")
+
     def pause(self, strategy_id: str) -> CommandResult:
         return self._set_paused(strategy_id, True)
 
@@ -1466,7 +1493,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
 
     def _refresh_wanting(self, slot: Slot) -> None:
         wanting = self._wanting.setdefault(slot.symbol, [])
-        wants = slot.strategy.wants_entry(slot)
+        wants = not self.entries.paused and slot.strategy.wants_entry(slot)
         if wants and slot not in wanting:
             wanting.append(slot)
         elif not wants and slot in wanting:
@@ -1484,6 +1511,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             continue_from({sym: mark_of(Quote(sym, r.ts, r.bid, r.ask, r.last)) for sym, r in self.last_quotes.items()})
         self.first_event_id = self._ids.get("event", 0) + 1
         for row in st.strategy_state:
+            if row["strategy_id"] == ALL_ENTRIES:
+                self.entries.paused, self.entries.saved = bool(row["paused"]), True
             rt = self.strategies.get(row["strategy_id"])
             if rt is not None:
                 rt.state.paused = bool(row["paused"])
@@ -1640,11 +1669,21 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             grids=tuple(self._grid_view(g) for g in self.groups.values() if g.tp_mode),
             risk=self._risk_views(now), alerts=self.alerts_view(), started_at=self.started_at, resumed=self.resumed,
             risk_engine="off" if self.config.risk_engine is None else "auto" if self.config.risk_engine.enabled else "manual",
+            entries_stopped=self.entries.paused, account=self._account_view(positions, unrealized),
             orphans=tuple(
                 OrphanView(sid, why, tuple(g.id for g in self.groups.values() if g.strategy_id == sid), decided)
                 for sid, (why, decided) in self.orphans.items() if any(g.strategy_id == sid for g in self.groups.values())
             ),
         )
+
+    def _account_view(self, positions: list[PositionView], unrealized: float) -> AccountView:
+        """The paper account: cash is the starting cash plus every realized P&L, equity adds
+        the open positions' unrealized P&L; exposure at the marks."""
+        start = self.config.paper.starting_cash
+        cash = start + self.realized_total
+        gross = sum(abs(p.qty * p.mark) for p in positions)
+        net = sum((1 if p.side == "buy" else -1) * p.qty * p.mark for p in positions)
+        return AccountView(start, cash, cash + unrealized, gross, net, self.free_cash())
 
     def _portfolio_views(self, unrealized: dict[str, float], now: float) -> tuple[PortfolioView, ...]:
         """The book, then every strategy with P&L rules, positions or a realized P&L today."""
@@ -1689,6 +1728,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             status, reason = "disabled", "disabled in the settings"
         elif rt.paused:
             status, reason = "paused", "paused by the operator"
+        elif self.entries.paused and not statuses:
+            status, reason = "stopped", ENTRIES_STOPPED
         elif rt.block and not statuses:
             status, reason = "cooldown", rt.block
             scope = rt.scope if rt.scope is not None and rt.scope.blocked(now) else self.book_scope

@@ -294,6 +294,18 @@ class WaitingEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountView:
+    """The paper account (account currency)."""
+
+    starting_cash: float
+    cash: float  # starting cash + every realized P&L
+    equity: float  # cash + the open positions' unrealized P&L
+    gross_exposure: float  # the open positions' notional at their marks
+    net_exposure: float  # long minus short notional
+    funds_free: float  # cash less what open positions and working entries hold
+
+
+@dataclass(frozen=True, slots=True)
 class EngineSnapshot:
     seq: int
     ts: float
@@ -325,6 +337,8 @@ class EngineSnapshot:
     started_at: float = 0.0
     resumed: int = 0  # open positions taken over from the previous run at this start
     risk_engine: str = "off"  # off (not configured) | auto (runs eligible plans) | manual (plans shown, the operator runs them)
+    entries_stopped: bool = False  # the operator stopped every entry of the book (Engine.stop_entries)
+    account: AccountView | None = None
 
     def triggers(self) -> tuple[TriggerView, ...]:
         """Every armed trigger of every position and how far the mark is from it. Derived

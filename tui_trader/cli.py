@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", parents=[common], help="run the engine over recorded quotes as fast as it can")
     rp.add_argument("quotes", metavar="QUOTES.csv", help="CSV with header ts,symbol,bid,ask[,last,bid_size,ask_size]")
     rp.add_argument("--out", metavar="RESULT.json", required=True, help="where to write the result")
-    rp.add_argument("--skip-bad", action="store_true", help="skip and count bad rows instead of stopping")
+    rp.add_argument("--signals", metavar="SIGNALS", help="timed signals to feed in: CSV with header "
+                    "ts,strategy,symbol,action[,price,size,timeframe,comment], or JSON lines "
+                    '({"ts": ..., plus the body `signal --json` takes})')
+    rp.add_argument("--skip-bad", action="store_true", help="skip and count bad rows (quotes and signals) instead of stopping")
     pp = sub.add_parser("positions", parents=[common], help="open positions with their levels, from the database")
     pp.add_argument("--json", action="store_true", help="machine-readable output")
     sp = sub.add_parser("signal", parents=[common], help="an entry or exit signal for a running engine (or the next one to start)",
@@ -95,7 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--strategy", metavar="ID", help="every open position of this strategy")
     ep.add_argument("--all", action="store_true", help="every open position (needs --yes, or typing EXIT on a terminal)")
     ep.add_argument("--yes", action="store_true", help="confirm --all")
-    for command in (lp, ep):
+    pause_resume = []
+    for name, what in (("pause", "stop entries"), ("resume", "allow entries again")):
+        command = sub.add_parser(name, parents=[common], help=f"{what}: one strategy's, or the whole book's with --all",
+                                 description=f"{what.capitalize()} through the running engine (TUI or headless). Open "
+                                             "positions are managed either way.")
+        command.add_argument("strategy", metavar="STRATEGY", nargs="?", help="the strategy's id")
+        command.add_argument("--all", action="store_true", help="the book-wide switch: every strategy, signal and "
+                                                                "queued entry")
+        pause_resume.append(command)
+    for command in (lp, ep, *pause_resume):
         command.add_argument("--wait", metavar="SECONDS", type=float, default=5.0,
                              help="how long to wait for the engine's answer (default 5)")
     cp = sub.add_parser("check-exits", parents=[common], help="the exit rules closest to triggering, from the database")
@@ -212,27 +224,59 @@ async def _run_headless(settings: Settings) -> int:
 
 def cmd_replay(args, settings: Settings) -> int:
     from services.replay import BadRow, read_quotes, run_replay
+    from services.replay_signals import read_signals
 
-    if not Path(args.quotes).is_file():
-        raise UsageError(f"{args.quotes}: no such file")
+    for path in (args.quotes, args.signals):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"{path}: no such file")
     out = Path(args.out)
     if not out.parent.exists():
         raise UsageError(f"--out {args.out}: directory {out.parent} does not exist")
+    bad_signals: list[BadRow] = []
+    try:
+        signals = read_signals(args.signals, settings, args.skip_bad, bad_signals) if args.signals else []
+    except BadRow as exc:
+        raise _bad_row(args.signals, exc) from None
     skipped: list[BadRow] = []
     quotes = read_quotes(args.quotes, skip_bad=args.skip_bad, bad_rows=skipped)
     progress = _progress_bar(Path(args.quotes)) if sys.stderr.isatty() else None
     try:
         with progress or _Nothing():
             on_progress = (lambda n: progress.update(progress.task_ids[0], completed=n)) if progress else None
-            result = run_replay(settings, quotes, on_progress=on_progress, skipped=skipped)
+            result = run_replay(settings, quotes, on_progress=on_progress, skipped=skipped, signals=signals)
     except BadRow as exc:
-        raise UsageError(f"{args.quotes}: {exc}; nothing written (use --skip-bad to skip bad rows)") from None
+        raise _bad_row(args.quotes, exc) from None
+    result.skipped_signals = bad_signals
     out.write_text(json.dumps(result.to_json(), indent=1))
+    for line in result.warnings:
+        print(f"tui-trader: warning: {line}", file=sys.stderr)
     rate = result.quotes / result.elapsed_s if result.elapsed_s else 0.0
-    extra = f", {len(skipped)} bad row(s) skipped" if skipped else ""
+    extra = "".join(f", {len(rows)} bad {what} row(s) skipped"
+                    for what, rows in (("quote", skipped), ("signal", bad_signals)) if rows)
     print(f"replayed {result.quotes:,} quotes in {result.elapsed_s:.2f}s ({rate:,.0f}/s): "
           f"{len(result.trades)} trades, {len(result.open)} still open{extra} -> {out}")
+    print(_replay_summary(result))
     return 0
+
+
+def _bad_row(path: str, exc) -> UsageError:
+    return UsageError(f"{path}: {exc}; nothing written (use --skip-bad to skip bad rows)")
+
+
+def _replay_summary(result) -> str:
+    from collections import Counter
+
+    from screens.format import money
+
+    s = result.summary()
+    win_rate = "—" if s["win_rate"] is None else f"{s['win_rate']:.0%}"
+    text = (f"P&L: {s['trades']} trades, win rate {win_rate}, realized {money(s['realized_pnl'])}, max drawdown "
+            f"{s['max_drawdown']:,.2f} (realized, trade by trade), unrealized {money(s['unrealized_pnl'])} "
+            f"on {s['open']} open position(s)")
+    if result.signals:
+        counts = Counter(o["status"] for o in result.signals)
+        text += f"\nsignals: {len(result.signals)} ({', '.join(f'{n} {status}' for status, n in counts.items())})"
+    return text
 
 
 class _Nothing:
@@ -450,6 +494,19 @@ def cmd_exit(args, settings: Settings) -> int:
             ask = functools.partial(_confirm_exit_all, legs)  # asked once an engine is known to run
         command = {"all": True}
     return _send_command(url, "exit", command, args.wait, ask)
+
+
+def cmd_pause(args, settings: Settings) -> int:
+    """pause / resume: a strategy's entries, or with --all the book-wide entry switch."""
+    if (args.strategy is not None) == args.all:
+        raise UsageError(f"{args.command}: give one of STRATEGY or --all")
+    problems = _wait_problems(args.wait)
+    if args.strategy is not None and args.strategy not in settings.strategies:
+        problems.append(f"unknown strategy {args.strategy!r} (known: {', '.join(sorted(settings.strategies)) or 'none'})")
+    if problems:
+        raise UsageError(f"{args.command}: " + "; ".join(problems))
+    command = {"all": True} if args.all else {"strategy": args.strategy}
+    return _send_command(_shared_url(settings), args.command, command, args.wait)
 
 
 def _confirm_exit_all(legs: list[dict]) -> bool:
@@ -704,5 +761,6 @@ def _print_check_exits(settings: Settings, triggers, rules, exiting: list[dict],
 
 
 COMMANDS = {"run": cmd_run, "engine": cmd_engine, "replay": cmd_replay, "positions": cmd_positions,
-            "signal": cmd_signal, "levels": cmd_levels, "exit": cmd_exit, "check-exits": cmd_check_exits,
+            "signal": cmd_signal, "levels": cmd_levels, "exit": cmd_exit, "pause": cmd_pause, "resume": cmd_pause,
+            "check-exits": cmd_check_exits,
             "logs": cli_logs.cmd_logs}
