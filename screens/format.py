@@ -177,7 +177,7 @@ STATUS_STYLE = {
     "OPEN": PROFIT, "STALE": "bold yellow", "EXITING": "bold yellow",
     # strategies
     "live": PROFIT, "waiting": "", "entering": WARN, "exiting": WARN, "cooldown": "cyan",
-    "paused": "bold yellow", "disabled": DIM, "closed": DIM, "error": "bold red",
+    "paused": "bold yellow", "stopped": "bold yellow", "disabled": DIM, "closed": DIM, "error": "bold red",
     # orders
     "filled": PROFIT, "rejected": LOSS, "cancelled": DIM, "working": WARN, "new": WARN,
 }

@@ -9,7 +9,9 @@ from typing import NamedTuple
 
 from rich.text import Text
 
-from services.views import EngineSnapshot, GridLegView, GridView, PortfolioView, PositionView, TriggerView, triggers_of
+from services.views import (
+    AccountView, EngineSnapshot, GridLegView, GridView, PortfolioView, PositionView, TriggerView, triggers_of,
+)
 
 from .format import (
     DIM, LOSS, PROFIT, STATUS_STYLE, WARN, Cell, cell, duration, gap, hms, money, num, pct, pnl_cell,
@@ -268,12 +270,19 @@ def _pnl_text(label: str, v: float) -> Text:
     return Text.assemble(label, (money(v), signed_style(v, 0.005)))
 
 
-def book_summary(portfolio: tuple[PortfolioView, ...]) -> Text:
-    """The book's P&L today and each strategy's day P&L, one line (cut to the width)."""
+def book_summary(portfolio: tuple[PortfolioView, ...], account: AccountView | None = None) -> Text:
+    """Two lines, each cut to the width: the paper account, then the book's P&L today and each
+    strategy's day P&L."""
     text = Text(no_wrap=True, overflow="ellipsis")
+    if account is not None:
+        text.append_text(Text.assemble(
+            "Account: equity ", (f"{account.equity:,.2f}", "bold"), f" · cash {account.cash:,.2f}",
+            f" · free {account.funds_free:,.2f} · exposure {account.gross_exposure:,.2f}",
+            f" (net {account.net_exposure:+,.2f})" if abs(account.net_exposure - account.gross_exposure) >= 0.005 else ""))
     if not portfolio:
         return text
     book = portfolio[0]
+    text.append("\n" if account is not None else "")
     text.append_text(Text.assemble("Book today: ", _pnl_text("realized ", book.realized_today), " · ",
                                    _pnl_text("unrealized ", book.unrealized), " · ", _pnl_text("day ", book.day_pnl)))
     strategies = [s for s in portfolio[1:] if s.open_positions or abs(s.day_pnl) >= 0.005]

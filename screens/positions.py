@@ -126,7 +126,7 @@ class PositionsScreen(EngineScreen):
         self.selection = {gid for gid in self.selection if gid in self.groups and self.groups[gid].status != "EXITING"}
         self.expanded &= self.groups.keys()
         self._render_rows()
-        summary = book_summary(snap.portfolio)
+        summary = book_summary(snap.portfolio, snap.account)
         if summary != self._summary:  # a Text: LiveStatic would lay it out again each time
             self._summary = summary
             self.query_one("#book", LiveStatic).show(summary)

@@ -103,6 +103,9 @@ class TraderApp(App[None]):
         *(Binding(key, f"switch_mode('{mode}')", cls.NAME, show=False, id=f"screen.{mode}")
           for key, mode, cls in SCREENS),
         Binding("question_mark,f1", "help", "Help", tooltip="Show the keys", id="app.help"),
+        Binding("E", "toggle_entries", "Stop/resume entries", show=False,
+                tooltip="The book-wide switch: no strategy enters while stopped; positions stay managed",
+                id="app.entries"),
         Binding("q", "quit", "Quit", tooltip="Stop the engine (positions stay open) and quit", id="app.quit"),
         Binding("ctrl+c,ctrl+q", "interrupt", "Quit", show=False, priority=True,
                 tooltip="Stop the engine and quit; again within 2 s: quit at once", id="app.quit_now"),
@@ -394,6 +397,15 @@ class TraderApp(App[None]):
         ]))
         self.push_screen(HelpScreen(sections))
 
+    def action_toggle_entries(self) -> None:
+        snap = self.latest_snapshot
+        if snap is not None:
+            commands.report(self, self.engine.stop_entries(not snap.entries_stopped))
+
+    def _nothing(self, title: str, help_text: str, why: str) -> SystemCommand:
+        """An action the palette finds although there is nothing to act on: it says why."""
+        return SystemCommand(title, help_text, lambda: self.notify(why, title="Nothing to do", severity="warning"))
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for key, mode, cls in SCREENS:
@@ -406,10 +418,21 @@ class TraderApp(App[None]):
         if snap.unread_alerts:
             yield SystemCommand(f"Acknowledge all alerts ({snap.unread_alerts} unread)", "Mark every unread alert read",
                                 lambda: commands.report(self, self.engine.ack_alerts(None)))
+        else:
+            yield self._nothing("Acknowledge all alerts", "Mark every unread alert read", "there is no unread alert")
+        if snap.entries_stopped:
+            yield SystemCommand("Resume all entries (book)", "Strategies enter again (E)", self.action_toggle_entries)
+        else:
+            yield SystemCommand("Stop all entries (book)", "No strategy enters until resumed; positions stay managed (E)",
+                                self.action_toggle_entries)
         yield SystemCommand("Export events", "6 Logs: write the filtered events to CSV or JSON lines",
                             self._export_events)
         yield SystemCommand("Exit all positions", "Exit every open position at market (type EXIT to confirm)",
                             lambda: commands.exit_all(self))
+        if not any(s.status == "paused" for s in snap.strategies):
+            yield self._nothing("Resume a strategy", "Resume taking entries", "no strategy is paused"
+                                + ("; entries are stopped for the whole book: Resume all entries (E)"
+                                   if snap.entries_stopped else ""))
         for s in snap.strategies:
             if s.status == "paused":
                 yield SystemCommand(f"Resume {s.id}", "Resume taking entries",
@@ -424,6 +447,10 @@ class TraderApp(App[None]):
             if s.open_positions:
                 yield SystemCommand(f"Exit strategy {s.id}", "Exit its open positions at market (confirm)",
                                     lambda s=s: commands.exit_strategy(self, s), discover=False)
+        if not snap.positions:
+            for title, help_text in (("Exit position", "Exit at market (confirm)"),
+                                     ("Edit levels", "Stop / target / trailing distance")):
+                yield self._nothing(title, help_text, "there is no open position")
         for p in snap.positions:
             label = f"#{p.group_id} {p.symbol} ({p.strategy_id})"
             yield SystemCommand(f"Exit position {label}", "Exit at market (confirm)",
@@ -433,10 +460,17 @@ class TraderApp(App[None]):
         queue_actions = (("Promote", "First in line for the next free slot", commands.promote_signal),
                          ("Remove", "Take it out of the queue (confirm)", commands.remove_signal),
                          ("Force-add", "Enter it now, beyond the pool (confirm)", commands.force_add_signal))
+        if not snap.queue:
+            for verb, help_text, _ in queue_actions:
+                yield self._nothing(f"{verb} queued signal", help_text, "the signal queue is empty (5 Queue)")
         for v in snap.queue:
             for verb, help_text, command in queue_actions:
                 yield SystemCommand(f"{verb} queued signal #{v.id} {v.strategy_id} {v.symbol}", help_text,
                                     lambda v=v, command=command: command(self, v), discover=False)
+        if not snap.risk:
+            why = ("the risk engine is not configured ([risk_engine] in the settings)" if snap.risk_engine == "off"
+                   else "no losing position is in the risk engine's view (7 Risk)")
+            yield self._nothing("Risk: run plan now", "Close the winners' parts, then the loser (confirm)", why)
         for r in snap.risk:
             label = f"#{r.group_id} {r.symbol} ({r.strategy_id})"
             yield SystemCommand(f"Risk: run plan now {label}", "Close the winners' parts, then the loser (confirm)",

@@ -22,7 +22,8 @@ TABS_WIDTH = sum(len(name) + 4 for _, name in SCREENS)
 class StatusBar(LiveStatic):
     """Line 1: the screens (number keys) with the current one highlighted, and the engine
     clock (UTC). Line 2: mode, engine state, feed health, day P&L (and ENTRIES BLOCKED when a
-    P&L rule or the daily loss limit of the book has acted), pool usage, unread alerts and a
+    P&L rule or the daily loss limit of the book has acted, ENTRIES STOPPED when the operator
+    stopped them), pool usage, unread alerts and a
     database warning when the store is failing."""
 
     DEFAULT_CSS = """
@@ -73,6 +74,8 @@ class StatusBar(LiveStatic):
                       Text.assemble("P&L ", (money(snap.day_pnl), pnl_style))))
         if snap.portfolio and snap.portfolio[0].blocked:  # the book's P&L rule or daily loss limit acted
             part("ENTRIES BLOCKED", "bold reverse red", "BLOCKED")
+        if snap.entries_stopped:  # the operator's book-wide switch (E)
+            part("ENTRIES STOPPED", "bold reverse yellow", "NO ENTRIES")
         full = snap.pool_used >= snap.pool_total
         part(f"pool {snap.pool_used}/{snap.pool_total}", WARN if full else "")
         part(f"alerts {snap.unread_alerts}", "bold yellow" if snap.unread_alerts else "")
