@@ -1,8 +1,9 @@
 """Signals from another process: `tui-trader signal` posts a row into the `signal_inbox`
 table; the running engine (TUI or headless) polls it, checks the row against its settings
 again (services/signal_message.py: they may have changed since it was posted), acts on it —
-an entry through `Engine.enter_now`, an exit through `Engine.exit_signal` — and records the
-outcome on the row (the polling itself: services/inbox.py).
+an entry through `Engine.enter_now`, an exit through `Engine.exit_signal`, as every signal
+source does (signal_message.act_on) — and records the outcome on the row (the polling
+itself: services/inbox.py).
 
 The engine allocates Signal ids itself, so another process never inserts into `signals`:
 post_signal() inserts an inbox row instead.
@@ -23,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine as SqlEngine
 
 from .inbox import Inbox, post_row, read_row
-from .signal_message import SignalMessage, check_signal
+from .signal_message import SignalMessage, act_on, check_signal
 from .store.tables import SignalInboxRow, SignalRow
 
 log = logging.getLogger("tui_trader.signal_inbox")
@@ -128,16 +129,8 @@ class SignalInbox(Inbox):
         symbols = [symbol] if symbol else list(rt.config.symbols)
         if now - self._bound_at < self.startup_grace_s and any(eng.book.fresh(s, now) is None for s in symbols):
             return None  # just started: wait for the feed's first quotes before deciding
-        payload = {"inbox_id": iid, "posted_at": row["created_at"]}
-        if message.side:
-            payload["side"] = message.side
-        common = {"source": row["source"] or SOURCE, "price": message.price, "payload": payload,
-                  "timeframe": message.timeframe}
         try:
-            if message.intent == "exit":
-                result = eng.exit_signal(sid, symbol, **common)
-            else:
-                result = eng.enter_now(sid, symbol, size=message.size, **common)
+            result = act_on(eng, message, row["source"] or SOURCE, {"inbox_id": iid, "posted_at": row["created_at"]})
         except Exception as exc:  # a bug in the engine: recorded on the row, never retried in a loop
             log.exception("signal #%d (%s): the engine failed to handle it", iid, sid)
             return _Outcome(iid, "rejected", f"internal error in the engine: {exc!r}; see the log file", now,

@@ -159,6 +159,18 @@ def check_signal(message: SignalMessage, config: TradingConfig, names: Mapping[s
     return problems
 
 
+def act_on(engine, message: SignalMessage, source: str, payload: dict):
+    """Hand a checked message to the engine, the one way every signal source does: an exit
+    through exit_signal, an entry (a pyramid when the strategy holds the symbol) through
+    enter_now. Returns the engine's CommandResult."""
+    if message.side:
+        payload = {**payload, "side": message.side}
+    common = {"source": source, "price": message.price, "payload": payload, "timeframe": message.timeframe}
+    if message.intent == "exit":
+        return engine.exit_signal(message.strategy_id, message.symbol, **common)
+    return engine.enter_now(message.strategy_id, message.symbol, size=message.size, **common)
+
+
 # -- reading the fields -----------------------------------------------------------------------
 
 
