@@ -1,14 +1,16 @@
 """Replay: the engine, headless, over recorded quotes, as fast as it can. The fake clock
-follows the quote timestamps; the store keeps nothing (a simulation, DESIGN §8)."""
+follows the quote timestamps; the store keeps nothing (a simulation, DESIGN §8). Timed
+signals (services/replay_signals.py) are handed to the engine as the clock reaches them."""
 
 from __future__ import annotations
 
 import csv
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import chain
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Collection, Iterable, Iterator, Sequence
 
 from .clock import FakeClock
 from .config import TradingConfig
@@ -16,8 +18,14 @@ from .domain import Fill
 from .engine import Engine
 from .feeds.base import FeedHealth
 from .market import Quote
+from .schedule import ScheduleConfig, next_entry, window_at
+from .signal_message import act_on
+from .signal_queue import QueuedSignal
 from .store import MemoryStore
 from .views import TradeView
+
+if TYPE_CHECKING:
+    from .replay_signals import TimedSignal
 
 REQUIRED = ("ts", "symbol", "bid", "ask")
 OPTIONAL = ("last", "bid_size", "ask_size")
@@ -152,11 +160,32 @@ class ReplayResult:
     fills: list[Fill] = field(default_factory=list)
     open: list[dict] = field(default_factory=list)
     skipped: list[BadRow] = field(default_factory=list)
+    signals: list[dict] = field(default_factory=list)
+    """Each signal of the signals file with its outcome (see _Deliveries)."""
+    skipped_signals: list[BadRow] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Strategies that can never act in this replay, each with why."""
+
+    def summary(self) -> dict:
+        """P&L at the end. The drawdown is the largest fall of realized P&L from its running
+        peak (starting at 0), trade by trade in the order they closed; a win is a trade with
+        a P&L above 0."""
+        realized = peak = drawdown = 0.0
+        for t in self.trades:
+            realized += t.pnl
+            peak = max(peak, realized)
+            drawdown = max(drawdown, peak - realized)
+        wins = sum(t.pnl > 0 for t in self.trades)
+        return {"trades": len(self.trades), "wins": wins,
+                "win_rate": wins / len(self.trades) if self.trades else None, "realized_pnl": realized,
+                "max_drawdown": drawdown, "open": len(self.open),
+                "unrealized_pnl": sum((p["unrealized_pnl"] for p in self.open), 0.0)}
 
     def to_json(self) -> dict:
         out = {
             "quotes": self.quotes,
             "elapsed_s": round(self.elapsed_s, 6),
+            "summary": self.summary(),
             "trades": [
                 {"strategy": t.strategy_id, "symbol": t.symbol, "side": t.side, "qty": t.qty,
                  "entry_ts": t.entry_ts, "entry_price": t.entry_price, "exit_ts": t.exit_ts,
@@ -169,36 +198,50 @@ class ReplayResult:
                 for f in self.fills
             ],
             "open": self.open,
+            "signals": self.signals,
+            "warnings": self.warnings,
         }
-        if self.skipped:
-            out["skipped"] = len(self.skipped)
-            out["skipped_rows"] = [{"line": b.line, "reason": b.reason} for b in self.skipped[:100]]
+        for count, listed, rows in (("skipped", "skipped_rows", self.skipped),
+                                    ("skipped_signals", "skipped_signal_rows", self.skipped_signals)):
+            if rows:
+                out[count] = len(rows)
+                out[listed] = [{"line": b.line, "reason": b.reason} for b in rows[:100]]
         return out
 
 
 def run_replay(config: TradingConfig, quotes: Iterable[Quote], *,
                on_progress: Callable[[int], None] | None = None, progress_every: int = 50_000,
-               skipped: list[BadRow] | None = None) -> ReplayResult:
-    """Run the engine over these quotes. A BadRow from the reader propagates to the caller."""
+               skipped: list[BadRow] | None = None, signals: Sequence[TimedSignal] = ()) -> ReplayResult:
+    """Run the engine over these quotes, with these signals (in time order). A BadRow from
+    the reader propagates to the caller."""
     result = ReplayResult(skipped=skipped if skipped is not None else [])
+    deliveries = _Deliveries(signals)
     it = iter(quotes)
     first = next(it, None)
     started = time.perf_counter()
     if first is None:
+        result.signals = deliveries.results()
+        result.warnings = idle_strategies(config, deliveries.strategies, (), 0.0, 0.0)
         return result
-    clock = FakeClock(first.ts)
+    clock = FakeClock(min(first.ts, deliveries.next_at))  # a signal before the first quote finds no price
     engine = Engine(config, clock, ReplayStore(), feed=ReplayFeed(config.symbols))
     engine.trade_listeners.append(result.trades.append)
     engine.fill_listeners.append(result.fills.append)
     engine.open()
+    deliveries.engine, deliveries.clock = engine, clock
+    next_signal = deliveries.next_at
     on_quote = engine.on_quote
     n = 0
     if on_progress is None:
         for n, q in enumerate(chain((first,), it), start=1):
+            if q.ts >= next_signal:
+                next_signal = deliveries.until(q.ts)
             clock.t = q.ts  # replay owns this clock: nobody sleeps on it
             on_quote(q)
     else:
         for n, q in enumerate(chain((first,), it), start=1):
+            if q.ts >= next_signal:
+                next_signal = deliveries.until(q.ts)
             clock.t = q.ts
             on_quote(q)
             if n % progress_every == 0:
@@ -210,5 +253,101 @@ def run_replay(config: TradingConfig, quotes: Iterable[Quote], *,
          "entry_price": p.entry, "mark": p.mark, "unrealized_pnl": p.pnl}
         for p in engine.snapshot().positions
     ]
+    result.signals = deliveries.results()
+    result.warnings = idle_strategies(config, deliveries.strategies, engine.book.quotes, first.ts, clock.t)
     return result
 
+
+class _Deliveries:
+    """The signals, handed to the engine as the replay clock reaches each one (before the
+    first quote at or after its time), and followed to their outcomes: a queued signal until
+    it enters, expires, is removed by an exit signal or is replaced by a newer one."""
+
+    def __init__(self, signals: Sequence[TimedSignal]) -> None:
+        self.signals = signals
+        self.strategies = {s.message.strategy_id for s in signals}
+        self.engine: Engine | None = None
+        self.clock: FakeClock | None = None
+        self._done = 0
+        self._outcomes: list[dict] = []
+        self._following: dict[int, tuple[QueuedSignal, dict]] = {}  # queued id -> its record and outcome entry
+
+    @property
+    def next_at(self) -> float:
+        return self.signals[self._done].ts if self._done < len(self.signals) else math.inf
+
+    def until(self, ts: float) -> float:
+        """Deliver every signal due by `ts`; return when the next one is due."""
+        while self._done < len(self.signals) and self.signals[self._done].ts <= ts:
+            self._deliver(self.signals[self._done])
+            self._done += 1
+        return self.next_at
+
+    def _deliver(self, s: TimedSignal) -> None:
+        engine = self.engine
+        self.clock.t = s.ts
+        before = {q.id: q.signal_id for q in engine.queue.items.values()}
+        result = act_on(engine, s.message, "replay", {"line": s.line})
+        out = _outcome(s, "done" if result.ok else "rejected", result.message)
+        # A queued signal's answer only says it is queued: what becomes of it is followed on the
+        # queue records it made (or took over from an older signal of its strategy, symbol and
+        # timeframe).
+        for q in engine.queue.items.values():
+            if before.get(q.id) != q.signal_id:
+                older = self._following.pop(q.id, None)
+                if older is not None:
+                    older[1].update(status="replaced", ts=s.ts, outcome=f"replaced by the signal on line {s.line}")
+                entry = {"symbol": q.symbol, "status": "queued", "ts": None, "outcome": "still queued at the end"}
+                out.setdefault("queue", []).append(entry)
+                self._following[q.id] = (q, entry)
+        self._outcomes.append(out)
+
+    def results(self) -> list[dict]:
+        """Every signal's outcome at the end of the run; a queued one's status is what became
+        of it in the queue (entered, expired, removed, rejected, replaced, or still queued)."""
+        for q, entry in self._following.values():
+            if q.status != "queued":
+                entry.update(status=q.status, ts=q.updated_at, outcome=q.outcome)
+        for out in self._outcomes:
+            if "queue" in out:  # a signal for every symbol may queue on several
+                out["status"] = "/".join(dict.fromkeys(e["status"] for e in out["queue"]))
+        return self._outcomes + [_outcome(s, "not_reached", "not delivered: the quotes end before it")
+                                 for s in self.signals[self._done:]]
+
+
+def _outcome(s: TimedSignal, status: str, outcome: str) -> dict:
+    m = s.message
+    return {"line": s.line, "ts": s.ts, "strategy": m.strategy_id, "symbol": m.symbol, "intent": m.intent,
+            "status": status, "outcome": outcome}
+
+
+def idle_strategies(config: TradingConfig, signalled: Collection[str], quoted: Collection[str],
+                    first_ts: float, last_ts: float) -> list[str]:
+    """A line for each strategy that can never act in a replay whose quotes (for the symbols
+    `quoted`) run from first_ts to last_ts and whose signals are for the strategies `signalled`."""
+    lines = []
+    for sid, cfg in config.strategies.items():
+        missing = [sym for sym in cfg.symbols if sym not in quoted]
+        if not cfg.enabled:
+            why = "it is disabled in the settings"
+        elif len(missing) == len(cfg.symbols) or (cfg.basket and missing):
+            why = f"the quotes file has no quotes for {', '.join(missing)}"
+        elif sid in signalled:
+            continue
+        elif cfg.entry == "manual":
+            why = 'its entry is "manual" and no signal is for it'
+        elif cfg.entry == "scheduled" and not _window_within(cfg.schedule, first_ts, last_ts):
+            why = f"none of its schedule's entry windows is open between {_iso(first_ts)} and {_iso(last_ts)}"
+        else:
+            continue
+        lines.append(f"strategy {sid} can never act in this replay: {why}")
+    return lines
+
+
+def _window_within(schedule: ScheduleConfig, first_ts: float, last_ts: float) -> bool:
+    start = next_entry(schedule, first_ts)
+    return window_at(schedule, first_ts) is not None or (start is not None and start <= last_ts)
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")

@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--signals", metavar="SIGNALS", help="timed signals to feed in: CSV with header "
                     "ts,strategy,symbol,action[,price,size,timeframe,comment], or JSON lines "
                     '({"ts": ..., plus the body `signal --json` takes})')
-    rp.add_argument("--skip-bad", action="store_true", help="skip and count bad rows (quotes and signals) instead of stopping")
+    rp.add_argument("--skip-bad", action="store_true",
+                    help="skip and count bad rows (quotes and signals) instead of stopping")
     pp = sub.add_parser("positions", parents=[common], help="open positions with their levels, from the database")
     pp.add_argument("--json", action="store_true", help="machine-readable output")
     sp = sub.add_parser("signal", parents=[common], help="an entry or exit signal for a running engine (or the next one to start)",
@@ -270,7 +271,7 @@ def _replay_summary(result) -> str:
 
     s = result.summary()
     win_rate = "—" if s["win_rate"] is None else f"{s['win_rate']:.0%}"
-    text = (f"P&L: {s['trades']} trades, win rate {win_rate}, realized {money(s['realized_pnl'])}, max drawdown "
+    text = (f"P&L: {s['trades']} trade(s), win rate {win_rate}, realized {money(s['realized_pnl'])}, max drawdown "
             f"{s['max_drawdown']:,.2f} (realized, trade by trade), unrealized {money(s['unrealized_pnl'])} "
             f"on {s['open']} open position(s)")
     if result.signals:
