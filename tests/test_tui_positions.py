@@ -402,7 +402,8 @@ async def test_the_detail_tells_the_highlighted_positions_health(app, engine):
         assert "STALE: no fresh quote" in detail_text(app)
         summary = text_of(app.screen.query_one("#book", LiveStatic))
         book_view = engine.snapshot().portfolio[0]
-        assert summary.startswith(f"Book today: realized +0.00 · unrealized {book_view.unrealized:+,.2f}")
+        assert summary.startswith("Account: equity ")
+        assert summary.splitlines()[1].startswith(f"Book today: realized +0.00 · unrealized {book_view.unrealized:+,.2f}")
         assert "│ trend -" in summary and "fade +" in summary
 
 
