@@ -112,7 +112,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self._touch = store.touch if getattr(store, "needs_marks", True) else None
         self.book = QuoteBook(config.feed.max_quote_age_s)
         self.feed = feed if feed is not None else SimulatedFeed(config.symbols, clock, config.feed.seed)
-        self.broker = broker if broker is not None else PaperBroker(config.paper, self.book, clock)
+        self.rules = rules if rules is not None else SettingsRules(config.symbols)
+        self.broker = broker if broker is not None else PaperBroker(config.paper, self.book, clock, self.rules)
         self.broker.bind(self._on_fill, self._on_reject)
         self._broker_on_quote = getattr(self.broker, "on_quote", None)
         self.mode = config.engine.mode
@@ -143,7 +144,6 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self.realized_today: dict[str, float] = {}
         self.realized_total = 0.0  # since the first start: paper cash = starting cash + this
         self.used_funds: dict[str, float] = {}  # strategy -> value its groups hold
-        self.rules = rules if rules is not None else SettingsRules(config.symbols)
         self.last_quotes: dict[str, LastQuote] = {}  # each symbol's latest quote as stored
         self.entries = StrategyState(ALL_ENTRIES)  # paused: the operator stopped every entry of the book
         self.notes: list[str] = []

@@ -188,3 +188,21 @@ def test_zero_slippage_and_fees_fill_exactly_at_the_touch():
     broker.submit(order("buy"))
     broker.submit(order("sell"))
     assert [(p, f) for _, _, p, f, _ in rec.fills] == [(101.0, 0.0), (99.0, 0.0)]
+
+
+def test_a_slipped_fill_is_on_the_tick_and_never_in_the_traders_favour():
+    from services.precision import Rules
+
+    class Ticks:
+        def rules(self, symbol):
+            return Rules(0.5, 0.001, 0.0)
+
+    clock = FakeClock(T0)
+    book = QuoteBook(max_age_s=5.0)
+    broker = PaperBroker(PaperConfig(slippage_bps=10, maker_fee_bps=0, taker_fee_bps=0), book, clock, Ticks())
+    rec = Recorder()
+    broker.bind(rec.on_fill, rec.on_reject)
+    book.update(Quote("BTCUSDT", T0, 99.0, 101.0))
+    broker.submit(order("buy"))  # 101.101 -> 101.5, not 101.0
+    broker.submit(order("sell"))  # 98.901 -> 98.5, not 99.0
+    assert [price for _, _, price, _, _ in rec.fills] == [101.5, 98.5]

@@ -1,22 +1,27 @@
 """Paper broker (DESIGN §3 paper fills).
 
-Market orders fill at the touch plus slippage against the trader. A limit order that is
+Market orders fill at the touch plus slippage against the trader, rounded to the symbol's tick
+against the trader (a buy up, a sell down). A limit order that is
 marketable on arrival fills at the touch (taker); otherwise it rests and fills at its limit
 when the touch crosses it (maker). An order for a symbol without a fresh quote is rejected."""
 
 from __future__ import annotations
 
+import math
+
 from ..config import PaperConfig
 from ..domain import Order
 from ..market import Quote, QuoteBook
+from ..precision import RulesSource, round_price
 from .base import FillHandler, RejectHandler
 
 
 class PaperBroker:
     name = "paper"
 
-    def __init__(self, config: PaperConfig, book: QuoteBook, clock) -> None:
+    def __init__(self, config: PaperConfig, book: QuoteBook, clock, rules: RulesSource | None = None) -> None:
         self.config = config
+        self.rules = rules
         self.book = book
         self.clock = clock
         self._slip = config.slippage_bps / 10_000.0
@@ -41,6 +46,8 @@ class PaperBroker:
             return
         if order.order_type == "market":
             price = touch * (1.0 + self._slip) if buy else touch * (1.0 - self._slip)
+            if self._slip:
+                price = self._on_tick_against(order, price)
             self._fill(order, price, self._taker, "taker")
             return
         limit = order.limit_price
@@ -71,6 +78,15 @@ class PaperBroker:
             if (order.side == "buy" and 0 < q.ask <= limit) or (order.side == "sell" and q.bid >= limit > 0):
                 orders.remove(order)
                 self._fill(order, limit, self._maker, "maker")
+
+    def _on_tick_against(self, order: Order, price: float) -> float:
+        """A slipped price on the symbol's tick, never in the trader's favour: a buy pays the
+        tick above, a sell gets the tick below (round_price rounds the other way, for resting orders)."""
+        rules = self.rules.rules(order.symbol) if self.rules is not None else None
+        tick = rules.tick_size if rules is not None else None
+        if not tick or not math.isfinite(price):
+            return price
+        return round_price(price, "sell" if order.side == "buy" else "buy", tick)
 
     def _fill(self, order: Order, price: float, fee_rate: float, liquidity: str) -> None:
         qty = order.qty
