@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Iterable
 
 from rich.text import Text
@@ -111,10 +112,13 @@ class TraderApp(App[None]):
                 tooltip="Stop the engine and quit; again within 2 s: quit at once", id="app.quit_now"),
     ]
 
-    def __init__(self, settings: Any, engine: Any) -> None:
+    def __init__(self, settings: Any, engine: Any, settings_path: Path | None = None, notice: str = "") -> None:
         super().__init__()
         self.settings = settings
         self.engine = engine
+        self.settings_path = settings_path
+        self.notice = notice
+        """Said once at the start: e.g. that the demo's settings are in use."""
         self.export_dir = data_dir() / "exports"
         self.log_path = log_file(settings.logs.file if settings is not None else "")
         """Where the log file is (named in the one-line message of an internal error)."""
@@ -152,6 +156,8 @@ class TraderApp(App[None]):
         self._started = True
         self._unsubscribe = self.engine.subscribe(self._on_engine_snapshot)
         self.render_now()
+        if self.notice:
+            self.notify(self.notice, title="Settings", severity="warning", timeout=20, markup=False)
         self._ask_about_orphans()
         self.set_interval(self.HEARTBEAT, self._heartbeat)
         self._watch_terminal()
@@ -395,7 +401,8 @@ class TraderApp(App[None]):
         sections.append(("Everywhere", [b for b in self.BINDINGS if isinstance(b, Binding)] + [
             Binding("ctrl+p", "command_palette", "Command palette: every action by name"),
         ]))
-        self.push_screen(HelpScreen(sections))
+        where = [f"settings: {self.settings_path or 'built-in defaults'}", f"data: {data_dir()}", f"log: {self.log_path}"]
+        self.push_screen(HelpScreen(sections, " · ".join(where)))
 
     def action_toggle_entries(self) -> None:
         snap = self.latest_snapshot
@@ -505,6 +512,6 @@ def _flash_rank(e) -> tuple[int, int]:
     return (1 + FLASH_CATEGORIES.index(e.category), -e.id)
 
 
-def make_app(settings: Any, engine: Any) -> TraderApp:
+def make_app(settings: Any, engine: Any, settings_path: Path | None = None, notice: str = "") -> TraderApp:
     """The TUI over `engine` (not started yet: the app starts it on mount and stops it on quit)."""
-    return TraderApp(settings, engine)
+    return TraderApp(settings, engine, settings_path, notice)

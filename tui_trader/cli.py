@@ -21,7 +21,7 @@ from services.signal_message import ACTIONS, EXAMPLE
 
 from . import cli_logs
 from .headless import run_headless
-from .locations import find_settings, log_file
+from .locations import data_dir, demo_notice, find_settings, log_file, safe_url
 from .logs import mirror_events, setup_logging
 from .settings import Settings, SettingsError, load_settings
 
@@ -124,10 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "run"
     log_path = log_file()
     try:
-        settings = _settings(args)
+        settings, args.settings_path = _settings(args)
         log_path = log_file(settings.logs.file)
         setup_logging(settings.log_level, to_stdout=command == "engine", path=log_path,
                       max_bytes=int(settings.logs.file_max_mb * 1_000_000), backups=settings.logs.file_backups)
+        log.info("tui-trader %s: settings %s; data directory %s; database %s", command, args.settings_path,
+                 data_dir(), safe_url(settings.store.url))
+        notice = demo_notice(args.settings_path, args.config)
+        if notice and command == "engine":
+            print(f"tui-trader: {notice}", file=sys.stderr)
+        args.notice = notice
         return _run_command(command, args, settings)
     except SettingsError as exc:
         print(f"tui-trader: invalid settings in {exc.source}:", file=sys.stderr)
@@ -157,7 +163,7 @@ def _run_command(command: str, args, settings: Settings) -> int:
         raise UsageError(str(exc)) from None
 
 
-def _settings(args) -> Settings:
+def _settings(args) -> tuple[Settings, Path]:
     overrides = {}
     if args.db:
         overrides["store.url"] = args.db if "://" in args.db else f"sqlite:///{Path(args.db).expanduser().resolve()}"
@@ -166,7 +172,7 @@ def _settings(args) -> Settings:
     path = find_settings(args.config)
     if path is None:
         raise UsageError("no settings.toml here; pass one with --config PATH")
-    return _override(load_settings(path), overrides)
+    return _override(load_settings(path), overrides), path
 
 
 def _override(settings: Settings, overrides: dict) -> Settings:
@@ -204,7 +210,7 @@ def _engine(settings: Settings):
 def cmd_run(args, settings: Settings) -> int:
     from .app import make_app
 
-    app = make_app(settings, _engine(settings))
+    app = make_app(settings, _engine(settings), args.settings_path, args.notice)
     app.run()
     return app.return_code or 0
 

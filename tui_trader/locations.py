@@ -25,6 +25,28 @@ def log_file(configured: str = "") -> Path:
     return Path(configured).expanduser() if configured else data_dir() / "tui_trader.log"
 
 
+def demo_notice(path: Path, explicit: str | None) -> str:
+    """What to tell the operator when no settings of theirs were found and the project's demo
+    settings are in use ("" otherwise)."""
+    if explicit or os.environ.get("TUI_TRADER_CONFIG") or path.resolve() != PROJECT_SETTINGS:
+        return ""
+    if (Path.cwd() / "settings.toml").is_file():
+        return ""
+    return (f"no settings.toml in {Path.cwd()}: running the paper demo's settings ({path}); "
+            "pass --config PATH (or set TUI_TRADER_CONFIG) to use your own")
+
+
+def safe_url(url: str) -> str:
+    """A database URL as it may be logged or shown: its password hidden."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an invalid database URL)"
+
+
 def find_settings(explicit: str | None) -> Path | None:
     """--config, else TUI_TRADER_CONFIG, else ./settings.toml, else the project's settings.toml."""
     if explicit:

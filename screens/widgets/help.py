@@ -36,9 +36,11 @@ class HelpScreen(Dialog[None]):
         Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help.close"),
     ]
 
-    def __init__(self, sections: Iterable[tuple[str, Iterable[Binding]]]) -> None:
+    def __init__(self, sections: Iterable[tuple[str, Iterable[Binding]]], where: str = "") -> None:
         super().__init__()
         self.sections = [(title, list(bindings)) for title, bindings in sections]
+        self.where = where
+        """Which settings file, data directory and log file are in use."""
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
@@ -54,6 +56,8 @@ class HelpScreen(Dialog[None]):
                     what.append(f"  {binding.tooltip}", style="dim")
                 table.add_row(key_label(binding.key), what)
             table.add_row("", "")
+        if self.where:
+            table.add_row("", Text(self.where, style="dim"))
         table.add_row("", Text("esc / ? closes this help", style="dim"))
         with VerticalScroll() as scroll:
             scroll.border_title = "Keys"
