@@ -76,6 +76,11 @@ def clock_time(ts: float, timezone: str | None = None) -> str:
         return f"{hms(ts)} UTC"
 
 
+def utc_datetime(ts: float) -> str:
+    """An instant in full, to the millisecond: 2026-01-01 00:00:02.000 UTC."""
+    return datetime.fromtimestamp(ts, ZoneInfo("UTC")).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
 def amount(v: float) -> str:
     """Funds: whole units with thousands separators; cents below 1,000 unless whole."""
     return f"{v:,.0f}" if abs(v) >= 1000 or v == int(v) else f"{v:,.2f}"

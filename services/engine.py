@@ -1452,7 +1452,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         errors = _edit_errors(probe, now, stop, target, trail_distance, trail_activation, time_exit_at)
         if errors:
             return CommandResult.error("; ".join(errors))
-        changes = [f"{k} {_fmt_level(k, getattr(leg, k))} -> {_fmt_level(k, getattr(probe, k))}"
+        changes = [f"{LEVEL_LABELS.get(k, k)} {_fmt_level(k, getattr(leg, k))} -> {_fmt_level(k, getattr(probe, k))}"
                    for k in _EDITABLE if getattr(leg, k) != getattr(probe, k)]
         if not changes:
             return CommandResult.error("nothing changed")
@@ -1821,6 +1821,9 @@ def _exit_reason(leg: Leg, px: float, now: float) -> str | None:
 
 
 _EDITABLE = ("stop", "target", "trail_distance", "trail_activation", "trail_level", "time_exit_at")
+LEVEL_LABELS = {"trail_distance": "trailing distance", "trail_activation": "trailing arms at",
+                "trail_level": "trailing level", "time_exit_at": "time exit"}
+"""How a level is named to the operator (an edit's message), where its field name differs."""
 
 
 def _edit_errors(leg: Leg, now: float, stop, target, trail_distance, trail_activation, time_exit_at) -> list[str]:

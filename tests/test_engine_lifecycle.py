@@ -373,7 +373,7 @@ def test_edit_moves_stop_and_target_and_the_new_levels_act():
     h, gid = long_with_levels()
     r = h.engine.edit_levels(gid, stop=99.8, target=None, trail_distance=None)
     assert r.ok and "stop 99.00 -> 99.80" in r.message and "target 110.00 -> none" in r.message
-    assert "trail_distance 1% -> none" in r.message
+    assert "trailing distance 1% -> none" in r.message
     h.quote("BTCUSDT", 111.0)  # the old target would have exited
     h.quote("BTCUSDT", 100.0)  # the removed trail would have exited
     assert h.position() is not None
@@ -397,7 +397,7 @@ def test_edit_trailing_distance_tightening_moves_the_level_widening_never_loosen
     tightened_at = h.clock.now()
     h.clock.advance(1)
     r = h.engine.edit_levels(gid, trail_distance="2%")
-    assert r.ok and "trail_distance 0.5% -> 2%" in r.message
+    assert r.ok and "trailing distance 0.5% -> 2%" in r.message
     p = h.position()
     assert p.trail_distance == "2%"
     assert p.trail_level == pytest.approx(104.475)  # 105 * 0.98 = 102.9 would loosen it: kept

@@ -102,13 +102,13 @@ def long_at_100(**kw) -> tuple[Harness, int]:
 def test_editing_the_trailing_activation_and_the_time_exit():
     h, gid = long_at_100(trail_activation="2%", trail_distance="1%")
     r = h.engine.edit_levels(gid, trail_activation="1%")
-    assert r.ok and "trail_activation 2% -> 1%" in r.message
+    assert r.ok and "trailing arms at 2% -> 1%" in r.message
     h.quote("BTCUSDT", 101.0)
     assert h.position().trail_active  # armed at +1%
     r = h.engine.edit_levels(gid, trail_activation=5)
     assert not r.ok and "already armed" in r.message
     r = h.engine.edit_levels(gid, time_exit_at=h.clock.now() + 60)
-    assert r.ok and "time_exit_at none -> " in r.message
+    assert r.ok and "time exit none -> " in r.message
     assert h.position().time_exit_at == h.clock.now() + 60
     h.clock.advance(61)
     h.quote("BTCUSDT", 101.5)

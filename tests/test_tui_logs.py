@@ -433,7 +433,7 @@ async def test_enter_shows_the_event_in_full_with_its_payload(app):
         assert payload == json.dumps({"order": 7, "reason": {"code": "margin", "needed": 1250.5}}, indent=2,
                                      sort_keys=True)
         fields = [" ".join(line.split()) for line in text_of(detail.query_one("#fields", Static)).splitlines()]
-        assert fields[:8] == ["Time 2026-01-01T00:00:02.000+00:00 UTC", "Level ERROR", "Category order",
+        assert fields[:8] == ["Time 2026-01-01 00:00:02.000 UTC", "Level ERROR", "Category order",
                               "Strategy alpha", "Symbol —", "Position —", "Alert no",
                               "Message alpha order rejected: insufficient margin"]
         await pilot.press("escape")

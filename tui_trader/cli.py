@@ -308,6 +308,8 @@ def _progress_bar(path: Path):
 def cmd_positions(args, settings: Settings) -> int:
     from services.store import read_open_positions
 
+    from screens.format import side_word
+
     rows = read_open_positions(settings.store.url)
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -328,7 +330,7 @@ def cmd_positions(args, settings: Settings) -> int:
             trail = f"{r['trail_level']:,.2f}" if r["trail_active"] else f"arms +{r['trail_activation']}"
         status = r["group_status"] if not r["pending_exit"] else f"exiting ({r['pending_exit']})"
         age = now - (r["mark_ts"] or now)
-        table.add_row(str(r["group_id"]), r["strategy_id"], r["symbol"], r["side"], f"{r['qty']:g}",
+        table.add_row(str(r["group_id"]), r["strategy_id"], r["symbol"], side_word(r["side"]), f"{r['qty']:g}",
                       f"{r['avg_entry']:,.2f}", f"{r['mark']:,.2f}", f"{r['unrealized_pnl']:+,.2f}",
                       _opt(r["stop"]), _opt(r["target"]), trail, status + (f" (mark {age:.0f}s old)" if age > 60 else ""))
     Console(width=None if sys.stdout.isatty() else 200).print(table)

@@ -13,10 +13,9 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from services.event_log import iso_time
 from services.views import EventView
 
-from ..format import DIM, LEVEL_STYLE, WARN
+from ..format import DIM, LEVEL_STYLE, WARN, utc_datetime
 from .dialog import Dialog
 
 
@@ -25,7 +24,7 @@ def alert_state(e: EventView) -> Text:
         return Text("no", style=DIM)
     if e.acked_at is None:
         return Text("UNREAD (a acknowledges it)", style=f"bold {WARN}")
-    return Text(f"acknowledged {iso_time(e.acked_at)}")
+    return Text(f"acknowledged {utc_datetime(e.acked_at)}")
 
 
 def fields_table(e: EventView) -> Table:
@@ -33,7 +32,7 @@ def fields_table(e: EventView) -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column(ratio=1, overflow="fold")
     none = Text("—", style=DIM)
-    table.add_row("Time", f"{iso_time(e.ts)} UTC")
+    table.add_row("Time", utc_datetime(e.ts))  # one zone, said once
     table.add_row("Level", Text(e.level.upper(), style=LEVEL_STYLE.get(e.level, "")))
     table.add_row("Category", e.category)
     table.add_row("Strategy", e.strategy_id or none)
