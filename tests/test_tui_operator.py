@@ -49,3 +49,16 @@ async def test_positions_show_the_paper_account(app, engine):  # noqa: F811
         assert line[0].startswith(f"Account: equity {account.equity:,.2f} · cash {account.cash:,.2f}")
         assert line[1].startswith("Book today: realized")
         assert account.gross_exposure > 0 and account.cash == engine.config.paper.starting_cash + engine.realized_total
+
+
+async def test_clicking_a_tab_switches_screens(app, engine):  # noqa: F811
+    from screens.logs import LogsScreen
+    from screens.widgets import StatusBar
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await advance(pilot)
+        bar = app.screen.query_one(StatusBar)
+        offset = text_of(bar).index("6 Logs")  # the tab's column on the bar's first line
+        await pilot.click(StatusBar, offset=(offset + 1 + bar.styles.padding.left, 0))
+        await pilot.pause()
+        assert isinstance(app.screen, LogsScreen)

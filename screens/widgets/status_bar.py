@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -111,11 +112,12 @@ class TabsAndClock:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         tabs = Text(no_wrap=True, overflow="crop")
         for key, name in SCREENS:
+            click = Style(meta={"@click": f"app.switch_mode('{name.lower()}')"})  # a click on a tab shows it
             if name == self.current:
-                tabs.append(f" {key} {name} ", style="bold reverse")
+                tabs.append(f" {key} {name} ", style=Style(bold=True, reverse=True) + click)
             else:
-                tabs.append(f" {key} ", style="bold")
-                tabs.append(f"{name} ", style="dim")
+                tabs.append(f" {key} ", style=Style(bold=True) + click)
+                tabs.append(f"{name} ", style=Style(dim=True) + click)
         utc = " UTC" if options.max_width >= TABS_WIDTH + len(self.clock) + len(" UTC") else ""
         top = Table.grid(expand=True)
         top.add_column(ratio=1, no_wrap=True)
