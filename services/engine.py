@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 from collections import deque
-from typing import Callable
+from typing import Callable, Iterable
 
 from .amounts import entry_capital as _capital, px as _px, qty as _qty
 from .brokers.paper import PaperBroker
@@ -34,6 +34,7 @@ from .precision import RulesSource, SettingsRules, floor_qty, round_price
 from .schedule import entry_due, next_entry, planned_exit, session_bounds
 from .signal_queue import QueuedSignal, SignalQueue
 from .store.loaded import LoadedState
+from .timers import Timers
 from .views import (
     AccountView, CommandResult, EngineSnapshot, FeedView, OrderView, OrphanView, PortfolioView, PositionView, RiskPreview,
     StrategyView, TradeView, WaitingEntry,
@@ -154,6 +155,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self.version = 0
         self._quote_seq = 0
         self._next_tick = 0.0
+        self.timers = Timers()  # what tick() has to do, and when
         self._next_mark_sample = 0.0
         self._subscribers: list[Callable[[EngineSnapshot], None]] = []
         self.trade_listeners: list[Callable[[TradeView], None]] = []
@@ -431,8 +433,9 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
     # == time ================================================================================
 
     def tick(self) -> None:
-        """Time-driven work: the session boundary, P&L rules, re-pricing working limits, time
-        exits and exits to send again."""
+        """Time-driven work: the session boundary, P&L rules, then what the timers say is due:
+        queued signals' TTLs, re-pricing working limits, exits to send again, time exits. It
+        costs what is due, not what is open."""
         now = self.clock.now()
         self._next_tick = now + self.config.engine.tick_interval_s
         if now >= self.day_end:
@@ -450,22 +453,40 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
                 for leg in legs:
                     leg.marks.append(leg.mark)
             self._store_quotes()
-        if self.queue.items:
+        due = self.timers.pop_due(now)
+        # with the pool full and no TTL due, the queue has nothing to do
+        if self.queue.items and ("queue" in due or len(self.groups) < self._pool_size):
             self._tick_queue(now)
-        self._rework_entries(now)
-        self._rework_exits(now)
+        if due:
+            self._rework_entries(due.get("entry", ()), now)
+            self._rework_exits(due.get("exit", ()), now)
         if self.config.risk_engine is not None:
             self._tick_risk(now)
         self._tick_feed_health(now)
         self._tick_retention(now)
+        if due:
+            self._tick_groups(due.get("group", ()), now)
+        self.version += 1
+        if self._pending or self._deferred:
+            self._commit()
+
+    def _wake(self, group: Group, at: float | None) -> None:
+        """Have the tick look at this group from `at` on (a time exit, an exit to send again)."""
+        if at is not None:
+            self.timers.at(at, "group", group)
+
+    def _tick_groups(self, woken: Iterable[Group], now: float) -> None:
+        """The timed work of the groups whose timer fell due: an entry order or DCA layers
+        placed again after a restart, an exit to send again, a time exit. Work that waits for
+        a fresh quote (or a basket still entering) is looked at again at the next tick."""
+        groups = sorted((g for g in woken if self.groups.get(g.id) is g), key=_by_id)
         due: list[tuple[Group, Leg | None]] = []  # found first: acting on them changes self.groups
         unplaced: list[Group] = []
-        for group in list(self.groups.values()):
+        for group in groups:
             if group.resume_entry is not None and self.book.fresh(group.entry_symbol, now) is not None:
                 resume, group.resume_entry = group.resume_entry, None
                 self._send_entry(group, *resume)
-            if group.tp_mode and not group.pending_exit and any(
-                    lg.status == "pending" and lg.entry_order_id is None for lg in group.legs):
+            if _unplaced_layers(group):
                 unplaced.append(group)
             if group.pending_exit:
                 if group.resend_at is not None and now >= group.resend_at:
@@ -486,9 +507,9 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
                 self._send_exit(group)
             else:
                 self._decide_exit(group, "time", leg.mark)
-        self.version += 1
-        if self._pending or self._deferred:
-            self._commit()
+        for group in groups:
+            if self.groups.get(group.id) is group and _group_due(group, now):
+                self._wake(group, now)
 
     # == the session and the P&L rules (DESIGN §3 portfolio level, daily loss limit) ============
 
@@ -727,6 +748,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         group.entry_deadline = now + rt.config.execution.retry_delay_s if order_type == "limit" and rt else None
         self.orders[order.id] = order
         self.recent_orders.append(order)
+        if group.entry_deadline is not None:
+            self.timers.at(group.entry_deadline, "entry", group)
         if attempt:
             what = "market fallback" if method == "market_fallback" else f"re-price {attempt} to {_px(price)}"
             self._event("warning" if method == "market_fallback" else "info", "entry",
@@ -736,15 +759,16 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self._commit()  # the order is durable before it is sent
         self.broker.submit(order)
 
-    def _rework_entries(self, now: float) -> None:
+    def _rework_entries(self, groups: Iterable[Group], now: float) -> None:
         """Re-price limit entries whose delay has passed, then fall back to market (DESIGN §3):
         attempt k of n re-prices sits k/(n+1) of the way from the reference to the touch."""
-        for group in list(self.groups.values()):
+        for group in sorted(groups, key=_by_id):
             if group.status != "entering" or group.entry_deadline is None or now < group.entry_deadline:
-                continue
+                continue  # filled, failed, or re-priced since: its newer deadline has a timer of its own
             q = self.book.fresh(group.entry_symbol, now)
             if q is None:
-                continue  # no fresh price to re-price from: the order keeps resting until one comes
+                self.timers.at(now, "entry", group)  # the order keeps resting until a fresh price comes
+                continue
             order = self.orders.get(group.entry_order_id)
             rt = self.strategies.get(group.strategy_id)
             if order is None or rt is None or not self.broker.cancel(order):
@@ -831,6 +855,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         leg.mark = mark_of(q) if q is not None else price
         if rt is not None:
             _apply_config_levels(leg, rt.config, now)
+            self._wake(group, leg.time_exit_at)
         leg.scopes = self._leg_scopes(group.strategy_id)
         for scope in leg.scopes:
             scope.unrealized += leg.unrealized()
@@ -952,28 +977,34 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         leg.exit_order_id = order.id
         self.orders[order.id] = order
         self.recent_orders.append(order)
+        if order_type == "limit":
+            self.timers.at(now + ex.retry_delay_s, "exit", leg)  # re-priced then if still working
         self._pending += (order, group)
         self._commit()  # the exit decision and its order are durable before it is sent
         self.broker.submit(order)
 
-    def _rework_exits(self, now: float) -> None:
+    def _rework_exits(self, legs: Iterable[Leg], now: float) -> None:
         """Re-price limit exits whose delay has passed; after the last re-price, market."""
-        for group in list(self.groups.values()):
+        for leg in sorted(legs, key=_by_group_and_id):
+            group = leg.group
+            order = self.orders.get(leg.exit_order_id) if leg.exit_order_id is not None else None
+            if order is None or order.order_type != "limit" or self.groups.get(group.id) is not group:
+                continue  # filled or re-priced since: a newer limit has a timer of its own
             rt = self.strategies.get(group.strategy_id)
-            delay = rt.config.exit_execution.retry_delay_s if rt is not None else 0.0
-            for leg in group.legs:
-                order = self.orders.get(leg.exit_order_id) if leg.exit_order_id is not None else None
-                if order is None or order.order_type != "limit" or now < order.created_at + delay:
-                    continue
-                if self.book.fresh(leg.symbol, now) is None or not self.broker.cancel(order):
-                    continue  # no fresh price to re-price from, or it filled meanwhile
-                attempt = order.retry_count + 1
-                last = rt is None or attempt > rt.config.exit_execution.max_retries
-                reason = order.reason
-                self._order_final(order, "cancelled", "not filled in time: " + ("market fallback" if last else "re-priced"))
-                leg.exit_order_id = None
-                self._send_exit_order(group, leg, attempt, order.reference_price, now, reason,
-                                      order.qty if order.qty < leg.qty else None)
+            if now < order.created_at + (rt.config.exit_execution.retry_delay_s if rt is not None else 0.0):
+                continue
+            if self.book.fresh(leg.symbol, now) is None:
+                self.timers.at(now, "exit", leg)  # no fresh price to re-price from: again at the next tick
+                continue
+            if not self.broker.cancel(order):
+                continue  # it filled meanwhile
+            attempt = order.retry_count + 1
+            last = rt is None or attempt > rt.config.exit_execution.max_retries
+            reason = order.reason
+            self._order_final(order, "cancelled", "not filled in time: " + ("market fallback" if last else "re-priced"))
+            leg.exit_order_id = None
+            self._send_exit_order(group, leg, attempt, order.reference_price, now, reason,
+                                  order.qty if order.qty < leg.qty else None)
 
     def _close_leg(self, order: Order, qty: float, price: float, fee: float) -> None:
         group = self.groups.get(order.group_id)
@@ -1138,6 +1169,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             if leg is not None and leg.exit_order_id == order.id:
                 leg.exit_order_id = None
             group.resend_at = self.clock.now() + EXIT_RETRY_S
+            self._wake(group, group.resend_at)
             rejected = sum(1 for o in self.recent_orders
                            if o.group_id == group.id and o.purpose == "exit" and o.status == "rejected")
             self._event("warning", "order", f"{order.strategy_id}: exit order for #{group.id} {order.symbol} rejected "
@@ -1219,6 +1251,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             queued.size = size
             self.queue.add(queued)
             what = f"queued as #{queued.id}"
+        self.timers.at(queued.expires_at, "queue")
         self._pending.append(queued)
         rank = next(i for i, (q, _) in enumerate(self.queue.ranked(self._mark_of), 1) if q is queued)
         tf = f" {timeframe}" if timeframe else ""
@@ -1465,6 +1498,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         old = {k: _level_value(getattr(leg, k)) for k in _EDITABLE}
         for name in (*_EDITABLE, "trail_act_amount", "trail_active", "trail_peak", "trail_updated_at", "trail_moves"):
             setattr(leg, name, getattr(probe, name))
+        self._wake(group, leg.time_exit_at)
         new = {k: _level_value(getattr(leg, k)) for k in _EDITABLE}
         self._pending.append(leg)
         self._event("info", "levels", f"#{group_id} {leg.symbol} levels edited: {', '.join(changes)}", group,
@@ -1571,8 +1605,11 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
                 if leg.status == "pending":
                     leg.entry_order_id = None  # the paper broker kept no orders: placed again on a fresh quote
         for group in self.groups.values():
+            self._wake(group, self.clock.now())  # an entry or layers to place again, an exit to send again
             for leg in group.legs:
                 leg.scopes = self._leg_scopes(group.strategy_id)
+                if leg.status == "open":
+                    self._wake(group, leg.time_exit_at)
             rt = self.strategies.get(group.strategy_id)
             slot = rt.slots.get(group.symbol) if rt is not None else None
             if rt is None or not rt.config.enabled:
@@ -1599,6 +1636,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self.realized_today = dict(st.realized_today)
         for row in st.queued_signals:
             self.queue.add(QueuedSignal.from_row(row))
+            self.timers.at(row["expires_at"], "queue")
         stored = {row["scope"]: row for row in st.pnl_state}
         for scope in self._scopes():
             row = stored.get(scope.scope)
@@ -1792,6 +1830,29 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
 
 
 
+
+
+def _by_id(record: Record) -> int:
+    return record.id
+
+
+def _by_group_and_id(leg: Leg) -> tuple[int, int]:
+    return leg.group.id, leg.id
+
+
+def _unplaced_layers(group: Group) -> bool:
+    """DCA layers whose resting order is to be placed again (the paper broker kept none over a restart)."""
+    return bool(group.tp_mode) and not group.pending_exit and any(
+        lg.status == "pending" and lg.entry_order_id is None for lg in group.legs)
+
+
+def _group_due(group: Group, now: float) -> bool:
+    """Whether the tick has work for this group now (a fresh quote it may wait for aside)."""
+    if group.resume_entry is not None or _unplaced_layers(group):
+        return True
+    if group.pending_exit:
+        return group.resend_at is not None and now >= group.resend_at
+    return any(lg.status == "open" and lg.time_exit_at is not None and now >= lg.time_exit_at for lg in group.legs)
 
 
 def _repriced(ref: float, touch: float, attempt: int, retries: int) -> float:

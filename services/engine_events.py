@@ -62,6 +62,8 @@ class EngineEvents:
         self._unread: dict[int, EventRecord] = {}  # alerts not acknowledged yet, oldest first
         self._alerts_view: tuple[EventView, ...] | None = ()
         self._stale_symbols: frozenset[str] = frozenset()
+        self._quoted = 0  # symbols in the book at the last look at their staleness
+        self._oldest_fresh = float("inf")  # the oldest fresh quote's ts then: nothing goes stale before it does
         self._feed_down = False
         self._next_retention = 0.0
         self._retention_task: asyncio.Task | None = None
@@ -230,7 +232,9 @@ class EngineEvents:
 
     def _tick_feed_health(self, now: float) -> None:
         """Feed down/up and symbols going stale/fresh again are events (a symbol that never
-        had a quote is not called stale)."""
+        had a quote is not called stale). The symbols are looked at only when one can have
+        changed: a symbol is new, a stale one is fresh again, or the oldest fresh quote (quotes
+        only get newer) has gone stale."""
         health = self.feed.health
         down = health.last_event_at is not None and not health.is_healthy(now, self.book.max_age_s)
         if down != self._feed_down:
@@ -241,8 +245,13 @@ class EngineEvents:
                             "no entries or exits until it is back", needs_ack=True, payload={"feed": health.name})
             else:
                 self._event("info", "feed", f"feed {health.name} is back", payload={"feed": health.name})
-        quotes = self.book.quotes
-        stale = frozenset(sym for sym, q in quotes.items() if now - q.ts > self.book.max_age_s)
+        quotes, max_age = self.book.quotes, self.book.max_age_s
+        if (now - self._oldest_fresh <= max_age and len(quotes) == self._quoted and not (
+                self._stale_symbols and any(now - quotes[sym].ts <= max_age for sym in self._stale_symbols))):
+            return
+        stale = frozenset(sym for sym, q in quotes.items() if now - q.ts > max_age)
+        self._quoted = len(quotes)
+        self._oldest_fresh = min((q.ts for sym, q in quotes.items() if sym not in stale), default=float("inf"))
         if stale != self._stale_symbols:
             went, back = sorted(stale - self._stale_symbols), sorted(self._stale_symbols - stale)
             self._stale_symbols = stale
