@@ -18,19 +18,20 @@ from services.views import EngineSnapshot, OrderView
 
 from .base import EngineScreen, set_subtitle
 from .format import DIM, LOSS, PROFIT, STATUS_STYLE, WARN, cell, hms, num, px, qty, side_word, signed_px
-from .widgets.keyed_table import KeyedTable
+from .widgets.keyed_table import KEY, NAME, KeyedTable
 from .widgets.live_static import LiveStatic
 
 COLUMNS = [
-    ("time", "Time"), ("group", "#>"), ("strategy", "Strategy"), ("symbol", "Symbol"), ("attempt", "Attempt"),
-    ("price", "Price>"), ("result", "Result"), ("slip", "Slip>"), ("bp", "bp>"), ("ref", "Ref>"),
-    ("side", "Side"), ("qty", "Qty>"), ("reason", "Reason"),
+    ("time", "Time", NAME), ("group", "#>", NAME), ("strategy", "Strategy", NAME), ("symbol", "Symbol", NAME),
+    ("attempt", "Attempt", 9), ("price", "Price>", KEY), ("result", "Result", KEY), ("slip", "Slip>", 8),
+    ("bp", "bp>", 7), ("ref", "Ref>", 6), ("side", "Side", 5), ("qty", "Qty>", 4), ("reason", "Reason", 3),
 ]
 
 EXIT_COLUMNS = [
-    ("time", "Time"), ("group", "#>"), ("strategy", "Strategy"), ("symbol", "Symbol"), ("side", "Side"),
-    ("qty", "Qty>"), ("type", "Type"), ("method", "Method"), ("attempt", "Try>"), ("ref", "Ref>"),
-    ("limit", "Limit>"), ("fill", "Fill>"), ("slip", "Slip>"), ("status", "Status"), ("reason", "Reason"),
+    ("time", "Time", NAME), ("group", "#>", NAME), ("strategy", "Strategy", NAME), ("symbol", "Symbol", NAME),
+    ("side", "Side", 6), ("qty", "Qty>", 5), ("type", "Type", 3), ("method", "Method", 2), ("attempt", "Try>", 1),
+    ("ref", "Ref>", 4), ("limit", "Limit>", 7), ("fill", "Fill>", KEY), ("slip", "Slip>", 8),
+    ("status", "Status", KEY), ("reason", "Reason", 0),
 ]
 
 FALLBACK_METHODS = ("market_fallback",)

@@ -23,12 +23,12 @@ from .base import EngineScreen
 from .format import DIM, WARN, cell, hms, money, num, pnl_cell, px
 from .widgets.exit_history import ExitHistory, position_summary, reason_label, timeline, trade_summary
 from .widgets.exit_triggers import ClosedRow, ExitTriggers
-from .widgets.keyed_table import KeyedTable
+from .widgets.keyed_table import KEY, NAME, KeyedTable
 from .widgets.live_static import LiveStatic
 
 RULE_COLUMNS = [
-    ("scope", "Scope"), ("rule", "Rule"), ("level", "P&L level>"), ("pnl", "P&L>"), ("distance", "Distance>"),
-    ("state", "State"),
+    ("scope", "Scope", NAME), ("rule", "Rule", NAME), ("level", "P&L level>", 2), ("pnl", "P&L>", KEY),
+    ("distance", "Distance>", KEY), ("state", "State", 3),
 ]
 RULE_ORDER = {kind: i for i, kind in enumerate(RULE_LABEL)}
 

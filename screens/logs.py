@@ -37,7 +37,7 @@ from .format import DIM, LEVEL_STYLE, WARN, Cell, cell, hms, num
 from .widgets.event_detail import EventDetailScreen
 from .widgets.event_table import EventTable
 from .widgets.export_dialog import ExportDialog
-from .widgets.keyed_table import KeyedTable
+from .widgets.keyed_table import FILL, KEY, NAME, KeyedTable
 
 log = logging.getLogger("tui_trader.screens")
 
@@ -68,11 +68,13 @@ MESSAGE_STYLE = {"warning": WARN, "error": "red", "critical": "bold red"}
 UNREAD = "●"
 READ = "○"
 
-COLUMNS = [("alert", ""), ("time", "Time>"), ("level", "Level"), ("category", "Category"), ("position", "#>"),
-           ("message", "Message")]
+COLUMNS = [("alert", "", NAME), ("time", "Time>", NAME), ("level", "Level", KEY), ("category", "Category", 2),
+           ("position", "#>", 1), ("message", "Message", FILL)]
 """No strategy or symbol column: messages name them, and the message needs the width at 80
-columns (the filters select by them; enter shows them)."""
-ALERT_COLUMNS = [("time", "Time>"), ("level", "Level"), ("category", "Category"), ("message", "Message")]
+columns (the filters select by them; enter shows them). The message takes the width left,
+cut with an ellipsis: the table never scrolls sideways (a scrollbar would cover a row)."""
+ALERT_COLUMNS = [("time", "Time>", NAME), ("level", "Level", KEY), ("category", "Category", 1),
+                 ("message", "Message", FILL)]
 
 FILTER_KEYS = Binding.Group("Filter")
 

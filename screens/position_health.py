@@ -18,15 +18,16 @@ from .format import (
     pnl_pct_cell, px, qty, side_word, signed_style, sparkline,
 )
 from .widgets.exit_history import reason_label
+from .widgets.keyed_table import KEY, NAME
 
 COLUMNS = [
-    ("sel", " "), ("id", "#>"), ("strategy", "Strategy"), ("symbol", "Symbol"), ("side", "Side"),
-    ("status", "Status"), ("pnl", "P&L>"), ("pnl_pct", "P&L %>"), ("mark", "Mark>"), ("trend", "Trend"),
-    ("next", "Next exit"), ("age", "Age>"), ("qty", "Qty>"), ("entry", "Entry>"), ("stop", "Stop>"),
-    ("target", "Target>"), ("trail", "Trail>"),
+    ("sel", " ", NAME), ("id", "#>", NAME), ("strategy", "Strategy", NAME), ("symbol", "Symbol", NAME),
+    ("side", "Side", 8), ("status", "Status", KEY), ("pnl", "P&L>", KEY), ("pnl_pct", "P&L %>", 10),
+    ("mark", "Mark>", KEY), ("trend", "Trend", 5), ("next", "Next exit", 9), ("age", "Age>", 6), ("qty", "Qty>", 4),
+    ("entry", "Entry>", 7), ("stop", "Stop>", 3), ("target", "Target>", 2), ("trail", "Trail>", 1),
 ]
-"""What an operator scans first comes first: at 80 columns the table shows up to Trend and
-scrolls sideways (left/right) to the rest, which the detail line also shows."""
+"""What an operator scans first comes first; a narrower terminal drops the columns with the
+lowest priority, which the detail line also shows."""
 
 TREND_WIDTH = 8
 """Cells of the mark sparkline (the marks are sampled about once a second)."""

@@ -17,16 +17,16 @@ from services.views import EngineSnapshot, QueuedSignalView
 from . import commands
 from .base import EngineScreen, set_subtitle
 from .format import DIM, PROFIT, WARN, cell, countdown, duration, num, pct, px, side_word
-from .widgets.keyed_table import KeyedTable
+from .widgets.keyed_table import FILL, KEY, NAME, KeyedTable
 from .widgets.live_static import LiveStatic
 from .widgets.ordered_table import OrderedTable
 
 QUEUE_COLUMNS = [
-    ("rank", "Rank>"), ("strategy", "Strategy"), ("symbol", "Symbol"), ("timeframe", "TF"), ("side", "Side"),
-    ("signal", "Signal>"), ("mark", "Now>"), ("depth", "Depth>"), ("reason", "Why this rank"), ("replaced", "Repl.>"),
-    ("age", "Queued>"), ("expires", "Expires"),
+    ("rank", "Rank>", NAME), ("strategy", "Strategy", NAME), ("symbol", "Symbol", NAME), ("timeframe", "TF", 4),
+    ("side", "Side", 6), ("signal", "Signal>", 7), ("mark", "Now>", KEY), ("depth", "Depth>", KEY),
+    ("reason", "Why this rank", 3), ("replaced", "Repl.>", 2), ("age", "Queued>", 5), ("expires", "Expires", 8),
 ]
-WAITING_COLUMNS = [("strategy", "Strategy"), ("symbol", "Symbol"), ("reason", "Waiting because")]
+WAITING_COLUMNS = [("strategy", "Strategy", NAME), ("symbol", "Symbol", NAME), ("reason", "Waiting because", FILL)]
 BAR_WIDTH = 20
 PROMOTED = "▲"
 """Marks a signal the operator promoted, next to its rank."""

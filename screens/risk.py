@@ -20,13 +20,14 @@ from services.views import EngineSnapshot, RiskView
 from . import commands
 from .base import EngineScreen, set_title
 from .format import DIM, LOSS, PROFIT, WARN, cell, duration, money, num, pct, qty, side_word
+from .widgets.keyed_table import KEY, NAME
 from .widgets.live_static import LiveStatic
 from .widgets.ordered_table import OrderedTable
 
 COLUMNS = [
-    ("group", "#>"), ("strategy", "Strategy"), ("symbol", "Symbol"), ("loss_pct", "Loss %>"), ("loss", "Loss>"),
-    ("state", "State"), ("timer", "Timer>"), ("pyramids", "Pyr.>"), ("age", "Age>"), ("winners", "Winners>"),
-    ("covered", "Covered/req.>"),
+    ("group", "#>", NAME), ("strategy", "Strategy", NAME), ("symbol", "Symbol", NAME), ("loss_pct", "Loss %>", KEY),
+    ("loss", "Loss>", KEY), ("state", "State", KEY), ("timer", "Timer>", 7), ("pyramids", "Pyr.>", 5),
+    ("age", "Age>", 4), ("winners", "Winners>", 6), ("covered", "Covered/req.>", 8),
 ]
 
 TIMER_START = {

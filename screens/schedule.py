@@ -17,14 +17,14 @@ from .base import EngineScreen
 from .format import (
     DIM, STATUS_STYLE, WARN, cell, clock_time, countdown, funds, money, num, pnl_cell, side_word,
 )
-from .widgets.keyed_table import KeyedTable
+from .widgets.keyed_table import KEY, NAME, KeyedTable
 from .widgets.live_static import LiveStatic
 
 COLUMNS = [
-    ("id", "Strategy"), ("status", "Status"), ("next", "Next entry"), ("exit", "Planned exit"),
-    ("symbols", "Symbols"), ("funds", "Used/alloc.>"), ("side", "Side"), ("open", "Open>"),
-    ("exits", "Stop / target"), ("realized", "Realized>"), ("unrealized", "Unreal.>"), ("entry", "Entry"),
-    ("reason", "Reason"),
+    ("id", "Strategy", NAME), ("status", "Status", KEY), ("next", "Next entry", 9), ("exit", "Planned exit", 8),
+    ("symbols", "Symbols", 7), ("funds", "Used/alloc.>", 4), ("side", "Side", 6), ("open", "Open>", 5),
+    ("exits", "Stop / target", 3), ("realized", "Realized>", KEY), ("unrealized", "Unreal.>", KEY),
+    ("entry", "Entry", 2), ("reason", "Reason", 1),
 ]
 
 

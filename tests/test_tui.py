@@ -26,6 +26,7 @@ from screens.schedule import ScheduleScreen
 from screens.widgets import (
     ConfirmScreen, EditLevelsScreen, HelpScreen, KeyedTable, LiveStatic, StatusBar, StrategyDetailsScreen,
 )
+from screens.widgets.keyed_table import KEY
 from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import Engine
@@ -507,7 +508,7 @@ def test_snapshot_positions_at_80x24(snap_compare, tmp_path):
 
 # == the keyed table =========================================================================
 
-KT_COLUMNS = [("id", "#>"), ("name", "Name"), ("price", "Price>"), ("note", "Note")]
+KT_COLUMNS = [("id", "#>", KEY), ("name", "Name", KEY), ("price", "Price>", KEY), ("note", "Note", KEY)]
 
 
 def kt_cells(v: tuple[int, float, str]) -> tuple:
@@ -588,7 +589,7 @@ async def test_keyed_table_makes_cells_only_for_the_rows_on_screen_and_reads_are
         assert len(table_rows(table)) == 300
 
 
-async def test_keyed_table_columns_fit_their_widest_cell_and_shrink_back():
+async def test_keyed_table_columns_grow_to_their_widest_cell_and_never_shrink():
     app = KeyedTableApp()
     async with app.run_test(size=(80, 12)) as pilot:
         table = app.query_one(KeyedTable)
@@ -606,8 +607,8 @@ async def test_keyed_table_columns_fit_their_widest_cell_and_shrink_back():
         assert width["price"].width == len("12,345.00")
         table.sync(kt_rows(50), kt_cells)
         table.get_row_at(40)
-        assert width["note"].width == len("Note")
-        assert width["price"].width == len("149.00")
+        assert width["note"].width == len("a much longer note")  # no jitter as values change
+        assert width["price"].width == len("12,345.00")
 
 
 async def test_keyed_table_cursor_stays_on_its_row_when_rows_come_and_go():

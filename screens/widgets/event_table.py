@@ -33,7 +33,7 @@ class EventTable(KeyedTable):
     class ReachedTop(Message):
         """The operator moved to (or pressed up at) the first row: older events are wanted."""
 
-    def __init__(self, columns: Sequence[tuple[str, str]], *, id: str | None = None) -> None:
+    def __init__(self, columns: Sequence[tuple[str, str, int]], *, id: str | None = None) -> None:
         super().__init__(columns, sort_key=_by_id, id=id)
         self.following = True
         """The cursor stays on the newest row as events arrive."""

@@ -20,7 +20,7 @@ from services.views import TRIGGER_LABEL, EngineSnapshot, PositionView, TradeVie
 
 from ..format import DIM, LOSS, PROFIT, WARN, Cell, cell, duration, hms, money, num, px, side_word, signed_style
 from .exit_history import reason_label
-from .keyed_table import KeyedTable
+from .keyed_table import KEY, NAME, KeyedTable
 
 CLOSED_SHOWN_S = 120.0
 """A closed position stays in the table (with its exit) this long after it closed."""
@@ -30,8 +30,8 @@ KIND_RANK = {"stop_loss": 0, "trailing_stop": 0, "target": 0, "time": 1, "trail_
 CLOSEST = "▸ "
 
 COLUMNS = [
-    ("id", "#>"), ("strategy", "Strategy"), ("symbol", "Symbol"), ("side", "Side"), ("trigger", "Trigger"),
-    ("level", "Level>"), ("distance", "Distance>"), ("distance_pct", "Dist %>"),
+    ("id", "#>", NAME), ("strategy", "Strategy", NAME), ("symbol", "Symbol", NAME), ("side", "Side", 1),
+    ("trigger", "Trigger", KEY), ("level", "Level>", 3), ("distance", "Distance>", KEY), ("distance_pct", "Dist %>", 2),
 ]
 BLANK, BLANK_NUM = cell(""), num("")
 

@@ -9,9 +9,11 @@ Built to stay cheap with thousands of rows refreshed several times a second:
   see, not the whole book.
 - Cells are `Cell` tuples (text, style, alignment), compared as tuples; only a cell that
   changed is written to the table, and DataTable stores and renders it as it is.
-- Column widths are ours: each column keeps a histogram of its cells' widths, so a changed
-  cell costs O(1) instead of DataTable re-measuring the whole column (what
-  `update_cell(update_width=True)` does whenever a value gets narrower).
+- Column widths are ours: a column is as wide as its label or the widest cell it has held,
+  so a changed cell costs O(1) instead of DataTable re-measuring the whole column, and
+  widths never jitter as values change (they only grow). Each column has a priority: when
+  the table is wider than the widget the lowest priorities are dropped (they take no width
+  and come back when the widget grows), so a figure is never cut at the edge.
 - Drawing: DataTable discards every rendered cell and line on any update. We keep our own
   caches keyed by what a line or cell shows and where, and draw a one-line cell straight to
   segments (exactly what Rich would produce) instead of going through Rich's layout.
@@ -23,18 +25,18 @@ hooks); tests/test_tui.py pins the drawing against DataTable's own."""
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual._segment_tools import line_crop
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellKey, ColumnKey, RowKey
+from textual.widgets.data_table import CellKey, Column, ColumnKey, RowKey
 
 from ..format import Cell
 
@@ -46,6 +48,17 @@ LINE_CACHE_SIZE = 1_000
 
 BULK_REMOVE = 8
 """Removing more rows than this at once goes through one re-index instead of remove_row each."""
+
+# A column's priority, the third item of its declaration: an int, the lowest dropped first
+# when the table is too wide; or one of these, never dropped.
+KEY = 1000
+"""A row's key figure (status, P&L, mark)."""
+NAME = 1001
+"""What names the row (#, strategy, symbol). The leading NAME columns stay in place when the
+table is still too wide without its droppable columns and scrolls sideways."""
+FILL = 1002
+"""The free text (a message): as wide as the other columns leave, at least its label; a longer
+text is cut with an ellipsis."""
 
 
 def _as_value(value: Any) -> Any:
@@ -64,6 +77,15 @@ def _width(value: Any) -> int:
     if isinstance(value, Text):
         return value.cell_len
     return cell_len(str(value))
+
+
+class _Column(Column):
+    """A DataTable column that can be dropped: it then takes no width at all."""
+
+    shown = True
+
+    def get_render_width(self, data_table: DataTable[Any]) -> int:
+        return super().get_render_width(data_table) if self.shown else 0
 
 
 class _Frame(NamedTuple):
@@ -87,6 +109,9 @@ class KeyedTable(DataTable):
     `cells(value)` makes a row's cells (Cell tuples, one per column); without it the values
     are the cells. Change rows only through `sync`.
 
+    columns: (key, label, priority); a label ending in ">" is right-aligned; the priority an
+    int (the lowest dropped first when the table is too wide), KEY, NAME or FILL.
+
     sort_key: called with (row key, value); when rows are added the table is re-sorted by it.
     follow: when new rows arrive and the cursor is on the last row (or the table was empty),
     the cursor moves to the newest row, so the table tails its data like a log. Otherwise
@@ -97,7 +122,7 @@ class KeyedTable(DataTable):
 
     def __init__(
         self,
-        columns: Sequence[tuple[str, str]],
+        columns: Sequence[tuple[str, str, int]],
         *,
         sort_key: Callable[[str, Any], Any] | None = None,
         follow: bool = False,
@@ -116,20 +141,30 @@ class KeyedTable(DataTable):
         """Rows whose cells are still to be made from their newest value."""
         self._column_key_objects: list[ColumnKey] = []
         self._label_widths: list[int] = []
-        self._width_counts: list[Counter[int]] = []
+        self._widths: list[int] = []
+        """Each column's content width: its label's or its widest cell's so far."""
         self._cell_cache: dict[tuple, list[list[Segment]]] = {}
         self._strip_cache: dict[tuple, Strip] = {}
         self._meta_styles: dict[tuple[int, int], Style] = {}
         self._frame: _Frame | None = None
         self._drawing = False
-        for key, label in columns:
+        self._layout_state: tuple | None = None
+        """What _layout last decided: which columns show, their widths, the fixed columns."""
+        priorities = [priority for _, _, priority in columns]
+        self._drop_order = sorted((i for i, p in enumerate(priorities) if p < KEY), key=lambda i: (priorities[i], -i))
+        """The droppable columns, the first to drop first (of equal priorities the rightmost)."""
+        self._leading_names = next((i for i, p in enumerate(priorities) if p != NAME), len(priorities))
+        self._fill = next((i for i, p in enumerate(priorities) if p == FILL), None)
+        for key, label, _ in columns:
             right = label.endswith(">")
             label = label.rstrip(">")
             text = Text(label, justify="right") if right else Text(label)
             self._label_widths.append(text.cell_len)
-            self._width_counts.append(Counter())
+            self._widths.append(text.cell_len)
             # A fixed width (which we keep up to date ourselves): DataTable never measures.
-            self._column_key_objects.append(self.add_column(text, key=key, width=text.cell_len))
+            column_key = self.add_column(text, key=key, width=text.cell_len)
+            self.columns[column_key] = _Column(column_key, text, text.cell_len)  # DataTable's, droppable
+            self._column_key_objects.append(column_key)
 
     @property
     def selected_key(self) -> str | None:
@@ -154,16 +189,14 @@ class KeyedTable(DataTable):
 
         gone = [k for k in self._cells if k not in rows]
         if gone:
-            counts = self._width_counts
             for key in gone:
-                for i, value in enumerate(self._cells.pop(key)):
-                    counts[i][_width(value)] -= 1
+                del self._cells[key]
                 del values[key]
                 pending.discard(key)
             self._remove_rows(gone)
-            self._fit_columns(range(len(counts)))
 
-        added = False
+        added = grew = False
+        widths = self._widths
         for key, value in rows.items():
             if key in self._cells:
                 if values[key] is not value:
@@ -175,12 +208,15 @@ class KeyedTable(DataTable):
                 self._cells[key] = row
                 values[key] = value
                 for i, cell in enumerate(row):
-                    self._width_counts[i][_width(cell)] += 1
+                    w = _width(cell)
+                    if w > widths[i]:
+                        widths[i] = w
+                        grew = True
                 added = True
-        if added:
-            self._fit_columns(range(len(self._width_counts)))
-            if self._sort_key is not None:
-                self._sort()
+        if grew:
+            self._layout()
+        if added and self._sort_key is not None:
+            self._sort()
 
         if self._follow and added and was_on_last:
             self.move_cursor(row=self.row_count - 1, animate=False)
@@ -195,9 +231,8 @@ class KeyedTable(DataTable):
         """Make the cells of the pending rows among `keys` and write the ones that changed.
         True if the table's content changed."""
         pending, make, data = self._pending, self._make_cells, self._data
-        column_keys, counts = self._column_key_objects, self._width_counts
-        changed = False
-        touched: set[int] = set()
+        column_keys, widths = self._column_key_objects, self._widths
+        changed = grew = False
         for key in keys:
             if key not in pending:
                 continue
@@ -210,17 +245,16 @@ class KeyedTable(DataTable):
             for i, (before, after) in enumerate(zip(old, new)):
                 if before != after:
                     row[column_keys[i]] = _as_value(after)
-                    w_before, w_after = _width(before), _width(after)
-                    if w_before != w_after:
-                        counts[i][w_before] -= 1
-                        counts[i][w_after] += 1
-                        touched.add(i)
+                    w = _width(after)
+                    if w > widths[i]:
+                        widths[i] = w
+                        grew = True
             self._cells[key] = new
             changed = True
         if changed:
             self._update_count += 1  # what update_cell does; DataTable's caches are keyed by it
-        if touched:
-            self._fit_columns(touched)
+        if grew:
+            self._layout()
         return changed
 
     def _flush_all(self) -> None:
@@ -234,24 +268,36 @@ class KeyedTable(DataTable):
         get_key = self._row_locations.get_key
         self._flush([get_key(i).value for i in range(first, last)])
 
-    def _fit_columns(self, indexes: Iterable[int]) -> None:
-        """Each column as wide as its label or its widest cell."""
-        changed = False
-        columns = self.ordered_columns
-        for i in indexes:
-            counts = self._width_counts[i]
-            for w in [w for w, n in counts.items() if n <= 0]:
-                del counts[w]
-            width = max(self._label_widths[i], max(counts, default=0))
-            column = columns[i]
-            if column.width != width:
-                column.width = width
-                changed = True
-        if changed:
-            self._require_update_dimensions = True  # the virtual size, on idle
-            self._update_count += 1
-            self.refresh()
-            self.check_idle()
+    def _layout(self) -> None:
+        """Show the columns the widget's width holds, each as wide as its content: while the
+        table is too wide the lowest priorities drop; the FILL column takes the width left."""
+        pad = 2 * self.cell_padding
+        need = [w + pad for w in self._widths]
+        fill = self._fill
+        if fill is not None:
+            need[fill] = self._label_widths[fill] + pad
+        total = sum(need)
+        width = self.scrollable_content_region.width or total  # not laid out yet: all of them
+        shown = [True] * len(need)
+        for i in self._drop_order:
+            if total <= width:
+                break
+            shown[i] = False
+            total -= need[i]
+        widths = list(self._widths)
+        if fill is not None:
+            widths[fill] = self._label_widths[fill] + max(0, width - total)
+        state = (shown, widths, self._leading_names if total > width else 0)
+        if state == self._layout_state:
+            return
+        self._layout_state = state
+        for column, show, w in zip(self.ordered_columns, shown, widths):
+            column.shown, column.width = show, w
+        self.fixed_columns = state[2]
+        self._require_update_dimensions = True  # the virtual size, on idle
+        self._update_count += 1
+        self.refresh()
+        self.check_idle()
 
     def _sort(self) -> None:
         """What DataTable.sort does, by (row key, value) instead of by the cells."""
@@ -311,6 +357,9 @@ class KeyedTable(DataTable):
         return super().sort(*columns, key=key, reverse=reverse)
 
     # == measuring and drawing ================================================================
+
+    def _on_resize(self, event: events.Resize) -> None:  # DataTable's own _on_resize runs too
+        self._layout()  # also when a vertical scrollbar comes or goes
 
     def _update_dimensions(self, new_rows) -> None:
         # Our columns have fixed widths that we keep right, and our rows are one line high:
@@ -414,7 +463,8 @@ class KeyedTable(DataTable):
         segments: list[Segment] = []
         render_cell = self._render_cell
         for column_index, column_width in enumerate(frame.widths):
-            segments.extend(render_cell(row_index, column_index, row_style, column_width, cursor, hover)[0])
+            if column_width:
+                segments.extend(render_cell(row_index, column_index, row_style, column_width, cursor, hover)[0])
         extend_style, _ = self._get_styles_to_render_cell(
             False, False, False, hover, cursor, frame.show_cursor, frame.show_hover_cursor, False, False)
         extend_style = row_style + extend_style
@@ -439,6 +489,8 @@ class KeyedTable(DataTable):
         cursor: bool = False,
         hover: bool = False,
     ):
+        if not width:  # a dropped column
+            return [[]]
         frame = self._get_frame()
         if frame is None or column_index < 0:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)

@@ -12,7 +12,7 @@ class OrderedTable(KeyedTable):
     """`sync(rows, cells)` as KeyedTable's, the rows shown in the order of `rows`. A re-order
     keeps the cursor on its row (by key), as rows coming and going do."""
 
-    def __init__(self, columns: Sequence[tuple[str, str]], *, id: str | None = None) -> None:
+    def __init__(self, columns: Sequence[tuple[str, str, int]], *, id: str | None = None) -> None:
         super().__init__(columns, sort_key=lambda key, value: self._rank[key], id=id)
         self._rank: dict[str, int] = {}
         self._order: list[str] = []
