@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, cast
 
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingsMap
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer
+from textual.widgets import DataTable, Footer
 
 from services.views import EngineSnapshot
 
@@ -32,6 +33,21 @@ class EngineScreen(Screen):
     NAME: ClassVar[str] = ""
     """The screen's name in the status bar tabs."""
 
+    BINDINGS = [
+        Binding("z", "toggle_maximize", "Zoom", tooltip="Maximize the focused table to the whole screen; z or escape "
+                "restores it", id="screen.maximize"),
+    ]
+    ALLOW_IN_MAXIMIZED_VIEW = "StatusBar, Footer"
+    """A maximized table keeps the engine's vital signs above it and the keys below."""
+
+    @classmethod
+    def _merge_bindings(cls) -> BindingsMap:
+        # The zoom key after the screen's own keys: where the footer runs out of room at 80
+        # columns, it is the one cut (help lists it).
+        bindings = super()._merge_bindings()
+        bindings.key_to_bindings["z"] = bindings.key_to_bindings.pop("z")
+        return bindings
+
     def __init__(self) -> None:
         super().__init__()
         self.shown: EngineSnapshot | None = None
@@ -51,6 +67,14 @@ class EngineScreen(Screen):
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError
+
+    def action_toggle_maximize(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        elif isinstance(self.focused, DataTable) and self.focused.is_on_screen:  # not a hidden one
+            self.maximize(self.focused)
+        else:
+            self.notify("Nothing to zoom: move to a table first (tab)", severity="warning")
 
     def on_screen_resume(self) -> None:
         self.catch_up()

@@ -1,23 +1,23 @@
 """Every table fits an 80x24 terminal (issue 12): columns as wide as their content, the
 lowest priorities dropped while a table is too wide (back when the terminal grows), widths
 that do not jitter between refreshes, the naming columns fixed when a table still scrolls
-sideways."""
+sideways, and z to maximize the focused table."""
 
 from __future__ import annotations
 
 from textual.app import App
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Footer
 
 from screens.format import cell, num
 from screens.position_health import COLUMNS as POSITION_COLUMNS
 from screens.schedule import COLUMNS as SCHEDULE_COLUMNS
-from screens.widgets import KeyedTable
+from screens.widgets import HelpScreen, KeyedTable
 from screens.widgets.keyed_table import KEY, NAME
 from services.clock import FakeClock
 from tests import test_tui_entry, test_tui_logs, test_tui_positions
 from tests.conftest import T0
 from tests.test_tui import column
-from tui_trader.app import make_app
+from tui_trader.app import TraderApp, make_app
 
 
 def screen_lines(app: App) -> list[str]:
@@ -216,3 +216,52 @@ async def test_widths_only_grow_so_a_refresh_does_not_move_the_columns():
         table.sync(rows(5, 1.0, "a note longer than any before it"), cells)
         await pilot.pause()
         assert table.ordered_columns[4].width == len("a note longer than any before it")
+
+
+# == maximize ================================================================================
+
+
+async def test_z_maximizes_the_focused_table_and_z_or_escape_restores_it(tmp_path):
+    app = make_app(None, test_tui_positions.make_engine(tmp_path, FakeClock(T0)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await test_tui_positions.trade(pilot)
+        screen, table = app.screen, test_tui_positions.table(app)
+        height = table.size.height
+        await pilot.press("z")
+        await pilot.pause()
+        assert screen.maximized is table
+        assert table.size.height > height and table.size.width == 80
+        assert "Positions" in screen_lines(app)[0]  # the status bar stays
+        assert "/ Filter" in screen_lines(app)[-1]  # the screen's own keys keep their place in the footer
+        await pilot.press("z")
+        await pilot.pause()
+        assert screen.maximized is None and table.size.height == height
+        await pilot.press("z")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert screen.maximized is None
+
+
+async def test_the_zoom_key_is_free_on_every_screen_and_listed_in_the_footer_and_help(tmp_path):
+    app: TraderApp = make_app(None, test_tui_positions.make_engine(tmp_path, FakeClock(T0)))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await test_tui_positions.trade(pilot)
+        for key in "1234567":
+            await pilot.press(key)
+            await pilot.pause()
+            bindings = app.screen.active_bindings
+            assert bindings["z"].binding.action == "toggle_maximize", key
+            assert bindings["z"].binding.show
+        await pilot.press("3")
+        await pilot.pause()
+        footer = screen_lines(app)[app.screen.query_one(Footer).region.y]
+        assert "z Zoom" in footer
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        assert any("z  Zoom" in line for line in screen_lines(app))
+        await pilot.press("escape", "7")  # the risk engine is off: no table to zoom
+        await pilot.press("z")
+        await pilot.pause()
+        assert app.screen.maximized is None
+        assert any("Nothing to zoom" in n.message for n in app._notifications)

@@ -397,6 +397,7 @@ class TraderApp(App[None]):
                 Binding("up,down", "", "Move the selection"),
                 Binding("pageup,pagedown", "", "Page"),
                 Binding("tab", "", "Next table / field"),
+                *EngineScreen.BINDINGS,
             ]))
         sections.append(("Everywhere", [b for b in self.BINDINGS if isinstance(b, Binding)] + [
             Binding("ctrl+p", "command_palette", "Command palette: every action by name"),
