@@ -8,7 +8,11 @@ An operator can paste a TradingView alert message template as it is, e.g.
      "price": {{close}}, "interval": "{{interval}}", "contracts": {{strategy.order.contracts}}}
 
 Every problem is reported as one line "<field>: <reason>", naming the field as the message
-wrote it (TradingView sends exactly what the user typed, so a typo must be visible)."""
+wrote it (TradingView sends exactly what the user typed, so a typo must be visible), or
+"JSON" / "the body" for the message as a whole. The text may come from anywhere (a webhook):
+it is bounded (size, depth, each text's length, numbers' range) and read strictly (ASCII
+numerals, valid Unicode, no key given twice), so that anything else is such a line, never an
+exception or a value the engine cannot use."""
 
 from __future__ import annotations
 
@@ -16,11 +20,13 @@ import difflib
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from .config import TradingConfig
+from .views import CommandResult
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "strategy": ("strategy", "strategy_id"),
@@ -39,8 +45,21 @@ ACTIONS = ("buy", "sell", "long", "short", "exit", "close", "flat")
 _EXIT_ACTIONS = ("exit", "close", "flat")
 _SIDE_OF = {"buy": "buy", "long": "buy", "sell": "sell", "short": "sell"}
 _MARKET_POSITIONS = ("long", "short", "flat")
-_TIMEFRAME = re.compile(r"([1-9]\d{0,4})?[smhdwSMHDW]?")
+_TIMEFRAME = re.compile(r"([1-9][0-9]{0,4})?[smhdwSMHDW]?")
+_NUMERAL = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*", re.ASCII)
 EXAMPLE = '{"strategy": "trend", "symbol": "BTCUSDT", "action": "buy", "price": 101.5, "timeframe": "15"}'
+
+MAX_BODY_BYTES = 64 * 1024
+"""A signal is a few hundred bytes: a larger body is refused unread."""
+MAX_DEPTH = 32
+"""How deeply a body may nest arrays and objects (a signal is flat), checked before json parses it."""
+MAX_CHARS = 100
+"""The longest text a field other than the comment may hold."""
+MAX_COMMENT_CHARS = 1000
+MAX_NUMBER = 1e12
+"""Prices and sizes are below this: a larger one is a mistake, not an order."""
+MAX_PRICE_GAP = 0.2
+"""An entry's price further than this from the market (a fraction of the mark) is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +102,34 @@ class SignalMessage:
 
 
 class SignalError(ValueError):
-    """A message that cannot be taken: one line per problem in `problems`."""
+    """A message that cannot be taken: one line per problem in `problems` (valid UTF-8, each
+    one line); `strategy` is the strategy as far as it could be read ("" if not), to record
+    the refusal under."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], strategy: str = "") -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.strategy = strategy
 
 
-def read_signal_json(text: str, config: TradingConfig) -> SignalMessage:
-    """A message from its JSON text (see read_signal)."""
+def read_signal_json(body: bytes | str, config: TradingConfig) -> SignalMessage:
+    """A message from its JSON text: bytes as received (UTF-8; a webhook's body, the CLI's
+    input) or text (then MAX_BODY_BYTES counts characters). See read_signal."""
+    if len(body) > MAX_BODY_BYTES:
+        raise SignalError([f"the body: larger than {MAX_BODY_BYTES // 1024} KiB; a signal is a small JSON object "
+                           f"like {EXAMPLE}"])
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SignalError([f"the body: not UTF-8 text (byte 0x{body[exc.start]:02x} at position {exc.start})"]) from None
+    if _depth(body) > MAX_DEPTH:  # json would recurse on it, and fail only at Python's recursion limit
+        raise SignalError([f"JSON: nested more than {MAX_DEPTH} levels deep; a signal is a flat object like {EXAMPLE}"])
     try:
-        data = json.loads(text)
+        data = json.loads(body, object_pairs_hook=_JsonObject.of, parse_int=_integer)
     except json.JSONDecodeError as exc:
         hint = ("; it still holds TradingView placeholders like {{close}}: fill them in (TradingView does "
-                "when the alert fires)") if "{{" in text else f"; expected an object like {EXAMPLE}"
+                "when the alert fires)") if "{{" in body else f"; expected an object like {EXAMPLE}"
         raise SignalError([f"JSON: not valid JSON ({exc}){hint}"]) from None
     return read_signal(data, config)
 
@@ -105,7 +138,9 @@ def read_signal(data: object, config: TradingConfig) -> SignalMessage:
     """A message from its decoded JSON object, checked against the settings. Raises
     SignalError with every problem found."""
     if not isinstance(data, Mapping):
-        raise SignalError([f"JSON: must be an object like {EXAMPLE}, got {json.dumps(data)[:60]}"])
+        raise SignalError([f"JSON: must be an object like {EXAMPLE}, got {_shown(data)}"])
+    if len(data) > len(_FIELD_OF):  # not a signal, and a line for each would only repeat the same
+        raise SignalError([f"JSON: {len(data)} fields; a signal has one of each of {', '.join(FIELDS)} at most"])
     values, names, problems = _fields(data)
     if "strategy" not in values:
         if "strategy" not in names:
@@ -126,7 +161,7 @@ def read_signal(data: object, config: TradingConfig) -> SignalMessage:
         comment=values.get("comment", ""))
     problems += check_signal(message, config, names)
     if problems:
-        raise SignalError(problems)
+        raise SignalError(problems, message.strategy_id)
     return message
 
 
@@ -152,8 +187,12 @@ def check_signal(message: SignalMessage, config: TradingConfig, names: Mapping[s
                             f"(it trades {', '.join(strategy.symbols)})")
     for field in ("price", "size"):
         value = getattr(message, field)
-        if value is not None and not (math.isfinite(value) and value > 0):
+        if value is None:
+            continue
+        if not value > 0:  # NaN as well
             problems.append(f"{name[field]}: must be a positive number, got {_number(value)}")
+        elif not value < MAX_NUMBER:
+            problems.append(f"{name[field]}: must be less than {MAX_NUMBER:,.0f}, got {_number(value)}")
     if message.timeframe and not _TIMEFRAME.fullmatch(message.timeframe):
         problems.append(f"{name['timeframe']}: {_not_a_timeframe(message.timeframe)}")
     return problems
@@ -168,7 +207,27 @@ def act_on(engine, message: SignalMessage, source: str, payload: dict):
     common = {"source": source, "price": message.price, "payload": payload, "timeframe": message.timeframe}
     if message.intent == "exit":
         return engine.exit_signal(message.strategy_id, message.symbol, **common)
+    far = _far_from_market(engine, message)
+    if far:
+        return CommandResult.error(far)
     return engine.enter_now(message.strategy_id, message.symbol, size=message.size, **common)
+
+
+def _far_from_market(engine, message: SignalMessage) -> str | None:
+    """Why an entry's price is no level to trade at (another symbol's price, a misplaced decimal
+    point): it is more than MAX_PRICE_GAP from the mark of a symbol it enters. A symbol with no
+    fresh quote is the engine's to decide."""
+    strategy = engine.config.strategies.get(message.strategy_id)
+    if message.price is None or strategy is None:
+        return None
+    now = engine.clock.now()
+    for symbol in [message.symbol] if message.symbol else strategy.symbols:
+        quote = engine.book.fresh(symbol, now)
+        mark = quote.mark if quote is not None else 0.0
+        if mark > 0 and abs(message.price / mark - 1) > MAX_PRICE_GAP:
+            return (f"price: {message.price:g} is {abs(message.price / mark - 1):.0%} from {symbol}'s market price "
+                    f"{mark:g}; refused (a price more than {MAX_PRICE_GAP:.0%} from the market is a mistake)")
+    return None
 
 
 # -- reading the fields -----------------------------------------------------------------------
@@ -178,18 +237,29 @@ def _fields(data: Mapping) -> tuple[dict, dict[str, str], list[str]]:
     """Each field's value as read, the name it was given by, and one line per problem."""
     values: dict = {}
     names: dict[str, str] = {}
-    problems = []
+    repeated = getattr(data, "repeated", ())
+    problems = [f"{_label(key)}: given more than once; give each field once" for key in repeated]
     for key, raw in data.items():
         field = _FIELD_OF.get(key)
         if field is None:
-            problems.append(f"{key}: {_unknown_field(str(key))}")
+            problems.append(f"{_label(str(key))}: {_unknown_field(str(key))}")
             continue
         if field in names:
             problems.append(f"{key}: the same field as {names[field]}; give only one of them")
             continue
         names[field] = key
+        if key in repeated:  # which of its values was meant is unknown: none is read
+            continue
+        limit = MAX_COMMENT_CHARS if field == "comment" else MAX_CHARS
+        if isinstance(raw, str) and len(raw) > limit:
+            problems.append(f"{key}: too long ({len(raw):,} characters; at most {limit:,})")
+            continue
+        if isinstance(raw, str) and not _is_unicode(raw):  # it could be neither printed nor stored
+            problems.append(f"{key}: must be valid Unicode text (no lone surrogate, no bytes that are not UTF-8), "
+                            f"got {_shown(raw)}")
+            continue
         if isinstance(raw, str) and "{{" in raw:
-            problems.append(f"{key}: {json.dumps(raw)} is a TradingView placeholder that was not filled in")
+            problems.append(f"{key}: {_shown(raw)} is a TradingView placeholder that was not filled in")
             continue
         try:
             values[field] = _READERS[field](raw)
@@ -207,7 +277,7 @@ def _unknown_field(key: str) -> str:
 def _text(what: str):
     def read(raw: object) -> str:
         if not isinstance(raw, str) or not raw.strip():
-            raise ValueError(f"must be {what}, got {json.dumps(raw)}")
+            raise ValueError(f"must be {what}, got {_shown(raw)}")
         return raw.strip()
     return read
 
@@ -216,37 +286,41 @@ def _choice(choices: tuple[str, ...]):
     def read(raw: object) -> str:
         word = raw.strip().lower() if isinstance(raw, str) else None
         if word not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {json.dumps(raw)}")
+            raise ValueError(f"must be one of {', '.join(choices)}, got {_shown(raw)}")
         return word
     return read
 
 
 def _positive(raw: object) -> float:
-    """A number or a numeric string (TradingView substitutes {{close}} either way); the sign
-    is checked with the settings (check_signal), so a stored row is checked the same way."""
-    try:
-        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
-            raise TypeError
+    """A number or a string of ASCII digits, sign, point and exponent (TradingView substitutes
+    {{close}} either way; float() would also read "١٢٣", "1_000" and "nan"). The sign and range
+    are checked with the settings (check_signal), so a stored row is checked the same way."""
+    if isinstance(raw, str) and _NUMERAL.fullmatch(raw):
         return float(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"must be a positive number, got {json.dumps(raw)}") from None
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        try:
+            return float(raw)
+        except OverflowError:  # an int beyond any float
+            return math.inf if raw > 0 else -math.inf
+    raise ValueError(f"must be a positive number, got {_shown(raw)}")
 
 
 def _timeframe(raw: object) -> str:
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw) and raw == int(raw) and raw > 0:
-        return str(int(raw))
     if isinstance(raw, str):
         return raw.strip()
+    # compared before converted: an int too large for a float must not reach int(raw) / float(raw)
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and 0 < raw < 100_000 and raw == int(raw):
+        return str(int(raw))
     raise ValueError(_not_a_timeframe(raw))
 
 
 def _not_a_timeframe(raw: object) -> str:
-    return f'must be a chart interval like "15", "1h" or "1D", got {json.dumps(raw)}'
+    return f'must be a chart interval like "15", "1h" or "1D", got {_shown(raw)}'
 
 
 def _comment(raw: object) -> str:
     if not isinstance(raw, str):
-        raise TypeError(f"must be text, got {json.dumps(raw)}")
+        raise TypeError(f"must be text, got {_shown(raw)}")
     return raw
 
 
@@ -258,13 +332,78 @@ _READERS = {
 
 
 def _without_exchange(symbol: str | None, config: TradingConfig) -> str | None:
-    """TradingView's {{ticker}} may carry the exchange ("BINANCE:BTCUSDT"): dropped when the
-    rest is a configured symbol."""
+    """TradingView's {{ticker}} may carry the exchange ("BINANCE:BTCUSDT"): one named exchange
+    is dropped when the rest is a configured symbol ("A:B:BTCUSDT", ":BTCUSDT" are no ticker)."""
     if symbol is None or symbol in config.symbols:
         return symbol
-    rest = symbol.rpartition(":")[2]
-    return rest if rest in config.symbols else symbol
+    exchange, _, rest = symbol.partition(":")
+    return rest if exchange and rest in config.symbols else symbol
 
 
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
+
+
+def _shown(raw: object) -> str:
+    """A value in a problem line: as JSON (ASCII, one line), cut short."""
+    text = json.dumps(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _label(key: str) -> str:
+    """A field name in a problem line: as written, or as JSON when it is long or unprintable."""
+    return key if key.isprintable() and 0 < len(key) <= 40 else _shown(key)
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# -- reading the JSON text --------------------------------------------------------------------
+
+
+class _JsonObject(dict):
+    """A JSON object that remembers the keys the text gave more than once (json keeps the last
+    value silently: {"strategy": "a", "strategy": "b"} would be b)."""
+
+    repeated: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, pairs: list[tuple[str, object]]) -> _JsonObject:
+        obj = cls(pairs)
+        if len(obj) < len(pairs):
+            obj.repeated = tuple(key for key, n in Counter(key for key, _ in pairs).items() if n > 1)
+        return obj
+
+
+def _integer(digits: str) -> int | float:
+    """A JSON integer: past 20 digits no price or size, read as a float (inf past 1e308) for the
+    range check to refuse, rather than an int that float() cannot take (or Python will not
+    even read, past 4,300 digits)."""
+    return int(digits) if len(digits) <= 20 else float(digits)
+
+
+def _depth(text: str) -> int:
+    """How deeply a JSON text nests arrays and objects (brackets in strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest

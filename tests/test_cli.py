@@ -199,3 +199,38 @@ def test_a_misused_command_exits_2_and_records_nothing(signal_dir, args, stdin, 
 def test_signal_action_outside_the_choices_is_refused_by_the_parser(signal_dir):
     proc = signal_cli(signal_dir, "signal", "--strategy", "m", "--action", "hold")
     assert proc.returncode == 2 and "invalid choice: 'hold'" in proc.stderr
+
+
+def signal_bytes(workdir: Path, *args: str | bytes, stdin: bytes = b"") -> tuple[int, list[str]]:
+    """`tui-trader signal` with raw bytes in and out (arguments and stdin need not be UTF-8); the
+    exit code and the lines on stderr."""
+    cfg, db = workdir / "c.toml", workdir / "db.sqlite"
+    proc = subprocess.run([sys.executable, "-m", "tui_trader", "signal", *args, "--config", str(cfg), "--db", str(db)],
+                          input=stdin, capture_output=True, timeout=30,
+                          env={"TUI_TRADER_DATA_DIR": str(workdir), "PATH": "/usr/bin:/bin"})
+    return proc.returncode, proc.stderr.decode("utf-8", "backslashreplace").splitlines()
+
+
+@pytest.mark.parametrize("stdin, problem", [
+    pytest.param(b'{"strategy": "m", "comment": "\xff"}',
+                 "the body: not UTF-8 text (byte 0xff at position 30)", id="invalid UTF-8 on stdin"),
+    pytest.param(b'{"strategy": "m", "price": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+                 "JSON: nested more than 32 levels deep; a signal is a flat object like {", id="deep nesting"),
+    pytest.param(b'{"strategy": "m", "price": 1' + b"0" * 5000 + b"}",
+                 "price: must be less than 1,000,000,000,000, got inf", id="an integer of 5,000 digits"),
+    pytest.param(b'{"strategy": "m", "\\ud800": "\\ud800"}',
+                 '"\\ud800": unknown field; the fields are ', id="a lone surrogate as a key"),
+    pytest.param(b'{"strategy": "m", "strategy": "s"}',
+                 "strategy: given more than once; give each field once", id="a duplicate key"),
+    pytest.param(b'{"strategy": "m", "comment": "' + b"x" * 5_000_000 + b'"}',
+                 "the body: larger than 64 KiB; a signal is a small JSON object like {", id="5 MB"),
+])
+def test_hostile_signal_json_exits_2_with_the_problem_named_and_no_traceback(signal_dir, stdin, problem):
+    code, lines = signal_bytes(signal_dir, "--json", "-", "--wait", "0", stdin=stdin)
+    assert code == 2, lines
+    assert lines[0] == "tui-trader: signal rejected (recorded as #1) (JSON on stdin):"
+    assert len(lines) == 2, lines
+    assert lines[1].startswith(f"  {problem}"), lines
+    (row,) = recorded(signal_dir)
+    assert row["status"] == "rejected" and row["outcome"] == lines[1].strip()
+

@@ -3,15 +3,20 @@ for a strategy, and one "<field>: <reason>" line per problem."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from services.signal_message import (
+    EXAMPLE,
     SignalError,
     SignalMessage,
+    act_on,
     check_signal,
     read_signal,
     read_signal_json,
 )
+from tests.conftest import Harness
 from tests.engine_support import make_config, strat
 
 CONFIG = make_config({
@@ -194,3 +199,150 @@ def test_describe_says_what_was_asked():
     assert read(strategy="trend", action="close", note="stop hit").describe() == (
         'exit trend (every symbol it trades), comment "stop hit"')
 
+
+
+# -- hostile or nonsensical input: refused with the field named, never a crash (issue 13) ------
+
+
+def error(data) -> SignalError:
+    with pytest.raises(SignalError) as caught:
+        read_signal_json(data, CONFIG) if isinstance(data, (str, bytes)) else read_signal(data, CONFIG)
+    return caught.value
+
+
+@pytest.mark.parametrize("text, expected", [
+    pytest.param('{"strategy": "trend", "price": 1' + "0" * 400 + "}",
+                 "price: must be less than 1,000,000,000,000, got inf", id="beyond a float"),
+    pytest.param('{"strategy": "trend", "size": 1' + "0" * 5000 + "}",
+                 "size: must be less than 1,000,000,000,000, got inf", id="beyond the 4,300-digit int limit"),
+    pytest.param('{"strategy": "trend", "price": -1' + "0" * 400 + "}", "price: must be a positive number, got -inf",
+                 id="below a float"),
+    ('{"strategy": "trend", "price": 1e308}', "price: must be less than 1,000,000,000,000, got 1e+308"),
+    ('{"strategy": "trend", "contracts": 1e12}', "contracts: must be less than 1,000,000,000,000, got 1e+12"),
+    ('{"strategy": "trend", "close": "1e400"}', "close: must be less than 1,000,000,000,000, got inf"),
+    ('{"strategy": "trend", "price": NaN}', "price: must be a positive number, got nan"),
+    ('{"strategy": "trend", "price": Infinity}', "price: must be less than 1,000,000,000,000, got inf"),
+])
+def test_a_number_out_of_range_is_refused_naming_its_field(text, expected):
+    assert error(text).problems == [expected]
+
+
+def test_the_largest_price_and_size_taken():
+    assert read(strategy="trend", price=999_999_999_999, size="999999999999.5").size == 999_999_999_999.5
+
+
+@pytest.mark.parametrize("numeral", ["١٢٣", "１０", "1_000", "nan", "inf", "Infinity", "0x10", "1e", "--1", ""])
+def test_only_ascii_numerals_are_numbers(numeral):
+    assert error({"strategy": "trend", "price": numeral}).problems == [
+        f"price: must be a positive number, got {json.dumps(numeral)}"]
+
+
+@pytest.mark.parametrize("numeral, value", [("+3", 3.0), (".5", 0.5), ("5.", 5.0), (" 1.5e2 ", 150.0), ("2E-1", 0.2)])
+def test_ascii_numerals_in_every_usual_form(numeral, value):
+    assert read(strategy="trend", price=numeral).price == value
+
+
+def test_a_timeframe_of_other_digits_is_refused():
+    assert error({"strategy": "trend", "timeframe": "١٥"}).problems == [
+        'timeframe: must be a chart interval like "15", "1h" or "1D", got "\\u0661\\u0665"']
+
+
+@pytest.mark.parametrize("ticker", ["A:B:ETHUSDT", ":ETHUSDT", "BINANCE:", ":"])
+def test_a_symbol_takes_one_named_exchange_prefix_at_most(ticker):
+    assert error({"strategy": "trend", "ticker": ticker}).problems == [
+        f"ticker: unknown symbol {ticker!r} (known: BTCUSDT, ETHUSDT, ACME)"]
+
+
+def test_a_field_given_twice_is_refused_not_the_last_one_kept():
+    assert error('{"strategy": "trend", "price": 1, "strategy": "off"}').problems == [
+        "strategy: given more than once; give each field once"]
+    assert error('{"strategy": "trend", "tickr": 1, "tickr": 2}').problems[0] == (
+        "tickr: given more than once; give each field once")
+
+
+def test_json_nested_deeper_than_the_limit_is_refused_before_it_is_parsed():
+    def nested(levels: int) -> str:  # the object is the first level
+        return '{"strategy": "trend", "comment": ' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
+
+    assert error(nested(32)).problems == ["comment: must be text, got " + ("[" * 31 + "]" * 31)[:57] + "..."]
+    (line,) = error(nested(33)).problems
+    assert line.startswith("JSON: nested more than 32 levels deep; a signal is a flat object like {")
+    (line,) = error(nested(100_000)[:60_000]).problems
+    assert line.startswith("JSON: nested more than 32 levels deep")
+    # brackets inside a string are text
+    assert read_signal_json('{"strategy": "trend", "comment": "' + "[{" * 100 + '\\"]"}', CONFIG).comment.startswith("[{")
+
+
+def test_a_body_larger_than_64_kib_is_refused_unread():
+    body = json.dumps({"strategy": "trend", "comment": "x" * 5_000_000})
+    assert error(body).problems == ["the body: larger than 64 KiB; a signal is a small JSON object like " + EXAMPLE]
+    assert error(body.encode()[:65_537]).problems == error(body).problems
+
+
+@pytest.mark.parametrize("field, limit", [("strategy", 100), ("ticker", 100), ("action", 100), ("interval", 100),
+                                          ("price", 100), ("note", 1000)])
+def test_each_text_field_has_a_length_limit(field, limit):
+    assert error({"strategy": "trend", field: "1" * (limit + 1)}).problems == [
+        f"{field}: too long ({limit + 1:,} characters; at most {limit:,})"]
+
+
+def test_a_comment_at_its_length_limit_is_taken():
+    assert len(read(strategy="trend", note="x" * 1000).comment) == 1000
+
+
+def test_text_that_is_not_unicode_is_refused_naming_the_field():
+    assert error('{"strategy": "trend", "comment": "\\ud800"}').problems == [
+        'comment: must be valid Unicode text (no lone surrogate, no bytes that are not UTF-8), got "\\ud800"']
+    assert error({"strategy": "\udcff"}).problems == [  # an argument that was not UTF-8 (surrogateescape)
+        'strategy: must be valid Unicode text (no lone surrogate, no bytes that are not UTF-8), got "\\udcff"']
+    (line,) = error('{"strategy": "trend", "\\ud800": 1}').problems
+    assert line.startswith('"\\ud800": unknown field; the fields are ')  # a key that cannot be printed is quoted
+    assert read_signal_json('{"strategy": "trend", "comment": "\\ud83d\\ude00"}', CONFIG).comment == "\U0001F600"
+
+
+def test_a_body_that_is_not_utf8_is_refused():
+    assert error(b'{"strategy": "trend", "comment": "\xff"}').problems == [
+        "the body: not UTF-8 text (byte 0xff at position 34)"]
+    assert read_signal_json('{"strategy": "trend", "note": "caf\u00e9"}'.encode(), CONFIG).comment == "caf\u00e9"
+
+
+def test_a_value_is_echoed_cut_short():
+    (line,) = error({"strategy": "trend", "price": ["x" * 500]}).problems
+    assert line == 'price: must be a positive number, got ["' + "x" * 55 + "..."
+
+
+def test_more_fields_than_names_is_refused_as_a_whole():
+    data = {"strategy": "trend"} | {f"x{i}": i for i in range(16)}
+    assert error(data).problems == ["JSON: 17 fields; a signal has one of each of strategy, symbol, action, "
+                                     "market_position, price, timeframe, size, comment at most"]
+
+
+def test_the_refusal_carries_the_strategy_as_far_as_it_was_read():
+    assert error({"strategy": " x ", "price": 0}).strategy == "x"
+    assert error({"strategy_id": "trend", "price": 0}).strategy == "trend"
+    assert error({"strategy": 7}).strategy == ""
+    assert error("[1]").strategy == ""
+
+
+# -- a price far from the market is no level to trade at --------------------------------------
+
+
+def test_an_entry_at_a_price_far_from_the_market_is_refused():
+    h = Harness(make_config({"trend": strat(entry="manual", symbols=["BTCUSDT", "ETHUSDT"])}))
+    h.quote("BTCUSDT", 99.0, 101.0)
+    refused = act_on(h.engine, read(strategy="trend", symbol="BTCUSDT", price=121), "test", {})
+    assert (refused.ok, refused.message) == (False, "price: 121 is 21% from BTCUSDT's market price 100; refused "
+                                                    "(a price more than 20% from the market is a mistake)")
+    assert not act_on(h.engine, read(strategy="trend", price=79), "test", {}).ok  # every symbol: BTCUSDT is quoted
+    assert h.position() is None
+    # an exit's price is only recorded; without a fresh quote the engine decides (no fresh quote: not entered)
+    exit_ = act_on(h.engine, read(strategy="trend", symbol="BTCUSDT", action="exit", price=1000), "test", {})
+    assert not exit_.message.startswith("price")
+    assert "no fresh quote" in act_on(h.engine, read(strategy="trend", symbol="ETHUSDT", price=1000), "test", {}).message
+    assert act_on(h.engine, read(strategy="trend", symbol="BTCUSDT", price=119), "test", {}).ok
+
+
+def test_a_timeframe_number_too_large_for_a_float_is_refused():
+    assert error({"strategy": "trend", "interval": -(10 ** 400)}).problems == [
+        'interval: must be a chart interval like "15", "1h" or "1D", got -1' + "0" * 55 + "..."]
+    assert read(strategy="trend", interval=99_999).timeframe == "99999"

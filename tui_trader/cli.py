@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from services.signal_message import ACTIONS, EXAMPLE
+from services.signal_message import ACTIONS, EXAMPLE, MAX_BODY_BYTES
 
 from . import cli_logs
 from .headless import run_headless
@@ -357,15 +357,15 @@ def cmd_signal(args, settings: Settings) -> int:
     if not from_json and args.strategy is None:
         raise UsageError("signal: --strategy is required (or --json FILE|-)")
     problems = [] if args.wait >= 0 else [f"--wait: must be 0 or more seconds, got {args.wait:g}"]
-    text = _signal_text(args.json_file) if from_json else ""
+    body = _signal_body(args.json_file) if from_json else b""
     try:
-        message = read_signal_json(text, settings) if from_json else read_signal(given, settings)
+        message = read_signal_json(body, settings) if from_json else read_signal(given, settings)
     except SignalError as exc:
         where = f" (JSON on {_json_source(args.json_file)})" if from_json else ""
         if problems:  # a bad option as well: nothing is recorded
             raise UsageError(f"signal not recorded{where}:\n  " + "\n  ".join(exc.problems + problems)) from None
         # the signal arrived and was refused: recorded as rejected with its reasons, like the engine's
-        raise UsageError(f"signal {_record_rejected(settings, given, text, exc.problems)}{where}:\n  "
+        raise UsageError(f"signal {_record_rejected(settings, exc.strategy, exc.problems)}{where}:\n  "
                          + "\n  ".join(exc.problems)) from None
     if problems:
         raise UsageError("signal not recorded:\n  " + "\n  ".join(problems))
@@ -389,22 +389,15 @@ def cmd_signal(args, settings: Settings) -> int:
     return 0
 
 
-def _record_rejected(settings: Settings, given: dict, text: str, problems: list[str]) -> str:
+def _record_rejected(settings: Settings, strategy: str, problems: list[str]) -> str:
     """Record a refused signal with its reasons; say whether it could be."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from services.signal_inbox import post_rejected
 
-    strategy = given.get("strategy")
-    if text:
-        try:
-            data = json.loads(text)
-            strategy = data.get("strategy", data.get("strategy_id")) if isinstance(data, dict) else None
-        except ValueError:
-            strategy = None
     url = _shared_url(settings)
     try:
-        return f"rejected (recorded as #{post_rejected(url, str(strategy or ''), problems, time.time())})"
+        return f"rejected (recorded as #{post_rejected(url, strategy, problems, time.time())})"
     except SQLAlchemyError as exc:
         return f"rejected (and not recorded: {str(exc).splitlines()[0]})"
 
@@ -442,12 +435,16 @@ def _json_source(source: str) -> str:
     return "stdin" if source == "-" else source
 
 
-def _signal_text(source: str) -> str:
+def _signal_body(source: str) -> bytes:
+    """The JSON's bytes, as a webhook receives them (read_signal_json decodes and checks them);
+    past the size limit only one more byte is read, for it to be refused."""
     try:
-        return sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UsageError(f"--json {source}: cannot be read ({reason})") from None
+        if source == "-":
+            return sys.stdin.buffer.read(MAX_BODY_BYTES + 1)
+        with open(source, "rb") as file:
+            return file.read(MAX_BODY_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"--json {source}: cannot be read ({exc.strerror})") from None
 
 
 # -- levels, exit, check-exits: the operator's commands from the shell -------------------------
