@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
-from typing import NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.text import Text
@@ -19,10 +19,35 @@ WARN = "yellow"
 DIM = "dim"
 
 
-def px(v: float | None) -> str:
-    """A price: 2 decimals with thousands separators, small prices with 6 significant digits."""
+_DECIMALS: dict[str, int] = {}
+"""Symbol -> the decimals of its tick size (set_ticks): its prices and distances are shown so."""
+_ticks_seen: object = None
+
+
+def set_ticks(ticks: Mapping[str, float]) -> None:
+    """The symbols' tick sizes, from the engine's snapshot (kept until they change)."""
+    global _ticks_seen
+    if ticks is _ticks_seen:
+        return
+    _ticks_seen = ticks
+    _DECIMALS.clear()
+    _DECIMALS.update({sym: tick_decimals(tick) for sym, tick in ticks.items() if tick and tick > 0})
+
+
+def tick_decimals(tick: float) -> int:
+    """0.01 -> 2, 0.25 -> 2, 0.5 -> 1, 1 -> 0, 0.00001 -> 5."""
+    text = f"{tick:.10f}".rstrip("0")
+    return len(text.split(".")[1])
+
+
+def px(v: float | None, symbol: str | None = None) -> str:
+    """A price: at the symbol's tick precision when its tick is known, else 2 decimals (small
+    prices 6 significant digits); thousands separators."""
     if v is None:
         return "—"
+    decimals = _DECIMALS.get(symbol) if symbol is not None else None
+    if decimals is not None:
+        return f"{v:,.{decimals}f}"
     return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.6g}"
 
 
@@ -93,8 +118,12 @@ def funds(used: float, allocation: float | None) -> str:
     return held if allocation is None else f"{held} / {amount(allocation)}"
 
 
-def gap(v: float) -> str:
-    """A distance between two prices: 2 decimals, or 4 significant digits below 1."""
+def gap(v: float, symbol: str | None = None) -> str:
+    """A distance between two prices: at the symbol's tick precision when known, else 2
+    decimals, or 4 significant digits below 1."""
+    decimals = _DECIMALS.get(symbol) if symbol is not None else None
+    if decimals is not None:
+        return f"{v:,.{decimals}f}"
     return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
 
 

@@ -155,7 +155,7 @@ def next_exit_cell(triggers: list[TriggerView]) -> Cell:
 
 def trail_cell(p: PositionView) -> Cell:
     if p.trail_active and p.trail_level is not None:
-        return num(px(p.trail_level))
+        return num(px(p.trail_level, p.symbol))
     if p.trail_distance is not None:
         return num("idle", DIM)
     return num("—", DIM)
@@ -169,9 +169,9 @@ def leg_cells(p: PositionView, now: float, status: Cell | None = None, size: Cel
     """The cells of one leg from Side on (a grid's layer shows its own state and size)."""
     return (
         cell(side_word(p.side)), status or status_cell(p.status), pnl_cell(p.pnl), pnl_pct_cell(p.pnl_pct),
-        num(px(p.mark)), cell(sparkline(p.marks, TREND_WIDTH), signed_style(p.pnl, 0.005)),
+        num(px(p.mark, p.symbol)), cell(sparkline(p.marks, TREND_WIDTH), signed_style(p.pnl, 0.005)),
         next_exit_cell(triggers_of(p, now)), num(duration(now - p.opened_at)), size or num(qty(p.qty)),
-        num(px(p.entry)), num(px(p.stop)), num(px(p.target)), trail_cell(p),
+        num(px(p.entry, p.symbol)), num(px(p.stop, p.symbol)), num(px(p.target, p.symbol)), trail_cell(p),
     )
 
 
@@ -207,7 +207,7 @@ def away_text(t: TriggerView | None) -> str:
     """How far the mark is from a trigger: ", 0.93 (1.85%) away", or through it ("" without a mark)."""
     if t is None or t.distance is None or t.distance_pct is None:
         return ""
-    return f", {gap(abs(t.distance))} ({abs(t.distance_pct):.2f}%) {'away' if t.distance > 0 else 'through'}"
+    return f", {gap(abs(t.distance), t.symbol)} ({abs(t.distance_pct):.2f}%) {'away' if t.distance > 0 else 'through'}"
 
 
 def levels_text(p: PositionView, now: float) -> str:
@@ -215,17 +215,17 @@ def levels_text(p: PositionView, now: float) -> str:
     triggers = {t.kind: t for t in triggers_of(p, now)}
     parts = []
     for kind, label, level in (("stop_loss", "stop", p.stop), ("target", "target", p.target)):
-        parts.append(f"no {label}" if level is None else f"{label} {px(level)}{away_text(triggers.get(kind))}")
+        parts.append(f"no {label}" if level is None else f"{label} {px(level, p.symbol)}{away_text(triggers.get(kind))}")
     if p.trail_distance is None:
         parts.append("no trailing stop")
     elif p.trail_active:
         extreme = "peak" if p.side == "buy" else "trough"
         away = away_text(triggers.get("trailing_stop"))
-        parts.append(f"trail {p.trail_distance} armed: level {px(p.trail_level)}{away}, "
-                     f"{extreme} {px(p.trail_peak)}, last move {hms(p.trail_updated_at)}")
+        parts.append(f"trail {p.trail_distance} armed: level {px(p.trail_level, p.symbol)}{away}, "
+                     f"{extreme} {px(p.trail_peak, p.symbol)}, last move {hms(p.trail_updated_at)}")
     else:
         away = away_text(triggers.get("trail_arms"))
-        parts.append(f"trail {p.trail_distance} not armed: arms at {px(p.trail_arm_at)}{away}")
+        parts.append(f"trail {p.trail_distance} not armed: arms at {px(p.trail_arm_at, p.symbol)}{away}")
     if p.time_exit_at is not None:
         left = p.time_exit_at - now
         parts.append(f"time exit {hms(p.time_exit_at)} ({'in ' + duration(left) if left > 0 else 'due'})")
@@ -247,7 +247,7 @@ def position_detail(p: PositionView, now: float) -> str:
     marks = sparkline(p.marks, 2 * TREND_WIDTH)
     return " · ".join((
         f"#{p.group_id} {p.strategy_id} {side_word(p.side)} {qty(p.qty)} {p.symbol}",
-        f"entry {px(p.entry)} → mark {px(p.mark)}" + (f" {marks}" if marks else ""),
+        f"entry {px(p.entry, p.symbol)} → mark {px(p.mark, p.symbol)}" + (f" {marks}" if marks else ""),
         f"P&L {money(p.pnl)} ({pct(p.pnl_pct)}), fees {p.fees:,.2f}",
         f"age {duration(now - p.opened_at)}",
         state_text(p.status, (p,)),
@@ -261,7 +261,7 @@ def group_detail(g: Group, now: float, expanded: bool) -> str:
              f"age {duration(now - g.opened_at)}", state_text(g.status, g.legs)]
     t = nearest_exit(legs_triggers(g.legs, now))
     if t is not None and t.kind in EXIT_TRIGGERS:
-        parts.append(f"nearest exit: {t.symbol} {EXIT_TRIGGERS[t.kind][0]} {px(t.level)}{away_text(t)}, "
+        parts.append(f"nearest exit: {t.symbol} {EXIT_TRIGGERS[t.kind][0]} {px(t.level, t.symbol)}{away_text(t)}, "
                      "which exits the whole basket")
     parts.append("enter hides the legs" if expanded else "enter shows the legs")
     return " · ".join(parts)

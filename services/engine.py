@@ -146,6 +146,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self.realized_total = 0.0  # since the first start: paper cash = starting cash + this
         self.used_funds: dict[str, float] = {}  # strategy -> value its groups hold
         self.last_quotes: dict[str, LastQuote] = {}  # each symbol's latest quote as stored
+        self._ticks_shown: dict[str, float] = {}
         self.entries = StrategyState(ALL_ENTRIES)  # paused: the operator stopped every entry of the book
         self.notes: list[str] = []
         self.started_at = 0.0
@@ -1707,12 +1708,19 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             grids=tuple(self._grid_view(g) for g in self.groups.values() if g.tp_mode),
             risk=self._risk_views(now), alerts=self.alerts_view(), started_at=self.started_at, resumed=self.resumed,
             risk_engine="off" if self.config.risk_engine is None else "auto" if self.config.risk_engine.enabled else "manual",
-            entries_stopped=self.entries.paused, account=self._account_view(positions, unrealized),
+            entries_stopped=self.entries.paused, account=self._account_view(positions, unrealized), ticks=self._ticks(),
             orphans=tuple(
                 OrphanView(sid, why, tuple(g.id for g in self.groups.values() if g.strategy_id == sid), decided)
                 for sid, (why, decided) in self.orphans.items() if any(g.strategy_id == sid for g in self.groups.values())
             ),
         )
+
+    def _ticks(self) -> dict[str, float]:
+        """Each configured symbol's tick size (the same dict while the rules don't change)."""
+        ticks = {sym: r.tick_size for sym in self.config.symbols if (r := self.rules.rules(sym)) and r.tick_size}
+        if ticks != self._ticks_shown:
+            self._ticks_shown = ticks
+        return self._ticks_shown
 
     def _account_view(self, positions: list[PositionView], unrealized: float) -> AccountView:
         """The paper account: cash is the starting cash plus every realized P&L, equity adds

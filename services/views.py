@@ -338,6 +338,7 @@ class EngineSnapshot:
     resumed: int = 0  # open positions taken over from the previous run at this start
     risk_engine: str = "off"  # off (not configured) | auto (runs eligible plans) | manual (plans shown, the operator runs them)
     entries_stopped: bool = False  # the operator stopped every entry of the book (Engine.stop_entries)
+    ticks: Mapping[str, float] = field(default_factory=dict)  # symbol -> tick size: prices are shown at it
     account: AccountView | None = None
 
     def triggers(self) -> tuple[TriggerView, ...]:

@@ -150,7 +150,7 @@ async def test_the_mark_pnl_and_distances_follow_the_quotes_while_the_form_is_op
         assert "mark 99.50 · P&L -0.56" in line(form, "summary")
         form.query_one("#stop-input", Input).value = "99.00"
         await pilot.pause()
-        assert "stop 99.00: 0.5 (0.50%) away" in line(form, "preview")
+        assert "stop 99.00: 0.50 (0.50%) away" in line(form, "preview")
         app.engine.feed.book = book(101.0, 50.0)
         await second(pilot)
         assert "mark 101.00 · P&L +0.94" in await until(pilot, lambda: line(form, "summary"), "mark 101.00")

@@ -395,7 +395,7 @@ async def test_the_detail_tells_the_highlighted_positions_health(app, engine):
         assert detail.startswith(f"#{fade.group_id} fade short 10 ETHUSDT · entry 49.99 → mark 49.82 ")
         assert f"P&L {fade.pnl:+,.2f} ({fade.pnl_pct:+.2f}%), fees {fade.fees:,.2f} · age 6s · OPEN" in detail
         # the trough 49.80 (at 00:00:05) moved the level to 49.80 * 1.005
-        assert "trail 0.5% armed: level 50.05, 0.229 (0.46%) away, trough 49.80, last move 00:00:05" in detail
+        assert "trail 0.5% armed: level 50.05, 0.23 (0.46%) away, trough 49.80, last move 00:00:05" in detail
         assert "stop 50.99, 1.17 (2.35%) away" in detail
         assert "no target" in detail
         await highlight(pilot, "acme")

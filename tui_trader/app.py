@@ -32,6 +32,7 @@ from screens import commands
 from screens.base import EngineScreen
 from screens.entry import EntryScreen
 from screens.exits import ExitsScreen
+from screens.format import set_ticks
 from screens.logs import LogsScreen
 from screens.positions import PositionsScreen
 from screens.queue import QueueScreen
@@ -313,6 +314,7 @@ class TraderApp(App[None]):
         if snap is None:
             return
         self._last_render = time.monotonic()
+        set_ticks(snap.ticks)
         screen = self.visible_engine_screen
         if screen is not None and screen.is_mounted:
             with self.batch_update():

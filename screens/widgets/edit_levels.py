@@ -45,7 +45,7 @@ def _time_text(ts: float | None) -> str:
 
 
 def summary(p: PositionView) -> str:
-    return f"{side_word(p.side)} {qty(p.qty)} {p.symbol} @ {px(p.entry)} · mark {px(p.mark)} · P&L {money(p.pnl)}"
+    return f"{side_word(p.side)} {qty(p.qty)} {p.symbol} @ {px(p.entry, p.symbol)} · mark {px(p.mark, p.symbol)} · P&L {money(p.pnl)}"
 
 
 def not_editable(p: PositionView, current: PositionView | None, trades: Sequence[TradeView]) -> str:
@@ -55,7 +55,7 @@ def not_editable(p: PositionView, current: PositionView | None, trades: Sequence
         state = f"is exiting ({current.exit_pending})" if current.exit_pending else ""
     else:
         trade = next((t for t in reversed(trades) if t.group_id == p.group_id and t.symbol == p.symbol), None)
-        state = f"closed ({trade.exit_reason} at {px(trade.exit_price)}, P&L {money(trade.pnl)})" if trade else "closed"
+        state = f"closed ({trade.exit_reason} at {px(trade.exit_price, p.symbol)}, P&L {money(trade.pnl)})" if trade else "closed"
     return f"position #{p.group_id} {state} — levels can no longer be edited" if state else ""
 
 
@@ -85,7 +85,7 @@ def preview(p: PositionView, values: dict[str, str], now: float) -> str:
         away = (p.mark - level) * d if name == "stop" else (level - p.mark) * d
         at = (level - p.entry) * p.qty * d - p.fees
         share = f" ({abs(away) / p.mark * 100:.2f}%)" if p.mark else ""
-        lines.append(f"{label} {px(level)}: {gap(abs(away))}{share} "
+        lines.append(f"{label} {px(level, p.symbol)}: {gap(abs(away), p.symbol)}{share} "
                      f"{'away' if away > 0 else 'THROUGH the mark'} · P&L there {money(at)}")
     try:
         trail = parse_trail(values["trail"])
@@ -99,7 +99,7 @@ def preview(p: PositionView, values: dict[str, str], now: float) -> str:
         level = p.trail_peak * (1 - distance.value * d) if distance.unit == "pct" else p.trail_peak - distance.value * d
         if p.trail_level is not None:
             level = max(level, p.trail_level) if d > 0 else min(level, p.trail_level)
-        lines.append(f"trailing level {px(level)}: {gap((p.mark - level) * d)} from the mark · "
+        lines.append(f"trailing level {px(level, p.symbol)}: {gap((p.mark - level) * d, p.symbol)} from the mark · "
                      f"P&L there {money((level - p.entry) * p.qty * d - p.fees)}")
     try:
         # The position's own time exit as shown is that instant (passed, or days ahead), not

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from services.views import TRIGGER_LABEL, EngineSnapshot, PositionView, TradeView, TriggerView, triggers_of
 
-from ..format import DIM, LOSS, PROFIT, WARN, Cell, cell, duration, hms, money, num, px, side_word, signed_style
+from ..format import DIM, LOSS, PROFIT, WARN, Cell, cell, duration, gap, hms, money, num, px, side_word, signed_style
 from .exit_history import reason_label
 from .keyed_table import KEY, NAME, KeyedTable
 
@@ -82,14 +82,14 @@ def trigger_cells(t: TriggerView, closest: bool) -> tuple[Cell, ...]:
                 BLANK_NUM)
     reached = t.distance is not None and t.distance <= 0 and t.kind != "trail_arms"
     distance_style = "bold red" if reached else bold
-    distance = "—" if t.distance is None else f"{t.distance:,.2f}" if abs(t.distance) >= 0.1 else f"{t.distance:.3g}"
+    distance = "—" if t.distance is None else gap(t.distance, t.symbol)
     distance_pct = "—" if t.distance_pct is None else f"{t.distance_pct:.2f}%"
-    return cell(label, style), num(px(t.level)), num(distance, distance_style), num(distance_pct, distance_style)
+    return cell(label, style), num(px(t.level, t.symbol)), num(distance, distance_style), num(distance_pct, distance_style)
 
 
 def closed_cells(t: TradeView) -> tuple[Cell, ...]:
     return (num(str(t.group_id)), cell(t.strategy_id), cell(t.symbol), cell("closed", "bold"),
-            cell(reason_label(t.exit_reason)), num(px(t.exit_price)),
+            cell(reason_label(t.exit_reason)), num(px(t.exit_price, t.symbol)),
             num(f"P&L {money(t.pnl)}", signed_style(t.pnl, 0.005)), BLANK_NUM)
 
 
