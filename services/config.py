@@ -6,9 +6,45 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError,
+                      model_validator)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .schedule import ScheduleConfig, TimeOfDay, parse_timezone
+
+MAX_NUMBER = 10**12
+"""Prices, steps, quantities, sums of money and weights are below this, and those that must be
+positive at least MIN_NUMBER: far beyond any real value, and far from where the engine's float
+arithmetic (a quantity is money / price, rounded to a step) overflows or loses its meaning."""
+MIN_NUMBER = 1e-12
+MAX_SECONDS = 366 * 86_400
+"""Durations (cooldowns, time exits, delays, time-to-live) are at most a year."""
+
+# A field error for inf or nan is "Input should be a finite number" (_Model's allow_inf_nan);
+# these name the bounds of the rest.
+Positive = Annotated[float, Field(ge=MIN_NUMBER, lt=MAX_NUMBER)]
+NonNegative = Annotated[float, Field(ge=0, lt=MAX_NUMBER)]
+Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
+SecondsOrZero = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:  # a path or a command cannot hold one: it fails where it is used
+        raise ValueError("must not contain a NUL character")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _refuse(model: BaseModel, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+    """Raise what a check across fields found, each problem at the field it names (a path
+    relative to `model`: pydantic puts the model's own path in front), like a field error."""
+    if problems:
+        raise ValidationError.from_exception_data(type(model).__name__, [
+            InitErrorDetails(type=PydanticCustomError("value_error", "{reason}", {"reason": reason}), loc=loc,
+                             input=None)
+            for loc, reason in problems])
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +80,9 @@ def parse_distance(raw: object) -> Distance:
         raise ValueError(
             f'expected a percentage like "0.5%" or a number of points like 25, got {raw!r}'
         ) from None
-    if value != value or value < 0:
-        raise ValueError(f"must not be negative, got {raw!r}")
+    if not 0 <= value < (10.0 if unit == "pct" else MAX_NUMBER):  # also refuses nan
+        raise ValueError(f"must be at least 0 and below {'1000%' if unit == 'pct' else f'{MAX_NUMBER:g} points'}, "
+                         f"got {raw!r}")
     return Distance(value, unit)  # type: ignore[arg-type]
 
 
@@ -53,21 +90,21 @@ DistanceValue = Annotated[Distance, BeforeValidator(parse_distance), PlainSerial
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EngineConfig(_Model):
     mode: Literal["paper", "live"] = "paper"
     """paper (simulated fills) or live (refused until a live broker is armed)."""
-    max_open_positions: int = Field(10, ge=1)
+    max_open_positions: int = Field(10, ge=1, le=10_000)
     """Execution pool size: at most this many position groups open at once."""
     publish_hz: float = Field(4.0, gt=0, le=30)
     """How often snapshots are published to the UI (per second)."""
     tick_interval_s: float = Field(0.25, gt=0, le=10)
     """How often time-based rules (time exits, stale marks) are checked."""
-    queue_ttl_s: float = Field(900.0, gt=0)
+    queue_ttl_s: Seconds = 900.0
     """An entry signal that found the pool full waits in the queue at most this long."""
-    signal_ttl_s: float = Field(300.0, gt=0)
+    signal_ttl_s: Seconds = 300.0
     """A signal from another process (`tui-trader signal`) older than this when an engine
     reads it is not acted on: it is marked expired."""
     orders_on_stop: Literal["cancel", "keep"] = "cancel"
@@ -77,7 +114,7 @@ class EngineConfig(_Model):
 
 
 class StoreConfig(_Model):
-    url: str = ""
+    url: Text = ""
     """SQLAlchemy URL; empty means SQLite in the user's data directory."""
     flush_interval_s: float = Field(1.0, gt=0, le=60)
     """Write-behind interval for marks and analytics."""
@@ -86,10 +123,10 @@ class StoreConfig(_Model):
 class FeedConfig(_Model):
     kind: Literal["simulated"] = "simulated"
     """Market data source. Only the built-in simulated market exists today."""
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, lt=2**63)
     """Seed of the simulated market: the same seed gives the same path (from the same prices).
     Unset, the path is new at every run."""
-    max_quote_age_s: float = Field(5.0, gt=0)
+    max_quote_age_s: float = Field(5.0, ge=0.5, le=3600)
     """A quote older than this is stale: it never triggers an entry or an exit."""
 
 
@@ -100,14 +137,14 @@ class PaperConfig(_Model):
     """Fee on resting limit fills."""
     taker_fee_bps: float = Field(4.0, ge=0, le=1000)
     """Fee on market and marketable limit fills."""
-    starting_cash: float = Field(100_000.0, gt=0)
+    starting_cash: Positive = 100_000.0
     """Paper account cash at the first start."""
 
 
 class SymbolConfig(_Model):
-    start_price: float = Field(gt=0)
+    start_price: Positive
     """First simulated price."""
-    drift: float = 0.0
+    drift: float = Field(0.0, ge=-100, le=100)
     """Annualised drift of the simulated price (0.1 = +10 % a year)."""
     volatility: float = Field(0.5, ge=0, le=100)
     """Annualised volatility of the simulated price (0.5 = 50 %); the demo uses lively values."""
@@ -115,18 +152,25 @@ class SymbolConfig(_Model):
     """Simulated bid/ask spread around the price."""
     tick_interval_s: float = Field(0.5, gt=0, le=3600)
     """Seconds between simulated quotes."""
-    tick_size: float | None = Field(None, gt=0)
+    tick_size: Positive | None = None
     """Price increment of the instrument; unset: prices are not rounded."""
-    lot_step: float | None = Field(None, gt=0)
+    lot_step: Positive | None = None
     """Quantity increment; unset: quantities are not rounded."""
-    min_notional: float = Field(0.0, ge=0)
+    min_notional: NonNegative = 0.0
     """Smallest order value (price x quantity) the venue accepts."""
+
+    @model_validator(mode="after")
+    def _tick_below_price(self) -> "SymbolConfig":
+        if self.tick_size is not None and self.tick_size > self.start_price:  # a sell would round to 0
+            _refuse(self, [(("tick_size",),
+                            f"must not be above start_price ({self.tick_size:g} > {self.start_price:g})")])
+        return self
 
 
 class SizingConfig(_Model):
-    fixed_qty: float | None = Field(None, gt=0)
+    fixed_qty: Positive | None = None
     """Buy or sell exactly this quantity."""
-    fixed_value: float | None = Field(None, gt=0)
+    fixed_value: Positive | None = None
     """Quantity = this value / the price."""
     pct_allocation: float | None = Field(None, gt=0, le=100)
     """Quantity = this percent of the strategy's allocation / the price."""
@@ -147,7 +191,7 @@ class ExecutionConfig(_Model):
     """Reference price: 0 is the mid; up to 0.5 concedes toward the touch."""
     max_retries: int = Field(2, ge=0, le=50)
     """How many times an unfilled limit is re-priced toward the touch."""
-    retry_delay_s: float = Field(5.0, gt=0)
+    retry_delay_s: Seconds = 5.0
     """How long each limit works before it is re-priced."""
     market_fallback: bool = True
     """After the last re-price, send a market order; off: the entry fails with the reason."""
@@ -164,7 +208,7 @@ class ExitExecutionConfig(_Model):
     """Reference price of a limit exit: 0 is the mid; up to 0.5 concedes toward the touch."""
     max_retries: int = Field(2, ge=0, le=50)
     """How many times an unfilled limit exit is re-priced before the market order."""
-    retry_delay_s: float = Field(2.0, gt=0)
+    retry_delay_s: Seconds = 2.0
     """How long each limit exit works before it is re-priced."""
 
 
@@ -172,15 +216,15 @@ class PnlRules(_Model):
     """P&L protection of one scope (a strategy, or the whole book), in account currency.
     P&L is realized today + unrealized (DESIGN §3)."""
 
-    stop: float | None = Field(None, gt=0)
+    stop: Positive | None = None
     """Exit every position in scope when P&L <= -stop."""
-    target: float | None = Field(None, gt=0)
+    target: Positive | None = None
     """Exit every position in scope when P&L >= target."""
-    trail_activation: float = Field(0.0, ge=0)
+    trail_activation: NonNegative = 0.0
     """The P&L that arms the P&L trailing stop (0: armed from the start of the session)."""
-    trail_distance: float | None = Field(None, gt=0)
+    trail_distance: Positive | None = None
     """Once armed, exit everything when P&L falls this much below its peak. Unset: none."""
-    daily_loss_limit: float | None = Field(None, gt=0)
+    daily_loss_limit: Positive | None = None
     """When the day's P&L <= -limit: no new entries until the next session (signals are
     rejected with the reason)."""
     flatten_on_daily_limit: bool = False
@@ -192,7 +236,7 @@ class PnlRules(_Model):
 
 
 class StrategyPnlRules(PnlRules):
-    cooldown_s: float | None = Field(None, gt=0)
+    cooldown_s: Seconds | None = None
     """After a P&L stop, target or trailing stop has fired, no new entries for this long
     (unset: until the next session). The rules then measure P&L from that point on."""
 
@@ -212,7 +256,7 @@ class DcaLayer(_Model):
 
     gap_pct: float = Field(ge=0, lt=100)
     """How far from P0 the layer rests: below for a long, above for a short (0: at P0, entered at once)."""
-    weight: float = Field(gt=0)
+    weight: Positive
     """Its share of the capital: weight / the sum of the weights."""
     tp_pct: float = Field(gt=0, lt=100)
     """Its own take-profit over its fill price (per_leg and hybrid modes)."""
@@ -235,18 +279,21 @@ class DcaConfig(_Model):
 
     @model_validator(mode="after")
     def _layers_in_order(self) -> "DcaConfig":
+        problems = []
         if self.layers[0].gap_pct != 0:
-            raise ValueError("layers[0].gap_pct must be 0: the first layer is the entry itself, at P0")
+            problems.append((("layers", 0, "gap_pct"), "must be 0: the first layer is the entry itself, at P0"))
         for i in range(1, len(self.layers)):
             if self.layers[i].gap_pct <= self.layers[i - 1].gap_pct:
-                raise ValueError(f"layers[{i}].gap_pct must be greater than layers[{i - 1}]'s "
-                                 f"({self.layers[i].gap_pct:g} <= {self.layers[i - 1].gap_pct:g}): nearest layer first")
+                problems.append((("layers", i, "gap_pct"), f"must be greater than layers.{i - 1}'s ({self.layers[i].gap_pct:g} "
+                                 f"<= {self.layers[i - 1].gap_pct:g}): nearest layer first"))
+        _refuse(self, problems)
         return self
 
     @model_validator(mode="after")
     def _tp_for_mode(self) -> "DcaConfig":
         if self.tp_mode != "per_leg" and self.tp_pct is None:
-            raise ValueError(f'tp_mode = "{self.tp_mode}" needs tp_pct (the take-profit over the average entry)')
+            _refuse(self, [(("tp_pct",),
+                            f'tp_mode = "{self.tp_mode}" needs tp_pct (the take-profit over the average entry)')])
         return self
 
 
@@ -263,9 +310,9 @@ class RiskEngineConfig(_Model):
     timer_start: Literal["after_5_pyramids", "after_all_dca_submitted", "after_all_dca_filled"] = "after_all_dca_filled"
     """When the post-full timer starts: at the fifth pyramid, once every layer's order is
     placed, or once every layer is filled."""
-    timer_s: float = Field(0.0, ge=0)
+    timer_s: SecondsOrZero = 0.0
     """How long after the timer starts a group becomes eligible."""
-    min_age_s: float | None = Field(None, gt=0)
+    min_age_s: Seconds | None = None
     """Optional: only groups open at least this long."""
     max_winners_to_combine: int = Field(3, ge=1, le=50)
     """At most this many winners are partly closed to pay for one loser."""
@@ -274,15 +321,15 @@ class RiskEngineConfig(_Model):
 class LogsConfig(_Model):
     """The event history in the database and the log file on disk."""
 
-    retention_days: float = Field(30.0, gt=0)
+    retention_days: float = Field(30.0, gt=0, le=36_500)
     """Events older than this are deleted (unacknowledged alerts are kept)."""
-    max_rows: int = Field(1_000_000, ge=1000)
+    max_rows: int = Field(1_000_000, ge=1000, le=10**9)
     """At most this many events are kept; the oldest go first (unacknowledged alerts are kept)."""
-    file: str = ""
+    file: Text = ""
     """The JSON-lines log file; empty: tui_trader.log in the data directory."""
-    file_max_mb: float = Field(5.0, gt=0)
+    file_max_mb: float = Field(5.0, gt=0, le=10_000)
     """The log file is rotated when it reaches this size..."""
-    file_backups: int = Field(3, ge=0)
+    file_backups: int = Field(3, ge=0, le=1000)
     """...keeping this many rotated files (tui_trader.log.1 is the newest)."""
 
 
@@ -291,7 +338,7 @@ class AlertsConfig(_Model):
 
     bell: Literal["off", "critical", "all"] = "critical"
     """Ring the terminal bell for critical alerts, for every alert, or never."""
-    on_alert: str = ""
+    on_alert: Text = ""
     """A shell command run for every alert, with the alert as JSON on its stdin."""
     on_alert_timeout_s: float = Field(10.0, gt=0, le=300)
     """The command is killed after this long (and the failure logged)."""
@@ -314,11 +361,11 @@ class StrategyConfig(_Model):
     the filled legs are unwound and the run goes to error."""
     reentry: bool = True
     """Enter again after an exit (immediate entry only), once the cooldown has passed."""
-    cooldown_s: float = Field(0.0, ge=0)
+    cooldown_s: SecondsOrZero = 0.0
     """Seconds after an exit before a re-entry is considered."""
     sizing: SizingConfig
     """How big each position is."""
-    allocation: float | None = Field(None, gt=0)
+    allocation: Positive | None = None
     """Funds allocated to this strategy: its open positions' value may not exceed it."""
     execution: ExecutionConfig = ExecutionConfig()
     """How entries are worked: market, or limit with re-prices and a market fallback."""
@@ -330,7 +377,7 @@ class StrategyConfig(_Model):
     """Profit over the entry price that arms the trailing stop; 0 arms it at entry."""
     trail_distance: DistanceValue | None = None
     """Trailing distance from the peak: "0.5%" of the peak or points. Unset: no trailing stop."""
-    time_exit_s: float | None = Field(None, gt=0)
+    time_exit_s: Seconds | None = None
     """Exit this many seconds after entry."""
     trigger_price: Literal["mark", "bid_ask", "last"] = "mark"
     """Price the exit rules compare: the mark (mid), the exit side's touch, or the last trade."""
@@ -344,36 +391,43 @@ class StrategyConfig(_Model):
     @model_validator(mode="after")
     def _dca_capital(self) -> "StrategyConfig":
         if self.dca is not None:
+            problems = []
             if self.sizing.fixed_qty is not None:
-                raise ValueError("dca needs sizing.fixed_value or sizing.pct_allocation (the capital split over its layers)")
+                problems.append((("sizing", "fixed_qty"), "dca needs sizing.fixed_value or sizing.pct_allocation "
+                                                          "(the capital split over its layers)"))
             if self.basket:
-                raise ValueError("dca and basket cannot be combined (a grid is built on one symbol)")
+                problems.append((("basket",), "dca and basket cannot be combined (a grid is built on one symbol)"))
             if self.target is not None:
-                raise ValueError("a DCA strategy takes profit with dca.tp_mode and the layers' tp_pct; remove target")
+                problems.append((("target",), "a DCA strategy takes profit with dca.tp_mode and the layers' tp_pct; "
+                                              "remove target"))
+            _refuse(self, problems)
         return self
 
     @model_validator(mode="after")
     def _schedule_for_scheduled(self) -> "StrategyConfig":
         if self.entry == "scheduled" and self.schedule is None:
-            raise ValueError('entry = "scheduled" needs a schedule table (entry_times or every_minutes, timezone)')
+            _refuse(self, [(("schedule",), 'entry = "scheduled" needs a schedule table (entry_times or every_minutes, '
+                                           'timezone)')])
         return self
 
     @model_validator(mode="after")
     def _allocation_for_pct(self) -> "StrategyConfig":
         if self.sizing.pct_allocation is not None and self.allocation is None:
-            raise ValueError("sizing.pct_allocation needs allocation (the funds it is a percent of)")
+            _refuse(self, [(("allocation",), "sizing.pct_allocation needs allocation (the funds it is a percent of)")])
         return self
 
     @model_validator(mode="after")
     def _positive_levels(self) -> "StrategyConfig":
+        problems = []
         for name in ("stop_loss", "target", "trail_distance"):
             level = getattr(self, name)
             if level is not None and level.value <= 0:
-                raise ValueError(f"{name} must be greater than 0 (leave it out for none)")
+                problems.append(((name,), "must be greater than 0 (leave it out for none)"))
         if self.trail_distance is not None and self.trail_distance.unit == "pct" and self.trail_distance.value >= 1:
-            raise ValueError("trail_distance must be below 100%")
+            problems.append((("trail_distance",), "must be below 100%"))
         if self.stop_loss is not None and self.stop_loss.unit == "pct" and self.stop_loss.value >= 1 and self.side == "buy":
-            raise ValueError("stop_loss of a long must be below 100%")
+            problems.append((("stop_loss",), 'must be below 100% for a long (side = "buy")'))
+        _refuse(self, problems)
         return self
 
 
@@ -394,14 +448,12 @@ class TradingConfig(_Model):
 
     @model_validator(mode="after")
     def _known_symbols(self) -> "TradingConfig":
-        problems = [
-            f"strategies.{sid}.symbols: unknown symbol {sym!r} (declare it under [symbols.{sym}])"
+        _refuse(self, [
+            (("strategies", sid, "symbols", i), f"unknown symbol {sym!r} (declare it under [symbols.{sym}])")
             for sid, strat in self.strategies.items()
-            for sym in strat.symbols
+            for i, sym in enumerate(strat.symbols)
             if sym not in self.symbols
-        ]
-        if problems:
-            raise ValueError("; ".join(problems))
+        ])
         return self
 
     @model_validator(mode="after")
@@ -418,8 +470,8 @@ class TradingConfig(_Model):
             for sym in strat.symbols:
                 sc = self.symbols.get(sym)
                 if sc is not None:
-                    problems += [f"strategies.{sid}.dca.{p}" for p in grid_problems(
-                        strat.dca.layers, strat.side, sc.start_price, capital, sc.tick_size, sc.lot_step, sc.min_notional, sym)]
-        if problems:
-            raise ValueError("; ".join(problems))
+                    problems += [(("strategies", sid, "dca", "layers", i, "weight"), why) for i, why in grid_problems(
+                        strat.dca.layers, strat.side, sc.start_price, capital, sc.tick_size, sc.lot_step,
+                        sc.min_notional, sym)]
+        _refuse(self, problems)
         return self

@@ -52,9 +52,9 @@ def layer_problem(plan: LayerPlan, min_notional: float, step: float | None) -> s
 
 
 def grid_problems(layers: Sequence, side: str, p0: float, capital: float, tick: float | None,
-                  step: float | None, min_notional: float, symbol: str) -> list[str]:
-    """One line per layer that could not be placed on `symbol` if entered at p0."""
-    return [f"{problem} ({symbol} at {p0:g})" for plan in grid(layers, side, p0, capital, tick, step)
+                  step: float | None, min_notional: float, symbol: str) -> list[tuple[int, str]]:
+    """(index, why) of each layer that could not be placed on `symbol` if entered at p0."""
+    return [(plan.index, f"{problem} ({symbol} at {p0:g})") for plan in grid(layers, side, p0, capital, tick, step)
             if (problem := layer_problem(plan, min_notional, step))]
 
 

@@ -60,8 +60,8 @@ def test_a_layer_under_the_minimum_notional_is_named():
     plans = grid(layers, "buy", 100.0, 101.0, 0.01, 0.001)
     assert layer_problem(plans[0], 5.0, 0.001) == ""
     assert "layers[1] (gap 3%): order value 0.97 is below the minimum notional 5.00" in layer_problem(plans[1], 5.0, 0.001)
-    assert grid_problems(layers, "buy", 100.0, 101.0, 0.01, 1.0, 0.0, "X")[0].startswith(
-        "layers[1] (gap 3%): its size rounds to zero at lot step 1")
+    (index, why), = grid_problems(layers, "buy", 100.0, 101.0, 0.01, 1.0, 0.0, "X")
+    assert index == 1 and why.startswith("layers[1] (gap 3%): its size rounds to zero at lot step 1")
 
 
 def test_take_profit_prices_round_in_the_traders_favour():
@@ -75,9 +75,9 @@ def test_take_profit_prices_round_in_the_traders_favour():
 
 @pytest.mark.parametrize("change, message", [
     ({"sizing": {"fixed_value": 40}, "dca": {"layers": [{"gap_pct": 0, "weight": 3, "tp_pct": 1}, {"gap_pct": 2, "weight": 1, "tp_pct": 1}]}},
-     "strategies.grid.dca.layers[1] (gap 2%): order value 10.00 is below the minimum notional 12.00"),
-    ({"dca": {"layers": [{"gap_pct": 1, "weight": 1, "tp_pct": 1}]}}, "layers[0].gap_pct must be 0"),
-    ({"dca": {"layers": LAYERS[:1] + LAYERS[2:0:-1]}}, "layers[2].gap_pct must be greater than layers[1]'s"),
+     "strategies.grid.dca.layers.1.weight\n  layers[1] (gap 2%): order value 10.00 is below the minimum notional 12.00"),
+    ({"dca": {"layers": [{"gap_pct": 1, "weight": 1, "tp_pct": 1}]}}, "strategies.grid.dca.layers.0.gap_pct\n  must be 0"),
+    ({"dca": {"layers": LAYERS[:1] + LAYERS[2:0:-1]}}, "strategies.grid.dca.layers.2.gap_pct\n  must be greater than layers.1's"),
     ({"dca": {"layers": LAYERS, "tp_mode": "aggregate"}}, 'tp_mode = "aggregate" needs tp_pct'),
     ({"sizing": {"fixed_qty": 1}}, "dca needs sizing.fixed_value or sizing.pct_allocation"),
     ({"target": "1%"}, "a DCA strategy takes profit with dca.tp_mode"),

@@ -4,14 +4,15 @@ pydantic. Every problem is reported as one line: field path and reason."""
 
 from __future__ import annotations
 
+import reprlib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from services.config import TradingConfig
+from services.config import StoreConfig, Text, TradingConfig
 
 from .locations import default_db_url
 
@@ -24,12 +25,36 @@ class SettingsError(Exception):
         self.source, self.problems = source, problems
 
 
+def _database_url(url: str) -> str:
+    """Empty (the default database), or a URL of a dialect and driver SQLAlchemy knows: a bad
+    one is refused at start, not by the first connection."""
+    if url:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            make_url(url).get_dialect()
+        except NoSuchModuleError:
+            raise ValueError(f"unknown database dialect or driver {make_url(url).drivername!r}") from None
+        except (ArgumentError, ValueError):  # the URL itself is not shown: it may hold a password
+            raise ValueError("not a database URL like sqlite:///path/to/file.db or "
+                             "postgresql+psycopg://user@host/name") from None
+    return url
+
+
+class StoreSettings(StoreConfig):
+    # Checked by the shell: the screens read services.config and never touch the database.
+    url: Annotated[Text, AfterValidator(_database_url)] = ""
+    """SQLAlchemy URL; empty means SQLite in the user's data directory."""
+
+
 class Settings(BaseSettings, TradingConfig):
     """The whole configuration: the engine's (TradingConfig) plus the shell's own."""
 
     model_config = SettingsConfigDict(env_prefix="TUI_TRADER_", env_nested_delimiter="__", extra="forbid",
                                       frozen=True, nested_model_default_partial_update=True)
 
+    store: StoreSettings = StoreSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Level of the log file (and of the headless engine's output)."""
 
@@ -69,15 +94,11 @@ def load_settings(path: Path | None, overrides: dict[str, Any] | None = None) ->
 
 def _describe(err: dict) -> str:
     path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    kind, msg = err["type"], err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-        if path == "(top level)" and ": " in msg:
-            return "\n".join(msg.split("; "))  # these messages carry their own field paths
+    kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
     if kind == "extra_forbidden":
         msg = "unknown setting (check its spelling and section)"
     elif kind == "missing":
         msg = "required setting is missing"
     elif "input" in err and kind not in ("value_error",) and not isinstance(err["input"], dict):
-        msg = f"{msg} (got {err['input']!r})"
+        msg = f"{msg} (got {reprlib.repr(err['input'])})"  # shortened: a value may be a huge string
     return f"{path}: {msg}"
