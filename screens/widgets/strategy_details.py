@@ -46,6 +46,8 @@ def value_text(value: Any) -> Text:
         return Text("true" if value else "false")
     if isinstance(value, float):
         return Text(f"{value:g}" if abs(value) < 1e15 else repr(value))
+    if isinstance(value, dict):  # a TOML inline table, e.g. a DCA layer
+        return Text("{ " + ", ".join(f"{k} = {value_text(v).plain}" for k, v in value.items()) + " }")
     if isinstance(value, (list, tuple)):
         items = [value_text(v).plain for v in value]
         if not items:
@@ -53,7 +55,8 @@ def value_text(value: Any) -> Text:
         if len(items) > LIST_SHOWN:
             return Text(", ".join(items[:LIST_SHOWN - 2]) + ", … ", no_wrap=False).append(
                 f"({len(items)} in all, to {items[-1]})", style=DIM)
-        return Text(", ".join(items))
+        # tables one a line: wrapped into a narrow column, one would run into the next
+        return Text((",\n" if any(isinstance(v, dict) for v in value) else ", ").join(items))
     return Text(str(value))
 
 
@@ -98,20 +101,25 @@ def _add_rows(table: Table, data: dict, depth: int) -> None:
 
 
 def risk_table(rows: Sequence[RiskPreview]) -> RenderableType:
-    """What an entry would be now on each symbol; a total when there are several."""
+    """What an entry would be now on each symbol, a total when there are several, and under
+    them each symbol's note (why it would not go) across the whole width: in a column beside
+    the numbers a note has a few characters a line at 80 columns."""
     if not rows:
         return Text("No symbol to preview.", style=DIM)
     table = Table(box=None, padding=(0, 1), header_style="bold", expand=True, show_edge=False)
     for name in ("Symbol", "Qty", "Price", "Notional", "Loss at stop", "Reward at target"):
         table.add_column(name, justify="left" if name == "Symbol" else "right", no_wrap=True)
-    table.add_column("Note", ratio=1, overflow="fold")
+    table.add_column("Note", ratio=1, no_wrap=True)
+    notes = []
     for r in rows:
         table.add_row(
             r.symbol, qty(r.qty), px(r.price), _amount(r.notional),
             Text(_amount(r.loss_at_stop, "-"), style=LOSS if r.loss_at_stop else DIM),
             Text(_amount(r.reward_at_target, "+"), style=PROFIT if r.reward_at_target else DIM),
-            Text(r.note or "ok", style=WARN if r.note else DIM),
+            Text("see below", style=WARN) if r.note else Text("ok", style=DIM),
         )
+        if r.note:
+            notes.append(f"{r.symbol}: {r.note}")
     if len(rows) > 1:
         sized = [r for r in rows if r.notional is not None]
         table.add_row(
@@ -119,7 +127,7 @@ def risk_table(rows: Sequence[RiskPreview]) -> RenderableType:
             Text(_amount(sum(r.loss_at_stop or 0 for r in sized), "-"), style=LOSS),
             Text(_amount(sum(r.reward_at_target or 0 for r in sized), "+"), style=PROFIT), "",
         )
-    return table
+    return Group(table, Text("\n".join(notes), style=WARN)) if notes else table
 
 
 def _amount(v: float | None, sign: str = "") -> str:
