@@ -30,6 +30,21 @@ class TraderHost(Protocol):
 
 
 class EngineScreen(Screen):
+    # Toasts at the top right, under the status bar's two lines: at the bottom (Textual's
+    # place) they would cover the highlighted row's detail panel above the footer. Under a
+    # modal they hide: the modal shows its own, which these would double through its
+    # dimmed background.
+    DEFAULT_CSS = """
+    EngineScreen ToastRack {
+        dock: top;
+        align: right top;
+        margin: 2 0 0 0;
+    }
+    EngineScreen.-covered Toast {
+        visibility: hidden;
+    }
+    """
+
     NAME: ClassVar[str] = ""
     """The screen's name in the status bar tabs."""
 
@@ -76,7 +91,11 @@ class EngineScreen(Screen):
         else:
             self.notify("Nothing to zoom: move to a table first (tab)", severity="warning")
 
+    def on_screen_suspend(self) -> None:
+        self.add_class("-covered")
+
     def on_screen_resume(self) -> None:
+        self.remove_class("-covered")
         self.catch_up()
 
     def catch_up(self) -> None:

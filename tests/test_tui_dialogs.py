@@ -1,20 +1,31 @@
-"""Dialogs and toasts at 80x24 (issue 12): the strategy details' notes read across the width."""
+"""Dialogs and toasts at 80x24 (issue 12): the strategy details' notes read across the width
+and toasts never sit on a screen's detail panel or on a modal's box."""
 
 from __future__ import annotations
 
+from textual.containers import Vertical
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
+from textual.widgets._toast import Toast
 
-from screens.widgets import StrategyDetailsScreen
+from screens.widgets import ConfirmScreen, StrategyDetailsScreen
 from services.clock import FakeClock
 from tests.conftest import T0
 from tests.test_tui import column, text_of
 from tests.test_tui_entry import advance
 from tests.test_tui_entry import make_engine as scheduled_engine
-from tests.test_tui_positions import grid_app
-from tui_trader.app import make_app
+from tests.test_tui_positions import grid_app, make_engine, trade, type_text
+from tui_trader.app import TraderApp, make_app
 
 SMALL = (80, 24)
+
+
+def toasts(app: TraderApp) -> list[Toast]:
+    return list(app.screen.query(Toast))
+
+
+def notified(app: TraderApp, text: str) -> bool:
+    return any(text in n.message for n in app._notifications)
 
 
 # == the strategy details ====================================================================
@@ -56,3 +67,65 @@ async def test_at_80x24_the_details_show_a_dca_grids_layers_one_a_line_as_the_se
 def test_snapshot_strategy_details_with_a_note_at_80x24(snap_compare, tmp_path):
     app = make_app(None, scheduled_engine(tmp_path, FakeClock(T0)))
     assert snap_compare(app, terminal_size=SMALL, run_before=_details_of("big"))
+
+
+# == toasts (run_test shows none unless asked: notifications=True) ===========================
+
+
+async def test_at_80x24_a_toast_on_positions_leaves_the_detail_panel_and_the_footer_clear(tmp_path):
+    app = make_app(None, make_engine(tmp_path, FakeClock(T0)))
+    async with app.run_test(size=SMALL, notifications=True) as pilot:
+        await trade(pilot)
+        app.clear_notifications()  # the entries' flashes
+        for n in range(3):  # the most flashes at once
+            app.notify(f"flash {n}: a message long enough to take two lines in its toast", timeout=60)
+        await pilot.pause()
+        shown = toasts(app)
+        assert len(shown) == 3
+        panels = [app.screen.query_one("#detail").region, app.screen.query_one("Footer").region]
+        assert all(panel.height for panel in panels)
+        for toast in shown:
+            assert not any(toast.region.overlaps(panel) for panel in panels), (toast.region, panels)
+
+
+async def test_at_80x24_a_toast_never_covers_an_open_modals_box(tmp_path):
+    app = make_app(None, make_engine(tmp_path, FakeClock(T0)))
+    async with app.run_test(size=SMALL, notifications=True) as pilot:
+        await trade(pilot)
+        app.clear_notifications()
+        await pilot.press("X")
+        await type_text(pilot, "EXIT ALL")
+        await pilot.press("enter")  # not the word: a toast says so
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and notified(app, "Type EXIT exactly")
+        box = app.screen.query_one(Vertical).region
+        (toast,) = toasts(app)
+        assert not toast.region.overlaps(box) and box.bottom <= SMALL[1]
+        await pilot.press("escape")
+
+        await pilot.press("1", "enter")  # the strategy details: the whole height of the terminal
+        assert isinstance(app.screen, StrategyDetailsScreen)
+        app.notify("a flash while the details are open", timeout=60)
+        await pilot.pause()
+        box = app.screen.query_one("#details").region
+        (shown,) = [t for t in toasts(app) if t.region.area]  # the newest only: room for the box
+        assert "a flash while the details are open" in str(shown.render())
+        assert not shown.region.overlaps(box) and box.bottom <= SMALL[1]
+        under = app.screen_stack[-2]  # its own toasts would show through the dimmed background
+        assert list(under.query(Toast)) and not any(t.visible for t in under.query(Toast))
+
+
+async def _toast_and_confirm(pilot: Pilot) -> None:
+    await trade(pilot)
+    pilot.app.clear_notifications()
+    await pilot.press("X")
+    await type_text(pilot, "EXIT ALL")
+    await pilot.press("enter")
+    pilot.app.clear_notifications()
+    pilot.app.notify("Type EXIT exactly to confirm, or escape to cancel", severity="warning", timeout=600)
+    await pilot.pause()
+
+
+def test_snapshot_toast_over_the_exit_all_confirmation_at_80x24(snap_compare, tmp_path):
+    app = make_app(None, make_engine(tmp_path, FakeClock(T0)))
+    assert snap_compare(app, terminal_size=SMALL, run_before=_toast_and_confirm)

@@ -8,22 +8,17 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from .dialog import Dialog
 
-class ConfirmScreen(ModalScreen[bool]):
+
+class ConfirmScreen(Dialog[bool]):
     DEFAULT_CSS = """
-    ConfirmScreen {
-        align: center middle;
-    }
     ConfirmScreen > Vertical {
         width: 64;
-        max-width: 100%;
-        height: auto;
-        max-height: 100%;
+        height: auto;  /* a Vertical's own 1fr ties with the Dialog's */
         border: thick $warning;
-        background: $surface;
         padding: 1 2;
     }
     ConfirmScreen #question {
