@@ -71,13 +71,7 @@ def exit_positions(app: App, groups: Mapping[int, str]) -> None:
 
 def exit_all(app: App) -> None:
     """Exit every open position: the operator types EXIT_ALL_WORD to confirm."""
-    host = _host(app)
-    groups = _open_groups(host.latest_snapshot)
-    if not groups:
-        report(app, CommandResult.error("there is no open position to exit"))
-        return
-    confirm_then(app, f"Exit ALL {len(groups)} open position(s) at market: {listing(groups)}?",
-                 host.engine.exit_all, title="Exit all", word=EXIT_ALL_WORD)
+    _exit_listed(app, None, _host(app).engine.exit_positions)
 
 
 def exit_strategy(app: App, strategy: StrategyView) -> None:
@@ -86,19 +80,54 @@ def exit_strategy(app: App, strategy: StrategyView) -> None:
 
 def exit_strategy_id(app: App, strategy_id: str) -> None:
     """Exit a strategy's open positions, also one no longer in the settings."""
+    engine = _host(app).engine
+    # exit_strategy also records the operator's "close" for a strategy gone from the settings
+    _exit_listed(app, strategy_id, lambda ids: engine.exit_strategy(strategy_id))
+
+
+def _exit_listed(app: App, strategy_id: str | None, command: Callable[[list[int]], CommandResult],
+                 changed: str = "") -> None:
+    """Confirm the exit of the open positions (of one strategy, or all) listed in the question,
+    then exit exactly those. If the open positions changed before the operator confirmed (one
+    opened, closed or began exiting meanwhile), nothing is exited: the question comes again
+    with the new list and says what changed."""
     host = _host(app)
     groups = _open_groups(host.latest_snapshot, strategy_id)
     if not groups:
-        report(app, CommandResult.error(f"{strategy_id} has no open position to exit"))
+        nothing = "there is no open position" if strategy_id is None else f"{strategy_id} has no open position"
+        report(app, CommandResult.error(f"{changed} {nothing} to exit".strip()))
         return
-    confirm_then(
-        app, f"Exit the {len(groups)} open position(s) of {strategy_id} at market: {listing(groups)}?",
-        lambda: host.engine.exit_strategy(strategy_id), title="Exit strategy",
-    )
+
+    def answered(yes: bool | None) -> None:
+        if not yes:
+            return
+        host.render_now()  # the open positions as they are now
+        now = _open_groups(host.latest_snapshot, strategy_id)
+        if now.keys() == groups.keys():
+            report(app, command(list(groups)))
+        else:
+            _exit_listed(app, strategy_id, command, f"Nothing was exited: {_changes(groups, now)} since you were asked.")
+
+    n = len(groups)
+    if strategy_id is None:
+        question, title, word = f"Exit ALL {n} open position(s) at market: {listing(groups)}?", "Exit all", EXIT_ALL_WORD
+    else:
+        question, title, word = (f"Exit the {n} open position(s) of {strategy_id} at market: {listing(groups)}?",
+                                 "Exit strategy", None)
+    app.push_screen(ConfirmScreen(f"{changed}\n\n{question}" if changed else question, title, word), answered)
+
+
+def _changes(before: Mapping[int, str], after: Mapping[int, str]) -> str:
+    """"#9 ETHUSDT opened, #4 BTCUSDT closed or is exiting" between two listings of open positions."""
+    parts = [f"#{gid} {what} opened" for gid, what in after.items() if gid not in before]
+    parts += [f"#{gid} {what} closed or is exiting" for gid, what in before.items() if gid not in after]
+    return ", ".join(parts)
 
 
 def _open_groups(snap: EngineSnapshot | None, strategy_id: str | None = None) -> dict[int, str]:
-    """{group id: its symbols} of the open (not already exiting) groups, of one strategy or all."""
+    """{group id: what it holds} of the open (not already exiting) groups, of one strategy or
+    all: its symbol, a basket's symbols ("BTCUSDT+ETHUSDT"), a DCA grid's symbol once with its
+    layers ("BTCUSDT grid, 2 of 3 layers filled"), also while only resting layers are left."""
     groups: dict[int, list[str]] = {}
     exiting = set()
     for p in snap.positions if snap else ():
@@ -106,10 +135,12 @@ def _open_groups(snap: EngineSnapshot | None, strategy_id: str | None = None) ->
             exiting.add(p.group_id)
         elif strategy_id in (None, p.strategy_id):
             groups.setdefault(p.group_id, []).append(p.symbol)
-    for grid in snap.grids if snap else ():  # a grid with only resting layers has no open leg
-        if strategy_id in (None, grid.strategy_id) and grid.group_id not in groups and grid.group_id not in exiting:
-            groups[grid.group_id] = [grid.symbol]
-    return {gid: "+".join(symbols) for gid, symbols in groups.items()}
+    labels = {gid: "+".join(symbols) for gid, symbols in groups.items()}
+    for grid in snap.grids if snap else ():
+        if strategy_id in (None, grid.strategy_id) and grid.group_id not in exiting:
+            filled = sum(lg.state not in ("pending", "cancelled") for lg in grid.legs)
+            labels[grid.group_id] = f"{grid.symbol} grid, {filled} of {len(grid.legs)} layers filled"
+    return labels
 
 
 def listing(groups: Mapping[int, str], most: int = LISTED) -> str:

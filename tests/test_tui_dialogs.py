@@ -1,23 +1,29 @@
-"""Dialogs and toasts at 80x24 (issue 12): the strategy details' notes read across the width
-and toasts never sit on a screen's detail panel or on a modal's box."""
+"""Dialogs and toasts at 80x24 (issue 12): the strategy details' notes read across the width,
+toasts never sit on a screen's detail panel or on a modal's box and exit-all lists a DCA
+grid once and exits only the positions it listed."""
 
 from __future__ import annotations
 
 from textual.containers import Vertical
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 from textual.widgets._toast import Toast
 
+from screens.positions import PositionsScreen
 from screens.widgets import ConfirmScreen, StrategyDetailsScreen
 from services.clock import FakeClock
 from tests.conftest import T0
 from tests.test_tui import column, text_of
 from tests.test_tui_entry import advance
 from tests.test_tui_entry import make_engine as scheduled_engine
-from tests.test_tui_positions import grid_app, make_engine, trade, type_text
+from tests.test_tui_positions import grid_app, grid_entered, make_engine, positions_config, second, trade, type_text
 from tui_trader.app import TraderApp, make_app
 
 SMALL = (80, 24)
+
+
+def question(app: TraderApp) -> str:
+    return " ".join(text_of(app.screen.query_one("#question", Static)).split())
 
 
 def toasts(app: TraderApp) -> list[Toast]:
@@ -129,3 +135,44 @@ async def _toast_and_confirm(pilot: Pilot) -> None:
 def test_snapshot_toast_over_the_exit_all_confirmation_at_80x24(snap_compare, tmp_path):
     app = make_app(None, make_engine(tmp_path, FakeClock(T0)))
     assert snap_compare(app, terminal_size=SMALL, run_before=_toast_and_confirm)
+
+
+# == exit all ================================================================================
+
+
+async def test_exit_all_lists_a_grid_once_with_its_layers(tmp_path, clock):
+    app = grid_app(tmp_path, clock)
+    async with app.run_test(size=SMALL) as pilot:
+        gid = await grid_entered(pilot)  # two of its three layers filled: two open legs
+        await pilot.press("X")
+        assert question(app).startswith(f"Exit ALL 1 open position(s) at market: #{gid} BTCUSDT grid, "
+                                        "2 of 3 layers filled?")
+
+
+async def test_exit_all_asks_again_when_a_position_opened_or_closed_before_the_confirmation(tmp_path, clock):
+    engine = make_engine(tmp_path, clock, positions_config(trend={"entry": "manual"}))
+    app = make_app(None, engine)
+    async with app.run_test(size=SMALL) as pilot:
+        await trade(pilot)  # fade, pair and acme; trend waits for n
+        ids = {g.strategy_id: g.id for g in engine.groups.values()}
+        await pilot.press("X")
+        assert question(app).startswith("Exit ALL 3 open position(s)")
+
+        assert engine.enter_now("trend").ok  # meanwhile: trend enters, acme is closed
+        assert engine.exit_position(ids["acme"]).ok
+        await second(pilot)
+        trend = next(g.id for g in engine.groups.values() if g.strategy_id == "trend")
+        await type_text(pilot, "EXIT")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert question(app).startswith(f"Nothing was exited: #{trend} BTCUSDT opened, #{ids['acme']} ACME closed "
+                                        "or is exiting since you were asked. Exit ALL 3 open position(s) at market: ")
+        assert not any(g.pending_exit for g in engine.groups.values() if g.strategy_id != "acme")
+        assert app.screen.query_one("#word", Input).value == ""  # the word is typed again
+
+        await type_text(pilot, "EXIT")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, PositionsScreen)
+        assert all(g.pending_exit or g.status == "closed" for g in engine.groups.values())

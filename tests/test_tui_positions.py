@@ -700,4 +700,4 @@ def test_exit_all_counts_a_grid_with_only_resting_layers():
                      GridLegView(2, 0, 1, 98.0, 1.0, None, 1.0, 0.0, "pending")))
     snap = EngineSnapshot(1, 0.0, "PAPER", "running", FeedView("sim", True, None, 1, ()), 0.0, 0.0, 0.0, 1, 10, 0,
                           grids=(grid,))
-    assert _open_groups(snap) == {7: "BTCUSDT"} and _open_groups(snap, "other") == {}
+    assert _open_groups(snap) == {7: "BTCUSDT grid, 1 of 2 layers filled"} and _open_groups(snap, "other") == {}
