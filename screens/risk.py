@@ -194,7 +194,8 @@ class RiskScreen(EngineScreen):
             return
         cfg = self.engine.config.risk_engine
         self.query_one("#mode", LiveStatic).show(mode_text(self.mode, cfg))
-        self.rows = {str(v.group_id): v for v in snap.risk}
+        # the biggest loss in money first, as the title says (the engine lists them by loss %)
+        self.rows = {str(v.group_id): v for v in sorted(snap.risk, key=lambda v: (v.pnl, v.group_id))}
         table = self.table
         min_age = cfg.min_age_s is not None
         table.sync(self.rows, lambda v: loser_cells(v, min_age))

@@ -1,6 +1,7 @@
 """Dialogs and toasts at 80x24 (issue 12): the strategy details' notes read across the width,
-toasts never sit on a screen's detail panel or on a modal's box and exit-all lists a DCA
-grid once and exits only the positions it listed."""
+toasts never sit on a screen's detail panel or on a modal's box, exit-all lists a DCA grid
+once and exits only the positions it listed and 7 Risk lists the biggest loss in money
+first."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from textual.widgets import DataTable, Input, Static
 from textual.widgets._toast import Toast
 
 from screens.positions import PositionsScreen
+from screens.risk import RiskScreen
 from screens.widgets import ConfirmScreen, StrategyDetailsScreen
 from services.clock import FakeClock
 from tests.conftest import T0
@@ -17,6 +19,7 @@ from tests.test_tui import column, text_of
 from tests.test_tui_entry import advance
 from tests.test_tui_entry import make_engine as scheduled_engine
 from tests.test_tui_positions import grid_app, grid_entered, make_engine, positions_config, second, trade, type_text
+from tests.test_tui_risk import risk_config, risk_engine
 from tui_trader.app import TraderApp, make_app
 
 SMALL = (80, 24)
@@ -176,3 +179,27 @@ async def test_exit_all_asks_again_when_a_position_opened_or_closed_before_the_c
         await pilot.pause()
         assert isinstance(app.screen, PositionsScreen)
         assert all(g.pending_exit or g.status == "closed" for g in engine.groups.values())
+
+
+# == 7 Risk ==================================================================================
+
+
+async def test_risk_lists_the_biggest_loss_in_money_first_whatever_its_percentage(tmp_path, clock):
+    engine = risk_engine(tmp_path, clock, risk_config())
+    app = make_app(None, engine)
+    async with app.run_test(size=SMALL) as pilot:
+        await advance(pilot, 1)
+        for sid in ("grid", "w1", "w2"):
+            assert engine.enter_now(sid).ok
+        await advance(pilot, 1)
+        # grid: 10 BTCUSDT from 100 to 97, -30.00 (-3 %); w1: 4 ETHUSDT from 50 to 45, -20.00 (-10 %)
+        engine.feed.book = {"BTCUSDT": (97.0, 97.0), "ETHUSDT": (45.0, 45.0), "ACME": (22.0, 22.0)}
+        await advance(pilot, 1)
+        await pilot.press("7")
+        await advance(pilot, 1)
+        screen = app.screen
+        assert isinstance(screen, RiskScreen)
+        assert screen.query_one("#losers-box").border_title.startswith("Losing positions, biggest loss first")
+        assert column(screen.table, "Strategy") == ["grid", "w1"]
+        assert column(screen.table, "Loss") == ["-30.00", "-20.00"]
+        assert column(screen.table, "Loss %") == ["-3.00%", "-10.00%"]
