@@ -7,6 +7,7 @@ from typing import Callable, Mapping, cast
 
 from textual.app import App
 
+from services.portfolio import BOOK
 from services.views import CommandResult, EngineSnapshot, PositionView, QueuedSignalView, RiskView, StrategyView
 
 from .base import TraderHost
@@ -156,12 +157,34 @@ def toggle_pause(app: App, strategy: StrategyView) -> None:
 
 
 def enter_now(app: App, strategy: StrategyView) -> None:
-    engine = _host(app).engine
+    """Confirm, then enter; an entry the engine would refuse is refused at once, with why."""
+    host = _host(app)
+    engine = host.engine
+    refusal = entry_refusal(host.latest_snapshot, strategy)
+    if refusal:
+        report(app, CommandResult.error(f"{strategy.id} cannot enter now: {refusal}"))
+        return
     symbols = ", ".join(strategy.symbols)
     confirm_then(
         app, f"Enter {strategy.id} now: {side_word(strategy.side)} {symbols} {_how(engine, strategy.id)}?",
         lambda: engine.enter_now(strategy.id), title="Enter now",
     )
+
+
+def entry_refusal(snap: EngineSnapshot | None, strategy: StrategyView) -> str:
+    """Why the engine refuses the strategy's entries now ("" if it takes them): disabled,
+    paused, every entry stopped (E), or blocked by a P&L rule or a daily loss limit of the
+    book or the strategy."""
+    if strategy.status == "disabled":
+        return "it is disabled in the settings"
+    if strategy.status == "paused":
+        return "it is paused; resume it first (p)"
+    if snap is not None and snap.entries_stopped:
+        return "entries are stopped for the whole book; resume them first (E)"
+    for scope in snap.portfolio if snap else ():  # the book first
+        if scope.blocked and scope.scope in (BOOK, strategy.id):
+            return f"entries are blocked: {scope.blocked}"
+    return ""
 
 
 def strategy_details(app: App, strategy: StrategyView) -> None:

@@ -1,10 +1,13 @@
 """Dialogs and toasts at 80x24 (issue 12): the strategy details' notes read across the width,
 toasts never sit on a screen's detail panel or on a modal's box, exit-all lists a DCA grid
-once and exits only the positions it listed and 7 Risk lists the biggest loss in money
-first."""
+once and exits only the positions it listed, 7 Risk lists the biggest loss in money first
+and `n` on a blocked strategy is refused with the reason before any Yes/No."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from textual.containers import Vertical
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
@@ -12,8 +15,13 @@ from textual.widgets._toast import Toast
 
 from screens.positions import PositionsScreen
 from screens.risk import RiskScreen
+from screens.schedule import ScheduleScreen
 from screens.widgets import ConfirmScreen, StrategyDetailsScreen
 from services.clock import FakeClock
+from services.config import TradingConfig
+from services.engine import Engine
+from services.market import Quote
+from services.store import SqlStore
 from tests.conftest import T0
 from tests.test_tui import column, text_of
 from tests.test_tui_entry import advance
@@ -203,3 +211,72 @@ async def test_risk_lists_the_biggest_loss_in_money_first_whatever_its_percentag
         assert column(screen.table, "Strategy") == ["grid", "w1"]
         assert column(screen.table, "Loss") == ["-30.00", "-20.00"]
         assert column(screen.table, "Loss %") == ["-3.00%", "-10.00%"]
+
+
+# == enter now when entries are blocked ======================================================
+
+
+def blocked_config(book: dict | None = None) -> TradingConfig:
+    """trend enters BTCUSDT by itself; manual enters ACME on n and stops at a P&L of -1."""
+    cfg = {
+        "paper": {"slippage_bps": 0, "maker_fee_bps": 0, "taker_fee_bps": 0},
+        "symbols": {"BTCUSDT": {"start_price": 100.0, "tick_interval_s": 1},
+                    "ACME": {"start_price": 20.0, "tick_interval_s": 1}},
+        "strategies": {
+            "trend": {"symbols": ["BTCUSDT"], "side": "buy", "sizing": {"fixed_qty": 1}},
+            "manual": {"symbols": ["ACME"], "side": "buy", "entry": "manual", "sizing": {"fixed_qty": 1},
+                       "pnl": {"stop": 1}},
+        },
+    }
+    if book is not None:
+        cfg["book"] = book
+    return TradingConfig.model_validate(cfg)
+
+
+async def quote(pilot: Pilot, symbol: str, price: float) -> None:
+    engine = pilot.app.engine
+    engine.on_quote(Quote(symbol, engine.clock.now(), price, price, 0.0))
+    pilot.app.render_now()
+    await pilot.pause()
+
+
+async def press_n_on(pilot: Pilot, strategy: str) -> None:
+    table = pilot.app.screen.query_one("#strategies", DataTable)
+    table.move_cursor(row=column(table, "Strategy").index(strategy))
+    await pilot.press("n")
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("blocked_by", ["book", "strategy", "operator"])
+async def test_n_while_entries_are_blocked_is_refused_with_the_reason_before_any_question(tmp_path: Path, blocked_by):
+    engine = Engine(blocked_config({"daily_loss_limit": 5}), FakeClock(T0), SqlStore(f"sqlite:///{tmp_path}/t.db"))
+    app = make_app(None, engine)
+    async with app.run_test(size=SMALL) as pilot:
+        await quote(pilot, "BTCUSDT", 100.0)  # trend enters
+        await quote(pilot, "ACME", 20.0)
+        if blocked_by == "book":
+            await quote(pilot, "BTCUSDT", 94.0)  # the day's P&L -6: the book's daily loss limit
+            reason = "entries are blocked: daily loss limit of 5.00 reached by the book"
+        elif blocked_by == "strategy":
+            assert engine.enter_now("manual").ok
+            await quote(pilot, "ACME", 19.0)  # manual's P&L -1: its P&L stop fires
+            reason = "entries are blocked: P&L stop of manual fired at P&L -1.00"
+        else:
+            await pilot.press("E")  # every entry of the book stopped
+            reason = "entries are stopped for the whole book; resume them first (E)"
+        assert isinstance(app.screen, ScheduleScreen)
+        app.clear_notifications()
+        await press_n_on(pilot, "manual")
+        assert not isinstance(app.screen, ConfirmScreen)
+        refusal = next(n for n in app._notifications if n.title == "Refused")
+        assert refusal.message.startswith(f"manual cannot enter now: {reason}")
+        assert not any(g.strategy_id == "manual" and g.status == "open" for g in engine.groups.values())
+
+
+async def test_n_on_a_strategy_that_takes_entries_still_asks_first(tmp_path: Path):
+    engine = Engine(blocked_config(), FakeClock(T0), SqlStore(f"sqlite:///{tmp_path}/t.db"))
+    app = make_app(None, engine)
+    async with app.run_test(size=SMALL) as pilot:
+        await quote(pilot, "ACME", 20.0)
+        await press_n_on(pilot, "manual")
+        assert isinstance(app.screen, ConfirmScreen) and question(app).startswith("Enter manual now: long ACME")
