@@ -448,7 +448,9 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             self._event("info", "engine", f"new trading session from {_local_time(self.day_start, self.config.book.timezone)}: "
                         "day P&L, P&L rules and daily loss limits start over")
         self._tick_scopes(now)
-        if now >= self._next_mark_sample:  # the marks' history, on the engine clock (sparklines)
+        # the marks' history (sparklines) and the stored quotes, on the engine clock: not kept by a
+        # run whose store keeps no marks (replay's), where nothing shows them
+        if now >= self._next_mark_sample and self._touch is not None:
             self._next_mark_sample = now + MARK_SAMPLE_S
             for legs in self._legs_by_symbol.values():
                 for leg in legs:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from services.clock import FakeClock
 from services.engine import Engine
 from services.market import Quote
-from services.store import SqlStore
+from services.replay import ReplayStore
+from services.store import MemoryStore, SqlStore
 from services.timers import Timers
 from tests.conftest import T0, Harness
 from tests.engine_support import make_config, strat
@@ -185,3 +186,12 @@ def test_an_exit_sent_again_as_a_limit_is_repriced_a_delay_after_it_was_sent_aga
     h.clock.advance(1)
     h.engine.tick()
     assert [(o.limit_price, o.status) for o in h.engine.recent_orders if o.purpose == "exit"][-1] == (97.5, "working")
+
+
+def test_a_replay_keeps_no_history_of_marks():
+    """Sparklines are for the screens: a run whose store keeps no marks (replay's) samples none."""
+    for store, samples in ((MemoryStore(), 3), (ReplayStore(), 0)):
+        h = Harness(make_config({"s": strat()}), store)
+        for _ in range(3):
+            h.quote("BTCUSDT", 100.0)  # a second apart: a sample each
+        assert len(h.position().marks) == samples
