@@ -34,6 +34,7 @@ class StatusBar(LiveStatic):
         background: $panel;
         color: $foreground;
         padding: 0 1;
+        link-style: none;  /* the tabs can be clicked, but read as tabs, not links */
     }
     """
 
