@@ -43,6 +43,13 @@ class EngineScreen(Screen):
     EngineScreen.-covered Toast {
         visibility: hidden;
     }
+    EngineScreen Footer.-compact FooterLabel {
+        margin: 0 1 0 0;  /* the compact footer runs a key group's label into the next key */
+    }
+    EngineScreen Footer.-compact FooterKey.-command-palette {
+        margin-right: 0;  /* docked right, the compact keys' margin left the last column to a key cut under it */
+        padding-right: 1;
+    }
     """
 
     NAME: ClassVar[str] = ""
@@ -78,7 +85,7 @@ class EngineScreen(Screen):
     def compose(self) -> ComposeResult:
         yield StatusBar(self.NAME)
         yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=True)  # at 80 columns every key of a screen fits, Quit included
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError
