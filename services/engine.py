@@ -569,21 +569,25 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self._commit()
 
     def _tick_scopes(self, now: float) -> None:
-        """Bring every scope's P&L back to the exact sums (the quote path adds deltas), end the
-        blocks whose time has come, and write the scopes behind. Rules are judged on fresh
-        quotes and fills only (a stale price never triggers an exit), not here."""
+        """Bring every scope's P&L back to the exact sums (the quote path adds deltas) and write
+        the scopes behind, then end the blocks whose time has come. A store that keeps no marks
+        (replay's) keeps no scope rows either: its rules go on with the running sums, and the
+        tick does not walk every position. Rules are judged on fresh quotes and fills only (a
+        stale price never triggers an exit), not here."""
         if not self._rule_scopes and not self.book_scope.blocked_until:
             return
-        unrealized: dict[str, float] = {}
-        for group in self.groups.values():
-            unrealized[group.strategy_id] = unrealized.get(group.strategy_id, 0.0) + group.unrealized()
+        if self._touch is not None:
+            unrealized: dict[str, float] = {}
+            for group in self.groups.values():
+                unrealized[group.strategy_id] = unrealized.get(group.strategy_id, 0.0) + group.unrealized()
+            for scope in self._scopes():
+                if scope.scope == BOOK:
+                    scope.realized, scope.unrealized = sum(self.realized_today.values()), sum(unrealized.values())
+                else:
+                    scope.realized = self.realized_today.get(scope.scope, 0.0)
+                    scope.unrealized = unrealized.get(scope.scope, 0.0)
         released = False
         for scope in self._scopes():
-            if scope.scope == BOOK:
-                scope.realized, scope.unrealized = sum(self.realized_today.values()), sum(unrealized.values())
-            else:
-                scope.realized = self.realized_today.get(scope.scope, 0.0)
-                scope.unrealized = unrealized.get(scope.scope, 0.0)
             scope.updated_at = now
             if scope.blocked_until is not None and now >= scope.blocked_until:
                 scope.release()

@@ -195,3 +195,34 @@ def test_a_replay_keeps_no_history_of_marks():
         for _ in range(3):
             h.quote("BTCUSDT", 100.0)  # a second apart: a sample each
         assert len(h.position().marks) == samples
+
+
+def pnl_rules_run(store) -> Harness:
+    """Strategy s long BTCUSDT and ETHUSDT with a P&L stop of 5 and a 30 s cooldown after it,
+    under a book daily loss limit: the stop fires, then the strategy enters again."""
+    cfg = make_config({"s": strat(symbols=["BTCUSDT", "ETHUSDT"], pnl={"stop": 5, "cooldown_s": 30})})
+    cfg = cfg.model_copy(update={"book": type(cfg.book).model_validate({"daily_loss_limit": 1_000})})
+    h = Harness(cfg, store)
+    h.quote("BTCUSDT", 100.0)
+    h.quote("ETHUSDT", 50.0)
+    groups = h.engine.groups
+    if isinstance(store, ReplayStore):  # where the tick would re-sum every position's P&L
+        h.engine.groups = Unwalkable(groups)
+    h.clock.advance(0.25)
+    h.engine.tick()
+    h.engine.groups = groups
+    h.quote("BTCUSDT", 97.0)
+    h.quote("ETHUSDT", 47.9)  # P&L -5.1: the stop fires, 30 s without entries
+    h.quote("BTCUSDT", 98.0, dt=29)
+    h.quote("BTCUSDT", 98.0, dt=1.5)  # its tick ends the block
+    h.quote("BTCUSDT", 98.0)  # in again
+    return h
+
+
+def test_a_replays_p_and_l_rules_run_on_running_sums_and_act_as_the_engines():
+    live, replay = pnl_rules_run(MemoryStore()), pnl_rules_run(ReplayStore())
+    assert [t.exit_reason for t in replay.engine.trades] == ["strategy_pnl_stop"] * 2
+    assert list(replay.engine.trades) == list(live.engine.trades)
+    released = [(e.ts, e.message) for h in (live, replay) for e in h.engine.events if "allowed again" in e.message]
+    assert len(released) == 2 and released[0] == released[1]
+    assert [g.symbol for g in replay.engine.groups.values()] == ["BTCUSDT"]  # in again after the cooldown
