@@ -107,6 +107,9 @@ class EngineConfig(_Model):
     signal_ttl_s: Seconds = 300.0
     """A signal from another process (`tui-trader signal`) older than this when an engine
     reads it is not acted on: it is marked expired."""
+    signal_price_gap_pct: float = Field(10.0, gt=0, le=100)
+    """An entry signal whose price is further than this from the market (% of the mark) is
+    refused with both prices: another symbol's price or a misplaced decimal point."""
     orders_on_stop: Literal["cancel", "keep"] = "cancel"
     """What a clean stop does with working orders: cancel them (an unfilled entry is given
     up; an exit is sent again at the next start), or keep them (they are left working and

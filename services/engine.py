@@ -1222,7 +1222,10 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
                             source, now, price, payload)
             self._pending.append(signal)
             q = self.book.fresh(slot.symbol, now)
-            if pyramid:
+            far = self._far_from_market(slot.symbol, price, q)
+            if far:
+                result = CommandResult.error(far)
+            elif pyramid:
                 result = self._pyramid(slot.group, q, price, size, source) if q is not None else CommandResult.error(
                     f"{slot.symbol}: no fresh quote (older than {self._max_age:g}s); no pyramid on a stale price")
             elif slot.group is not None:
@@ -1241,6 +1244,19 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             results.append(result)
         self._commit()
         return _combine(results)
+
+    def _far_from_market(self, symbol: str, price: float | None, q: Quote | None) -> str:
+        """Why a signal's price is no level to trade at (another symbol's price, a misplaced
+        decimal point): further than engine.signal_price_gap_pct from the mark ("" when not)."""
+        if price is None or q is None:
+            return ""
+        mark = mark_of(q)
+        gap = abs(price / mark - 1) * 100 if mark > 0 else 0.0
+        limit = self.config.engine.signal_price_gap_pct
+        if gap <= limit:
+            return ""
+        return (f"{symbol}: signal price {_px(price)} is {gap:.1f}% from the market ({_px(mark)}); more than "
+                f"engine.signal_price_gap_pct ({limit:g}%): refused")
 
     # -- the queue (DESIGN §3 pool & queue) --------------------------------------------------
 
@@ -1297,6 +1313,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             result = CommandResult.error(f"{queued.strategy_id} already holds #{slot.group.id} on {queued.symbol}")
         elif rt.paused or not rt.config.enabled:
             result = CommandResult.error(f"{queued.strategy_id} is {'paused' if rt.paused else 'disabled'}")
+        elif far := self._far_from_market(queued.symbol, queued.price, q):  # the market moved while it waited
+            result = CommandResult.error(far)
         else:
             result = self._enter(slot, q, "queue", queued.price, beyond_pool=beyond_pool, size=queued.size)
         self._close_queued(queued, "entered" if result.ok else "rejected", result.message, now)

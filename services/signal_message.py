@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .config import TradingConfig
-from .views import CommandResult
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "strategy": ("strategy", "strategy_id"),
@@ -58,8 +57,6 @@ MAX_CHARS = 100
 MAX_COMMENT_CHARS = 1000
 MAX_NUMBER = 1e12
 """Prices and sizes are below this: a larger one is a mistake, not an order."""
-MAX_PRICE_GAP = 0.2
-"""An entry's price further than this from the market (a fraction of the mark) is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,27 +204,7 @@ def act_on(engine, message: SignalMessage, source: str, payload: dict):
     common = {"source": source, "price": message.price, "payload": payload, "timeframe": message.timeframe}
     if message.intent == "exit":
         return engine.exit_signal(message.strategy_id, message.symbol, **common)
-    far = _far_from_market(engine, message)
-    if far:
-        return CommandResult.error(far)
     return engine.enter_now(message.strategy_id, message.symbol, size=message.size, **common)
-
-
-def _far_from_market(engine, message: SignalMessage) -> str | None:
-    """Why an entry's price is no level to trade at (another symbol's price, a misplaced decimal
-    point): it is more than MAX_PRICE_GAP from the mark of a symbol it enters. A symbol with no
-    fresh quote is the engine's to decide."""
-    strategy = engine.config.strategies.get(message.strategy_id)
-    if message.price is None or strategy is None:
-        return None
-    now = engine.clock.now()
-    for symbol in [message.symbol] if message.symbol else strategy.symbols:
-        quote = engine.book.fresh(symbol, now)
-        mark = quote.mark if quote is not None else 0.0
-        if mark > 0 and abs(message.price / mark - 1) > MAX_PRICE_GAP:
-            return (f"price: {message.price:g} is {abs(message.price / mark - 1):.0%} from {symbol}'s market price "
-                    f"{mark:g}; refused (a price more than {MAX_PRICE_GAP:.0%} from the market is a mistake)")
-    return None
 
 
 # -- reading the fields -----------------------------------------------------------------------

@@ -327,19 +327,31 @@ def test_the_refusal_carries_the_strategy_as_far_as_it_was_read():
 # -- a price far from the market is no level to trade at --------------------------------------
 
 
-def test_an_entry_at_a_price_far_from_the_market_is_refused():
+def test_an_entry_at_a_price_far_from_the_market_is_refused_with_both_prices():
     h = Harness(make_config({"trend": strat(entry="manual", symbols=["BTCUSDT", "ETHUSDT"])}))
     h.quote("BTCUSDT", 99.0, 101.0)
-    refused = act_on(h.engine, read(strategy="trend", symbol="BTCUSDT", price=121), "test", {})
-    assert (refused.ok, refused.message) == (False, "price: 121 is 21% from BTCUSDT's market price 100; refused "
-                                                    "(a price more than 20% from the market is a mistake)")
-    assert not act_on(h.engine, read(strategy="trend", price=79), "test", {}).ok  # every symbol: BTCUSDT is quoted
+    refused = act_on(h.engine, read(strategy="trend", symbol="BTCUSDT", price=111), "test", {})
+    assert (refused.ok, refused.message) == (False, "BTCUSDT: signal price 111.00 is 11.0% from the market (100.00); "
+                                                    "more than engine.signal_price_gap_pct (10%): refused")
+    assert not act_on(h.engine, read(strategy="trend", price=89), "test", {}).ok  # every symbol: BTCUSDT is quoted
     assert h.position() is None
     # an exit's price is only recorded; without a fresh quote the engine decides (no fresh quote: not entered)
     exit_ = act_on(h.engine, read(strategy="trend", symbol="BTCUSDT", action="exit", price=1000), "test", {})
-    assert not exit_.message.startswith("price")
+    assert "signal price" not in exit_.message
     assert "no fresh quote" in act_on(h.engine, read(strategy="trend", symbol="ETHUSDT", price=1000), "test", {}).message
-    assert act_on(h.engine, read(strategy="trend", symbol="BTCUSDT", price=119), "test", {}).ok
+    assert act_on(h.engine, read(strategy="trend", symbol="BTCUSDT", price=109), "test", {}).ok
+
+
+def test_a_queued_signal_whose_price_the_market_left_behind_is_not_entered():
+    h = Harness(make_config({"s": strat(stop_loss=1, reentry=False), "m": strat(symbols=["ETHUSDT"], entry="manual")},
+                            max_open=1))
+    h.quote("ETHUSDT", 50.0)
+    h.quote("BTCUSDT", 100.0)
+    assert h.engine.enter_now("m", price=50.0).message.startswith("m ETHUSDT: pool full")
+    h.quote("ETHUSDT", 60.0)  # 20% away by the time a slot frees
+    h.quote("BTCUSDT", 99.0)
+    h.engine.tick()
+    assert [g.strategy_id for g in h.engine.groups.values()] == [] and len(h.engine.queue) == 0
 
 
 def test_a_timeframe_number_too_large_for_a_float_is_refused():
