@@ -388,8 +388,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
                 touch(leg)
             group = leg.group
             if group.pending_exit:
-                if group.resend_at is not None and now >= group.resend_at:
-                    self._send_exit(group)  # the last exit order was rejected: try again
+                if leg.exit_order_id is None and (group.resend_at is None or now >= group.resend_at):
+                    self._send_exit(group)  # its quote is fresh again, or its last exit order was rejected: send it
                 continue
             d = leg.dir
             if leg.trail_distance is not None:
@@ -405,7 +405,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
                 elif (mark - leg.entry) * d >= leg.trail_act_amount:
                     leg.arm_trail(mark, now)
                     self._event("info", "trailing", f"trailing stop armed on {leg.symbol} at {_px(leg.trail_level)} (peak {_px(mark)})",
-                                group, payload={"level": leg.trail_level, "peak": mark})
+                                group, symbol=leg.symbol, payload={"level": leg.trail_level, "peak": mark})
                     self._pending.append(leg)
             trigger = leg.trigger
             if trigger == "mark":
@@ -421,13 +421,13 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             elif reason == "target" and group.tp_mode:
                 self._exit_leg(group, leg, reason, px)  # a layer's own take-profit closes that layer only
             else:
-                self._decide_exit(group, reason, px)
+                self._decide_exit(group, reason, px, leg)
         # A grid's aggregate take-profit is a group rule: judged once every layer's own rules
         # have acted on this quote, over the layers still open (it follows their average).
         for leg, px in aggregates:
             group, agg = leg.group, leg.group.agg_tp
             if group.status == "open" and agg is not None and (px - agg) * leg.dir >= 0:
-                self._decide_exit(group, "aggregate_tp", px)
+                self._decide_exit(group, "aggregate_tp", px, leg)
         if scoped:
             self._check_scopes(now)
 
@@ -504,12 +504,10 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             if self.book.fresh(group.symbol, now) is not None:
                 self._replace_layers(group, now)
         for group, leg in due:
-            if self.book.fresh(group.symbol, now) is None:
-                continue  # a stale price triggers nothing
             if leg is None:
                 self._send_exit(group)
-            else:
-                self._decide_exit(group, "time", leg.mark)
+            elif self.book.fresh(leg.symbol, now) is not None:  # a stale price triggers nothing
+                self._decide_exit(group, "time", leg.mark, leg)
         for group in groups:
             if self.groups.get(group.id) is group and _group_due(group, now):
                 self._wake(group, now)
@@ -691,7 +689,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         group.entry_symbol, group.entry_ref = symbol, ref
         how = "at market" if ex.order_type == "market" else f"limit {_px(price)} (reference {_px(ref)})"
         self._event("info", "entry", f"{group.strategy_id}: entering {group.side} {_qty(qty)} {symbol} {how} ({source})",
-                    group, payload={"qty": qty, "reference": ref, "price": price, "source": source, "symbol": symbol})
+                    group, symbol=symbol, payload={"qty": qty, "reference": ref, "price": price, "source": source, "symbol": symbol})
         if ex.order_type == "market":
             self._send_entry(group, qty, "market", "market", None, 0)
         else:
@@ -761,7 +759,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             what = "market fallback" if method == "market_fallback" else f"re-price {attempt} to {_px(price)}"
             self._event("warning" if method == "market_fallback" else "info", "entry",
                         f"{group.strategy_id}: entry #{group.id} {group.entry_symbol} not filled: {what}", group,
-                        payload={"attempt": attempt, "price": price, "reference": group.entry_ref, "method": method})
+                        symbol=group.entry_symbol, payload={"attempt": attempt, "price": price, "reference": group.entry_ref, "method": method})
         self._pending += (order, group)
         self._commit()  # the order is durable before it is sent
         self.broker.submit(order)
@@ -796,7 +794,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             else:
                 reason = f"not filled after {ex.max_retries} re-price(s) and the market fallback is off"
                 self._event("error", "entry", f"{group.strategy_id}: entry #{group.id} {group.entry_symbol} failed: {reason}",
-                            group, needs_ack=True)
+                            group, symbol=group.entry_symbol, needs_ack=True)
                 self._entry_failed(group, reason)
 
     def _hold(self, slot: Slot, reason: str, quiet: bool = False, message: str = "") -> CommandResult:
@@ -835,10 +833,11 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self.used_funds[group.strategy_id] = self.used_funds.get(group.strategy_id, 0.0) + notional - group.notional
         group.notional = notional
 
-    def _open_leg(self, order: Order, qty: float, price: float, fee: float) -> None:
+    def _open_leg(self, order: Order, fill: Fill) -> None:
         group = self.groups[order.group_id]
         rt = self.strategies.get(group.strategy_id)
         now = self.clock.now()
+        qty, price, fee = fill.qty, fill.price, fill.fee
         leg = next((lg for lg in group.legs if lg.id == order.leg_id), None) if order.leg_id is not None else None
         if leg is not None:  # a DCA layer's order filled: its pending leg opens
             leg.qty, leg.entry, leg.entry_fee, leg.opened_at = qty, price, fee, now
@@ -846,7 +845,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         else:
             leg = Leg(self._next_id("leg"), group, order.symbol, order.side, qty, price, fee, now,
                       rt.config.trigger_price if rt else "mark")
-            order.leg_id = leg.id
+            # before anything below commits (a basket's next leg, a grid's layers) with the fill pending
+            order.leg_id = fill.leg_id = leg.id
             group.legs.append(leg)
             group.status = "entering" if group.basket else "open"
             group.entry_order_id = group.entry_deadline = None
@@ -870,12 +870,12 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self._pending += (leg, group)
         layer = f" (layer {leg.layer + 1}{f', pyramid {leg.pyramid}' if leg.pyramid else ''})" if leg.layer is not None else ""
         self._event("info", "fill", f"{group.strategy_id}: entered {leg.side} {_qty(qty)} {leg.symbol} at {_px(price)}{layer}"
-                    f"{_levels_text(leg)}", group, payload={"price": price, "qty": qty, "fee": fee, "stop": leg.stop,
+                    f"{_levels_text(leg)}", group, symbol=leg.symbol, payload={"price": price, "qty": qty, "fee": fee, "stop": leg.stop,
                                                             "target": leg.target, "trail_level": leg.trail_level,
                                                             "layer": leg.layer, "pyramid": leg.pyramid})
         if leg.trail_active:
             self._event("info", "trailing", f"trailing stop armed at entry on {leg.symbol} at {_px(leg.trail_level)}",
-                        group, payload={"level": leg.trail_level, "peak": leg.trail_peak})
+                        group, symbol=leg.symbol, payload={"level": leg.trail_level, "peak": leg.trail_peak})
         if group.tp_mode and rt is not None:
             self._layer_filled(group, leg, rt.config, now)
         if not group.basket:  # fully in: hold what the fills cost, not the estimate
@@ -929,7 +929,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
 
     # == exits ===============================================================================
 
-    def _decide_exit(self, group: Group, reason: str, price: float | None) -> None:
+    def _decide_exit(self, group: Group, reason: str, price: float | None, leg: Leg | None = None) -> None:
+        """`price`: that of `leg` (the one whose rule triggered, or whose mark is shown)."""
         group.pending_exit = reason
         group.status = "exiting"
         run = self.runs.get(group.run_id)
@@ -937,21 +938,26 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             run.status = "exiting"
             self._pending.append(run)
         self._pending.append(group)
-        at = f" at {_px(price)}" if price is not None else ""
+        name = _symbols(group)
+        symbol = leg.symbol if leg is not None else None
+        on = f" on {symbol}" if symbol is not None and symbol != name else ""
+        at = f"{on} at {_px(price)}" if price is not None else ""
         self._event("info" if reason != "stop_loss" else "warning", "exit",
-                    f"{group.strategy_id}: exit #{group.id} {group.symbol}: {reason}{at}", group,
-                    payload={"reason": reason, "price": price})
+                    f"{group.strategy_id}: exit #{group.id} {name}: {reason}{at}", group, symbol=symbol,
+                    payload={"reason": reason, "price": price, "symbol": symbol})
         self._cancel_layers(group, f"the group exits ({reason})")
         self._send_exit(group)
         if group.status != "closed" and not any(leg.status == "open" for leg in group.legs):
             self._close_group(group, self.clock.now())  # only resting layers were left: nothing to sell
 
     def _send_exit(self, group: Group) -> None:
-        """Send an exit order for each open leg that has none working."""
+        """Send an exit order for each open leg that has none working and a fresh quote (an
+        order without one is rejected): a basket leg whose quote is stale goes on its own next
+        fresh quote."""
         group.resend_at = None
         now = self.clock.now()
         for leg in group.legs:
-            if leg.status == "open" and leg.exit_order_id is None:
+            if leg.status == "open" and leg.exit_order_id is None and self.book.fresh(leg.symbol, now) is not None:
                 self._send_exit_order(group, leg, 0, None, now)
 
     def _send_exit_order(self, group: Group, leg: Leg, attempt: int, ref: float | None, now: float,
@@ -1075,7 +1081,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self._pending += (leg, group)
         self._leg_trade(leg, qty, price, order.reason, realized, now)
         self._event("info", "exit", f"{group.strategy_id}: closed {_qty(qty)} of #{group.id} {leg.symbol} at {_px(price)} "
-                    f"({order.reason}), {realized:+,.2f}; {_qty(leg.qty)} stays open", group,
+                    f"({order.reason}), {realized:+,.2f}; {_qty(leg.qty)} stays open", group, symbol=leg.symbol,
                     payload={"reason": order.reason, "qty": qty, "price": price, "pnl": realized, "leg_id": leg.id})
         if leg.scopes:
             self._check_scopes(now)
@@ -1112,9 +1118,10 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self._reserve(group, 0.0)
         # The trade of the legs the group's exit closed (a leg closed on its own before was a trade then).
         closed = [lg for lg in group.legs if lg.status == "closed" and lg.exit_reason == exit_reason] if exit_reason else []
+        name = _symbols(group)
         exit_price, at = None, ""
         if closed:
-            leg = closed[-1]
+            leg = closed[0]  # a basket's round trip is its first leg's, as the history shows it
             qty, entry, exit_price = leg.qty, leg.entry, leg.exit_price
             if group.tp_mode:  # a grid: the round trip of the layers it closed, at average prices
                 qty = sum(lg.qty for lg in closed)
@@ -1123,7 +1130,9 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             self._record_trade(TradeView(group.id, group.strategy_id, group.symbol, group.side, qty, group.opened_at,
                                          entry, now, exit_price, group.exit_reason, sum(map(_close_pnl, closed))))
             at = f" at {_px(exit_price)}"
-        self._event("info", "exit", f"{group.strategy_id}: closed #{group.id} {group.symbol} ({group.exit_reason})"
+            if name != group.symbol:  # a basket: each leg at its own price
+                at = ": " + ", ".join(f"{lg.symbol} at {_px(lg.exit_price)}" for lg in closed)
+        self._event("info", "exit", f"{group.strategy_id}: closed #{group.id} {name} ({group.exit_reason})"
                     f"{at}, P&L {group.realized_pnl:+,.2f}", group,
                     payload={"reason": group.exit_reason, "price": exit_price, "pnl": group.realized_pnl})
         rt = self.strategies.get(group.strategy_id)
@@ -1145,8 +1154,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self._order_final(order, "filled", order.reason)
         self._pending.append(fill)
         if order.purpose == "entry":
-            self._open_leg(order, qty, price, fee)
-            fill.leg_id = order.leg_id
+            self._open_leg(order, fill)
         else:
             self._close_leg(order, qty, price, fee)
         self._commit()  # the fill is durable before anything else sees it
@@ -1169,7 +1177,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
                 self._close_group(group, self.clock.now())
         elif order.purpose == "entry":
             self._event("warning", "order", f"{order.strategy_id}: entry order for {order.symbol} rejected: {reason}", group,
-                        payload={"order_id": order.id, "reason": reason})
+                        symbol=order.symbol, payload={"order_id": order.id, "reason": reason})
             self._entry_failed(group, f"entry rejected: {reason}")
         elif group is not None:
             leg = next((lg for lg in group.legs if lg.id == order.leg_id), None)
@@ -1180,7 +1188,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
             rejected = sum(1 for o in self.recent_orders
                            if o.group_id == group.id and o.purpose == "exit" and o.status == "rejected")
             self._event("warning", "order", f"{order.strategy_id}: exit order for #{group.id} {order.symbol} rejected "
-                        f"({rejected} so far): {reason}; retrying on the next fresh quote", group,
+                        f"({rejected} so far): {reason}; retrying on the next fresh quote", group, symbol=order.symbol,
                         payload={"order_id": order.id, "reason": reason, "rejections": rejected},
                         needs_ack=rejected == 1)  # one alert per exit, not one per retry
         self._commit()
@@ -1401,11 +1409,11 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         if group.pending_exit:
             return CommandResult.error(f"#{group_id} is already exiting ({group.pending_exit})")
         legs = group.open_legs()
-        self._decide_exit(group, reason, legs[0].mark if legs else None)
+        self._decide_exit(group, reason, legs[0].mark if legs else None, legs[0] if legs else None)
         self.version += 1
         if group.status == "closed":
             return CommandResult.success(f"closed #{group_id} {group.symbol}, P&L {group.realized_pnl:+,.2f}")
-        return CommandResult.success(f"exit of #{group_id} {group.symbol} is pending: it is sent again on the next fresh quote")
+        return CommandResult.success(f"exit of #{group_id} {group.symbol} is pending: it is sent on the next fresh quote")
 
     def exit_strategy(self, strategy_id: str) -> CommandResult:
         if strategy_id not in self.strategies and not any(g.strategy_id == strategy_id for g in self.groups.values()):
@@ -1499,6 +1507,9 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         if group.pending_exit:
             return CommandResult.error(f"#{group_id} is exiting ({group.pending_exit}); its levels can no longer change")
         if leg_id is None and len(legs) > 1:
+            if group.tp_mode:
+                return CommandResult.error(f"#{group_id} is a DCA grid of {len(legs)} open layers; say which layer to edit "
+                                           f"({', '.join(f'{leg.id} {_layer_name(leg)}' for leg in legs)})")
             return CommandResult.error(f"#{group_id} is a basket of {len(legs)} legs; say which leg to edit "
                                        f"({', '.join(f'{leg.id} {leg.symbol}' for leg in legs)})")
         leg = next((leg for leg in legs if leg.id == leg_id), None) if leg_id is not None else legs[0]
@@ -1532,7 +1543,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self.version += 1
         text = f"#{group_id} {leg.symbol}: {', '.join(changes)}"
         if reason is not None and q is not None:
-            self._decide_exit(group, reason, px)
+            self._decide_exit(group, reason, px, leg)
             return CommandResult.success(f"{text}; exiting ({reason})")
         return CommandResult.success(text)
 
@@ -1862,6 +1873,15 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
 
 
 
+
+
+def _symbols(group: Group) -> str:
+    """A group's symbol; a basket's, joined: BTCUSDT+ETHUSDT."""
+    return "+".join(dict.fromkeys(leg.symbol for leg in group.legs)) or group.symbol
+
+
+def _layer_name(leg: Leg) -> str:
+    return f"layer {(leg.layer or 0) + 1}" + (f" of pyramid {leg.pyramid}" if leg.pyramid else "")
 
 
 def _by_id(record: Record) -> int:

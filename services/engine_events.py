@@ -88,10 +88,12 @@ class EngineEvents:
         self._commit()
 
     def _event(self, level: str, category: str, message: str, group: "Group | None" = None, *,
-               strategy_id: str | None = None, payload: dict | None = None, needs_ack: bool = False) -> None:
+               strategy_id: str | None = None, payload: dict | None = None, needs_ack: bool = False,
+               symbol: str | None = None) -> None:
+        """`symbol`: the one the event is about when not its group's (a basket's other legs)."""
         rec = EventRecord(self._next_id("event"), self.clock.now(), level, category, message,
                           strategy_id or (group.strategy_id if group else None),
-                          group.symbol if group else None, group.id if group else None, payload, needs_ack)
+                          symbol or (group.symbol if group else None), group.id if group else None, payload, needs_ack)
         view = _event_view(rec)
         self.events.append(view)
         if needs_ack:

@@ -36,19 +36,23 @@ class EngineRisk:
                 continue
             rt = self.strategies.get(group.strategy_id)
             dca = rt.config.dca if rt is not None else None
-            rules = self.rules.rules(group.symbol)
             layers = [lg for lg in group.legs if lg.layer is not None]
             # a position that is not a grid is "full" from its entry
             submitted_at = group.dca_submitted_at if group.tp_mode else group.opened_at
             filled_at = group.dca_filled_at if group.tp_mode else group.opened_at
             out[group.id] = risk_plan.Position(
                 group.id, group.strategy_id, group.symbol, group.side,
-                tuple(risk_plan.Leg(lg.id, lg.qty, lg.entry, lg.entry_fee) for lg in legs), legs[0].mark,
-                group.opened_at, rules.lot_step if rules else None, group.pyramids, dca.max_pyramids if dca else 0,
+                tuple(risk_plan.Leg(lg.id, lg.qty, lg.entry, lg.entry_fee, lg.symbol, lg.mark, self._lot_step(lg.symbol))
+                      for lg in legs), legs[0].mark,  # a basket's legs each on its own symbol
+                group.opened_at, self._lot_step(group.symbol), group.pyramids, dca.max_pyramids if dca else 0,
                 len(layers), sum(lg.status != "cancelled" for lg in layers),
                 sum(lg.status in ("open", "closed") for lg in layers), submitted_at, filled_at, group.fifth_pyramid_at,
                 group.risk_hold == "blocked", group.risk_hold == "skipped")
         return out
+
+    def _lot_step(self, symbol: str) -> float | None:
+        rules = self.rules.rules(symbol)
+        return rules.lot_step if rules else None
 
     def _fee_rate(self) -> float:
         return self.config.paper.taker_fee_bps / 10_000.0
@@ -79,7 +83,9 @@ class EngineRisk:
 
     def _stale_in(self, plan: risk_plan.Plan, now: float) -> str:
         """A symbol of the plan without a fresh quote ("" when all are fresh): no plan runs on a stale price."""
-        return next((st.symbol for st in (plan.loser, *plan.steps) if self.book.fresh(st.symbol, now) is None), "")
+        loser = self.groups[plan.loser.group_id].open_legs()  # every leg of a basket
+        return next((sym for sym in (*(lg.symbol for lg in loser), *(st.symbol for st in plan.steps))
+                     if self.book.fresh(sym, now) is None), "")
 
     def _run_offset(self, loser: Group, plan: risk_plan.Plan, why: str) -> None:
         """Close the planned quantities of the winners, then the loser, each order audited."""
@@ -94,7 +100,7 @@ class EngineRisk:
                             "longer open as planned; skipped", loser, payload={"step": step.leg_id})
                 continue
             self._event("info", "risk", f"risk offset for #{loser.id}: closing {_qty(step.qty)} {step.symbol} of "
-                        f"#{group.id} (expected {step.expected_realized:+,.2f})", group,
+                        f"#{group.id} (expected {step.expected_realized:+,.2f})", group, symbol=step.symbol,
                         payload={"loser": loser.id, "leg_id": leg.id, "qty": step.qty, "expected": step.expected_realized})
             self._send_exit_order(group, leg, 0, None, now, "risk_offset", step.qty if step.qty < leg.qty else None)
         if loser.id in self.groups and not loser.pending_exit:

@@ -25,6 +25,11 @@ class Leg:
     qty: float  # > 0
     entry: float  # fill price
     entry_fee: float  # paid at entry, account currency
+    # A basket's legs are on symbols of their own, each with its own mark and lot step; a leg
+    # without a symbol is on its position's (its mark and lot step).
+    symbol: str = ""
+    mark: float | None = None
+    lot_step: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +55,23 @@ class Position:
     blocked: bool = False  # by the operator
     skipped: bool = False  # "skip once", until it stops being eligible
 
+    def symbol_of(self, leg: Leg) -> str:
+        return leg.symbol or self.symbol
+
+    def mark_of(self, leg: Leg) -> float:
+        return self.mark if leg.mark is None else leg.mark
+
+    def lot_step_of(self, leg: Leg) -> float | None:
+        return leg.lot_step if leg.symbol else self.lot_step
+
     def per_unit(self, leg: Leg, fee_rate: float) -> float:
-        """What closing one unit of this leg at the mark realizes, net of fees."""
-        return (self.mark - leg.entry) * side_dir(self.side) - leg.entry_fee / leg.qty - self.mark * fee_rate
+        """What closing one unit of this leg at its mark realizes, net of fees."""
+        mark = self.mark_of(leg)
+        return (mark - leg.entry) * side_dir(self.side) - leg.entry_fee / leg.qty - mark * fee_rate
 
     @property
     def unrealized(self) -> float:
-        return sum((self.mark - leg.entry) * leg.qty * side_dir(self.side) - leg.entry_fee for leg in self.legs)
+        return sum((self.mark_of(leg) - leg.entry) * leg.qty * side_dir(self.side) - leg.entry_fee for leg in self.legs)
 
     @property
     def loss_pct(self) -> float:
@@ -175,7 +190,7 @@ def offset_plan(loser: Position, candidates: Iterable[Position], cfg: RiskEngine
                 fee_rate: float) -> Plan:
     """Which winners pay for `loser`, and how much of each (whole lot steps) closes."""
     loser_qty = sum(leg.qty for leg in loser.legs)
-    loser_realized = loser.unrealized - loser.mark * loser_qty * fee_rate
+    loser_realized = loser.unrealized - sum(loser.mark_of(leg) * leg.qty for leg in loser.legs) * fee_rate
     required = max(0.0, -loser_realized)
     winners = sorted((c for c in candidates if c.group_id != loser.group_id and c.unrealized > 0),
                      key=lambda c: (-c.unrealized, c.group_id))
@@ -198,22 +213,22 @@ def offset_plan(loser: Position, candidates: Iterable[Position], cfg: RiskEngine
 
 
 def _take(winner: Position, remaining: float, fee_rate: float, notes: list[str]) -> list[Close]:
-    """Its most profitable legs first, each closed by just enough whole steps to cover what
-    remains (its whole closable quantity when that is not enough)."""
-    step = winner.lot_step
+    """Its most profitable legs first, each closed by just enough whole steps (of its own
+    symbol's lot step) to cover what remains (its whole closable quantity when that is not enough)."""
     legs = sorted(((winner.per_unit(leg, fee_rate), leg) for leg in winner.legs), key=lambda x: (-x[0], x[1].leg_id))
     taken = []
     for per_unit, leg in legs:
         if remaining <= _EPS or per_unit <= 0:
             break
+        step, symbol = winner.lot_step_of(leg), winner.symbol_of(leg)
         closable = floor_qty(leg.qty, step)
         # the needed quantity rounded up to the step: flooring its negative rounds it up
         qty = min(-floor_qty(-remaining / per_unit, step), closable)
         if qty == closable and leg.qty - closable > _EPS:
-            notes.append(f"#{winner.group_id} leg {leg.leg_id}: {leg.qty - closable:.8g} {winner.symbol} stays open "
+            notes.append(f"#{winner.group_id} leg {leg.leg_id}: {leg.qty - closable:.8g} {symbol} stays open "
                          f"(less than a lot step of {step:g})")
         if qty > 0:
-            taken.append(Close(winner.group_id, winner.symbol, leg.leg_id, qty, qty * per_unit))
+            taken.append(Close(winner.group_id, symbol, leg.leg_id, qty, qty * per_unit))
             remaining -= qty * per_unit
     return taken
 
@@ -224,7 +239,11 @@ def summary(plan: Plan) -> str:
     if not plan.covers:
         why = f"max_winners_to_combine {plan.max_winners}" if len(plan.winners) == plan.max_winners else "no other winner to take from"
         return f"not covered: winners give {plan.covered:+,.2f} of {need} needed ({why})"
-    closes = [f"{w.qty:.8g} {w.symbol} of #{w.group_id} ({w.expected_realized:+,.2f})" for w in plan.winners]
+    per_symbol: dict[tuple[int, str], tuple[float, float]] = {}  # a basket's legs are named each on its own symbol
+    for st in plan.steps:
+        qty, realized = per_symbol.get((st.group_id, st.symbol), (0.0, 0.0))
+        per_symbol[st.group_id, st.symbol] = (qty + st.qty, realized + st.expected_realized)
+    closes = [f"{qty:.8g} {symbol} of #{gid} ({realized:+,.2f})" for (gid, symbol), (qty, realized) in per_symbol.items()]
     if not closes:
         return f"#{plan.loser.group_id} closes without a winner: nothing to cover"
     listed = ", ".join(closes[:-1]) + " and " + closes[-1] if len(closes) > 1 else closes[0]

@@ -254,7 +254,7 @@ def test_exit_strategy_and_exit_all():
     assert not r.ok and r.message == "there is no open position to exit"
 
 
-def test_exit_rejected_on_a_stale_quote_stays_pending_and_is_retried_on_the_next_fresh_quote():
+def test_an_exit_on_a_stale_quote_stays_pending_and_is_sent_on_the_next_fresh_quote():
     h = Harness(make_config({"s": strat()}))
     h.quote("BTCUSDT", 100.0)
     gid = h.position().group_id
@@ -263,21 +263,19 @@ def test_exit_rejected_on_a_stale_quote_stays_pending_and_is_retried_on_the_next
     assert r.ok and "is pending" in r.message
     p = h.position()
     assert (p.status, p.exit_pending) == ("EXITING", "manual")
-    [rejected] = [o for o in h.engine.snapshot().orders if o.purpose == "exit"]
-    assert (rejected.status, rejected.reason) == ("rejected", "no fresh quote for BTCUSDT")
-    alerts = [e for e in h.engine.snapshot().events if e.needs_ack and e.category == "order"]
-    assert len(alerts) == 1 and "retrying on the next fresh quote" in alerts[0].message
+    assert [o for o in h.engine.snapshot().orders if o.purpose == "exit"] == []  # it would only be rejected
+    assert not [e for e in h.engine.snapshot().events if e.needs_ack and e.category == "order"]
     r = h.engine.exit_position(gid)
     assert not r.ok and r.message == f"#{gid} is already exiting (manual)"
     assert h.engine.exit_all().ok is False  # nothing "open" left to exit
-    stale_quote(h, "BTCUSDT", 80.0)  # still stale: no retry
-    assert len([o for o in h.engine.snapshot().orders if o.purpose == "exit"]) == 1
+    stale_quote(h, "BTCUSDT", 80.0)  # still stale: not sent
+    assert [o for o in h.engine.snapshot().orders if o.purpose == "exit"] == []
     h.quote("BTCUSDT", 97.0, 98.0)
     assert h.position() is None  # no re-entry on the quote that exited
     [t] = h.engine.snapshot().trades
     assert (t.exit_reason, t.exit_price) == ("manual", 97.0)
     exits = [o for o in h.engine.snapshot().orders if o.purpose == "exit"]
-    assert [o.status for o in exits] == ["rejected", "filled"]
+    assert [o.status for o in exits] == ["filled"]
     h.quote("BTCUSDT", 97.0, 98.0)
     assert h.position() is not None
 
