@@ -24,7 +24,7 @@ from .brokers.paper import PaperBroker
 from .clock import Clock
 from .config import Distance, StrategyConfig, TradingConfig, parse_distance
 from .domain import Fill, Group, LastQuote, Leg, Order, Record, Run, Signal, StrategyState
-from .engine_events import EngineEvents
+from .engine_events import EngineEvents, error_text
 from .engine_grid import EngineGrid
 from .engine_risk import EngineRisk
 from .feeds.simulated import SimulatedFeed
@@ -53,6 +53,7 @@ KEPT_AT_STOP = "kept working at the engine stop"
 """Order.reason of an order engine.orders_on_stop = "keep" left working."""
 EXIT_RETRY_S = 1.0  # a rejected exit order is sent again on the first fresh quote after this
 MARK_SAMPLE_S = 1.0  # PositionView.marks: one sample of every open leg's mark a second
+QUARANTINE_ERRORS, QUARANTINE_WINDOW_S = 3, 60.0  # a symbol failing this often this fast takes no new entries
 
 
 class Slot:
@@ -149,6 +150,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self._ticks_shown: dict[str, float] = {}
         self.entries = StrategyState(ALL_ENTRIES)  # paused: the operator stopped every entry of the book
         self.notes: list[str] = []
+        self.quarantined: dict[str, str] = {}  # symbol -> why it takes no new entries (until the next start)
+        self._symbol_errors: dict[str, deque[float]] = {}  # symbol -> when its latest quotes failed
         self.started_at = 0.0
         self.first_event_id = 1  # the first event of this run (attachments started later catch up from it)
         self.resumed = 0  # open positions taken over from the previous run at this start
@@ -169,6 +172,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         if hasattr(store, "on_failure"):
             store.on_failure = self._store_failed
             store.on_recovery = self._store_recovered
+        if hasattr(self.feed, "on_error"):  # a delivery that failed outside on_quote's own guard
+            self.feed.on_error = self._delivery_failed
 
     # == lifecycle ===========================================================================
 
@@ -201,7 +206,10 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         ]
         await self.feed.start(self.on_quote)
         for component in self.attachments:
-            await component.start(self)
+            try:
+                await component.start(self)
+            except Exception as exc:  # one component failing to start does not keep the engine from trading
+                self._internal_error(f"starting {type(component).__name__}", exc)
         self._publish()
 
     async def stop(self) -> None:
@@ -213,9 +221,15 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self.state = "stopping"
         self.version += 1
         self._publish()  # the UI shows "stopping" while the rest runs
-        await self.feed.stop()
+        try:
+            await self.feed.stop()
+        except Exception as exc:  # the stop goes on: its orders, its writes and its event
+            self._internal_error("stopping the feed", exc)
         for component in reversed(self.attachments):
-            await component.stop()
+            try:
+                await component.stop()
+            except Exception as exc:
+                self._internal_error(f"stopping {type(component).__name__}", exc)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -305,11 +319,13 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         interval = self.config.engine.tick_interval_s
         while True:
             await self.clock.sleep(interval)
-            try:
-                self.tick()
-            except Exception:  # a bug in a rule must not stop time exits for everyone
-                log.exception("engine tick failed")
-                self._event("error", "engine", "internal error in the engine tick; see the log file", needs_ack=True)
+            self._guarded_tick()
+
+    def _guarded_tick(self) -> None:
+        try:
+            self.tick()
+        except Exception as exc:  # a bug in a rule must not stop time exits for everyone
+            self._internal_error("the engine tick", exc)
 
     async def _publisher(self) -> None:
         period = 1.0 / self.config.engine.publish_hz
@@ -327,9 +343,12 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
 
     def _publish(self) -> None:
         if self._subscribers:
-            snap = self.snapshot()
-            for cb in list(self._subscribers):
-                cb(snap)
+            try:
+                snap = self.snapshot()
+                for cb in list(self._subscribers):
+                    cb(snap)
+            except Exception as exc:  # a screen's failure stops neither the publisher nor the engine's stop
+                self._internal_error("publishing a snapshot", exc)
 
     # == market data: the hot path ===========================================================
 
@@ -345,24 +364,50 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         now = self.clock.now()
         if now - q.ts > self._max_age:
             return  # a stale price never triggers an entry or an exit
-        if self._broker_on_quote is not None:
-            self._broker_on_quote(q)
-        legs = self._legs_by_symbol.get(sym)
-        if legs:
-            self._mark_and_check(legs, q, now)
-        wanting = self._wanting.get(sym)
-        if wanting and self.state == "running":
-            for slot in wanting[:]:
-                if now >= slot.ready_at and slot.exit_seq != seq:
-                    sched = slot.schedule
-                    if sched is None:
-                        self._enter(slot, q, "immediate")
-                    elif entry_due(sched, now, slot.last_entry_at) is not None:
-                        self._enter(slot, q, "schedule")
+        try:  # free while nothing is raised
+            if self._broker_on_quote is not None:
+                self._broker_on_quote(q)
+            legs = self._legs_by_symbol.get(sym)
+            if legs:
+                self._mark_and_check(legs, q, now)
+            wanting = self._wanting.get(sym)
+            if wanting and self.state == "running":
+                for slot in wanting[:]:
+                    if now >= slot.ready_at and slot.exit_seq != seq:
+                        sched = slot.schedule
+                        if sched is None:
+                            self._enter(slot, q, "immediate")
+                        elif entry_due(sched, now, slot.last_entry_at) is not None:
+                            self._enter(slot, q, "schedule")
+        except Exception as exc:  # one symbol's failure ends neither the feed nor the other symbols' trading
+            self._symbol_failed(sym, exc, now)
         if self._pending:
             self._commit()
         if now >= self._next_tick:
-            self.tick()
+            self._guarded_tick()
+
+    def _delivery_failed(self, symbol: str, exc: Exception) -> None:
+        self._internal_error("the feed's quote delivery", exc, symbol)
+
+    def _symbol_failed(self, symbol: str, exc: Exception, now: float) -> None:
+        """The work of one quote failed (alerted once a minute); a symbol failing
+        QUARANTINE_ERRORS times within QUARANTINE_WINDOW_S is quarantined: no new entries on it
+        until the next start, its open positions still managed as far as they can be."""
+        self._internal_error("the quote path", exc, symbol)
+        if symbol in self.quarantined:
+            return
+        times = self._symbol_errors.setdefault(symbol, deque(maxlen=QUARANTINE_ERRORS))
+        times.append(now)
+        if len(times) < QUARANTINE_ERRORS or now - times[0] > QUARANTINE_WINDOW_S:
+            return
+        why = self.quarantined[symbol] = f"quarantined after {QUARANTINE_ERRORS} errors: {error_text(exc)}"
+        self._event("critical", "engine", f"{symbol} {why} (within {QUARANTINE_WINDOW_S:g} s): no new entries on it until "
+                    "the engine restarts; its open positions are still managed; see the log file", symbol=symbol,
+                    needs_ack=True, payload={"symbol": symbol, "errors": QUARANTINE_ERRORS, "error": error_text(exc)})
+        for rt in self.strategies.values():
+            for slot in rt.slots.values():
+                if symbol in slot.symbols:
+                    self._hold(slot, why, quiet=True)  # shown where its entries wait; the alert said it once
 
     def _mark_and_check(self, legs: list[Leg], q: Quote, now: float) -> None:
         """Steps (3) and (4) for the legs on the quote's symbol: mark each leg, move its trailing
@@ -625,6 +670,10 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         cfg = rt.config
         if self.entries.paused:
             return self._hold(slot, ENTRIES_STOPPED, quiet=True)
+        if self.quarantined:
+            why = next((self.quarantined[s] for s in slot.symbols if s in self.quarantined), "")
+            if why:
+                return self._hold(slot, why, quiet=True)
         if rt.block:
             return self._hold(slot, rt.block)
         if len(self.groups) >= self._pool_size and not beyond_pool:

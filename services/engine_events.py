@@ -28,6 +28,10 @@ RECENT_EVENTS = 500
 MAX_ALERTS_SHOWN = 200
 """Unread alerts in a snapshot (newest first); the count covers all of them."""
 
+FAULT_ALERT_EVERY_S = 60.0
+"""An internal error caught at a boundary is alerted (and its traceback logged) at most once
+in this long per place, symbol and kind of error: a flood of the same failure is one alert."""
+
 RETENTION_EVERY_S = 3600.0
 """How often the retention of the event history is enforced (first a minute after start)."""
 
@@ -67,6 +71,7 @@ class EngineEvents:
         self._feed_down = False
         self._next_retention = 0.0
         self._retention_task: asyncio.Task | None = None
+        self._faults: dict[tuple, list] = {}  # (where, symbol, error type) -> [last alerted at, repeats since]
 
     @property
     def unread_alerts(self) -> int:
@@ -103,6 +108,25 @@ class EngineEvents:
         for listener in self.event_listeners:
             listener(view)
         self.version += 1
+
+    def _internal_error(self, where: str, exc: BaseException, symbol: str | None = None) -> None:
+        """An exception caught at a boundary (one quote, one symbol, one component) so that the
+        rest goes on: its traceback to the log file and an error alert naming where, once per
+        FAULT_ALERT_EVERY_S for the same place, symbol and kind of error."""
+        now = self.clock.now()
+        key = (where, symbol, type(exc).__name__)
+        seen = self._faults.get(key)
+        if seen is not None and now - seen[0] < FAULT_ALERT_EVERY_S:
+            seen[1] += 1
+            return
+        repeats = seen[1] if seen is not None else 0
+        self._faults[key] = [now, 0]
+        on = f" on {symbol}" if symbol else ""
+        log.error("internal error in %s%s", where, on, exc_info=exc)
+        again = f" ({repeats} more time(s) since the last alert)" if repeats else ""
+        error = error_text(exc)
+        self._event("error", "engine", f"internal error in {where}{on}: {error}{again}; the rest goes on; see the log file",
+                    symbol=symbol, needs_ack=True, payload={"where": where, "symbol": symbol, "error": error, "repeats": repeats})
 
     def _restore_events(self, recent: list[dict], unread: list[dict]) -> None:
         for row in unread:
@@ -286,6 +310,12 @@ class EngineEvents:
 def _event_view(rec: EventRecord) -> EventView:
     return EventView(rec.id, rec.ts, rec.level, rec.category, rec.message, rec.strategy_id, rec.symbol,
                      rec.group_id, rec.needs_ack, rec.acked_at, rec.payload)
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception in one line: its type and the first line of its message."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _first_line(exc: Exception) -> str:

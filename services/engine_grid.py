@@ -26,6 +26,7 @@ class EngineGrid:
     rules: Any
     broker: Any
     book: Any
+    quarantined: dict
     _pending: list
 
     def _grid(self, cfg: StrategyConfig, symbol: str, p0: float, capital: float) -> list[LayerPlan]:
@@ -133,6 +134,8 @@ class EngineGrid:
             return CommandResult.error(f"#{group.id} {group.symbol}: max_pyramids ({dca.max_pyramids}) reached")
         if rt.block:
             return CommandResult.error(f"{rt.id} {group.symbol}: entries are blocked: {rt.block}")
+        if group.symbol in self.quarantined:
+            return CommandResult.error(f"{rt.id} {group.symbol}: no pyramid: {self.quarantined[group.symbol]}")
         p0 = signal_price if signal_price is not None else mark_of(q)
         capital = _capital(rt.config, size, p0) if size is not None else group.capital
         plans = self._grid(rt.config, group.symbol, p0, capital)

@@ -4,8 +4,10 @@ last stored prices at a restart (DESIGN §4); its path is new at every run unles
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
+from typing import Callable
 
 from ..clock import Clock
 from ..config import SymbolConfig
@@ -13,6 +15,8 @@ from ..market import Quote
 from .base import FeedHealth, QuoteHandler
 
 SECONDS_PER_YEAR = 365.0 * 24 * 3600
+
+log = logging.getLogger("tui_trader.feed")
 
 
 class SimulatedFeed:
@@ -29,6 +33,8 @@ class SimulatedFeed:
         self._next_due: dict[str, float] = {}
         self._on_quote: QuoteHandler | None = None
         self._task: asyncio.Task | None = None
+        self.on_error: Callable[[str, Exception], None] | None = None
+        """Told (symbol, exception) when delivering a quote raised; the feed goes on either way."""
 
     def continue_from(self, prices: dict[str, float]) -> None:
         """Go on from these prices (the last stored marks), not from the configured start:
@@ -61,8 +67,20 @@ class SimulatedFeed:
                 self._next_due[sym] = now + self.config[sym].tick_interval_s
                 out.append(q)
                 if self._on_quote is not None:
-                    self._on_quote(q)
+                    try:
+                        self._on_quote(q)
+                    except Exception as exc:  # one failed delivery must not end the market data for good
+                        self._delivery_failed(sym, exc)
         return out
+
+    def _delivery_failed(self, symbol: str, exc: Exception) -> None:
+        try:
+            if self.on_error is not None:
+                self.on_error(symbol, exc)
+                return
+        except Exception:
+            log.exception("reporting a failed %s quote failed", symbol)
+        log.error("handling a %s quote failed", symbol, exc_info=exc)
 
     async def start(self, on_quote: QuoteHandler) -> None:
         self._on_quote = on_quote
