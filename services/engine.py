@@ -172,6 +172,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         if hasattr(store, "on_failure"):
             store.on_failure = self._store_failed
             store.on_recovery = self._store_recovered
+            store.on_refused = self._store_refused
         if hasattr(self.feed, "on_error"):  # a delivery that failed outside on_quote's own guard
             self.feed.on_error = self._delivery_failed
 
@@ -244,6 +245,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         orders = self._stop_orders(self.config.engine.orders_on_stop == "keep")
         self._event("info", "engine", self._stopped_text(orders), payload={"open_positions": len(self.groups), **orders})
         self._commit()
+        await self.store.drain()  # a database outage holds the stop up a few seconds at most, not the loop
         self.store.close()
         self.state = "stopped"
         self._publish()
@@ -295,9 +297,10 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         return text
 
     def stop_now(self) -> None:
-        """The forced stop (a second ctrl+c): no more waiting on the feed, components or the
-        broker. What was decided is committed; working orders are left as they are (taken up
-        at the next start like after a crash)."""
+        """The forced stop (a second ctrl+c): no more waiting on the feed, components, the
+        broker or the database. What was decided is committed (during a database outage: logged
+        as not committed); working orders are left as they are (taken up at the next start like
+        after a crash)."""
         if self.state == "stopped":
             return
         self.state = "stopped"
@@ -311,7 +314,7 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
                     f"{len(self.orders)} working order(s) left as they were", payload={"open_positions": len(self.groups)})
         try:
             self._commit()
-            self.store.flush()
+            self.store.close(force=True)
         except Exception:  # exiting anyway: the log file says what could not be written
             log.exception("writes at the forced stop failed")
 

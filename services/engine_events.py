@@ -290,7 +290,7 @@ class EngineEvents:
     # == store outage ========================================================================
 
     # The store calls these from inside a write (possibly on its write-behind thread): the
-    # alert is raised on the loop, and its own row joins the queue of the next write.
+    # alert is raised on the loop, and its own row joins the next write.
 
     def _store_failed(self, message: str) -> None:
         self._on_loop(self._event, "critical", "store",
@@ -298,6 +298,11 @@ class EngineEvents:
 
     def _store_recovered(self, count: int) -> None:
         self._on_loop(self._event, "warning", "store", f"database is back; {count} queued write(s) committed", needs_ack=True)
+
+    def _store_refused(self, what: str) -> None:
+        self._on_loop(self._event, "error", "store",
+                      f"bug: the database refused {what}; dropped, as is any later write of it that it refuses (the "
+                      "rows are in the log file); every other write is committed", needs_ack=True)
 
     def _on_loop(self, fn, *args, **kwargs) -> None:
         loop = self._loop

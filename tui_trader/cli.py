@@ -155,12 +155,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_command(command: str, args, settings: Settings) -> int:
+    from sqlalchemy.exc import OperationalError
+
     from services.store import SchemaTooNewError
+    from services.store.sql import database_busy
 
     try:
         return COMMANDS[command](args, settings)
     except SchemaTooNewError as exc:  # a database this version cannot use: the user's to fix, not a bug
         raise UsageError(str(exc)) from None
+    except OperationalError as exc:
+        if not database_busy(exc):
+            raise
+        # another process holds the write lock (an engine's commit takes milliseconds): not bad input
+        print(f"tui-trader: database busy, try again (another process holds its write lock: "
+              f"{str(exc.orig).splitlines()[0]})", file=sys.stderr)
+        return 1
 
 
 def _settings(args) -> tuple[Settings, Path]:
@@ -349,6 +359,7 @@ def cmd_signal(args, settings: Settings) -> int:
 
     from services.signal_inbox import post_signal
     from services.signal_message import SignalError, read_signal, read_signal_json
+    from services.store.sql import database_busy
 
     from_json = args.json_file is not None
     given = {f: getattr(args, f) for f in _SIGNAL_FIELDS if getattr(args, f) is not None}
@@ -373,6 +384,8 @@ def cmd_signal(args, settings: Settings) -> int:
     try:
         inbox_id = post_signal(url, message, time.time())
     except SQLAlchemyError as exc:
+        if database_busy(exc):
+            raise
         raise UsageError(f"cannot record the signal in {url}: {str(exc).splitlines()[0]}") from None
     print(f"recorded signal #{inbox_id}: {message.describe()}", flush=True)
     row = _wait_for_signal(url, inbox_id, args.wait)
@@ -530,7 +543,7 @@ def _send_command(url: str, kind: str, command: dict, wait_s: float, ask=None) -
 
     from services import command_inbox
     from services.store import open_store_readonly
-    from services.store.sql import engine_running
+    from services.store.sql import database_busy, engine_running
 
     if engine_running(url) is False:
         print(f"tui-trader: {NO_ENGINE}", file=sys.stderr)
@@ -541,6 +554,8 @@ def _send_command(url: str, kind: str, command: dict, wait_s: float, ask=None) -
     try:
         command_id = command_inbox.post_command(url, kind, command, time.time(), wait_s)
     except SQLAlchemyError as exc:
+        if database_busy(exc):
+            raise
         raise UsageError(f"cannot record the command in {url}: {str(exc).splitlines()[0]}") from None
     eng = open_store_readonly(url)
     try:

@@ -33,7 +33,10 @@ class MemoryStore:
     def flush(self) -> None:
         pass
 
-    def close(self) -> None:
+    async def drain(self) -> None:
+        pass
+
+    def close(self, force: bool = False) -> None:
         pass
 
     # Keeping nothing, it has no history beyond what the engine holds in memory.
