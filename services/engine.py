@@ -1001,6 +1001,8 @@ class Engine(EngineEvents, EngineRisk, EngineGrid):
         self._send_exit(group)
         if group.status != "closed" and not any(leg.status == "open" for leg in group.legs):
             self._close_group(group, self.clock.now())  # only resting layers were left: nothing to sell
+        if self._pending:  # no leg had a fresh quote to send on: the decision is durable all the same
+            self._commit()
 
     def _send_exit(self, group: Group) -> None:
         """Send an exit order for each open leg that has none working and a fresh quote (an

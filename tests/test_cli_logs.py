@@ -173,7 +173,7 @@ def test_json_lines_are_the_events_as_exported(book, capsys):
     acked, unread = rows[6], rows[7]
     assert (acked["alert"], acked["acked_at"]) == (True, "2026-01-01T01:00:02.000+00:00")
     assert (unread["alert"], unread["acked_at"], unread["level"]) == (True, None, "critical")
-    assert rows[3]["payload"] == {"reason": "stop_loss", "price": 98.0} and rows[3]["position"] == 1
+    assert rows[3]["payload"] == {"reason": "stop_loss", "price": 98.0, "symbol": "BTCUSDT"} and rows[3]["position"] == 1
 
 
 def test_since_a_duration_back_from_now(book, capsys, monkeypatch):

@@ -162,5 +162,7 @@ def test_the_cli_migrates_quietly_and_logs_it(tmp_path):
     assert proc.returncode == 0 and proc.stderr == ""
     assert [pos["id"] for pos in json.loads(proc.stdout)] == [9]
     log = [json.loads(line)["event"] for line in (tmp_path / "tui_trader.log").read_text().splitlines()]
+    assert log[0].startswith("tui-trader positions: settings ")  # the first line says what is in use
+    log = log[1:]
     assert log == [f"database sqlite:///{db} predates migrations: taken as revision 0001", log[1]]  # no Alembic chatter
     assert log[1].startswith(f"migrating database sqlite:///{db} from revision 0001: 0002 Signal inbox rows say")
