@@ -1,5 +1,7 @@
 """Replay throughput (engine only and end to end from the CSV), the bare-loop baseline it is
-compared with, and the replay's peak RSS (measured in a child process)."""
+compared with, the share of it spent in Engine.tick, and the replay's peak RSS (measured in a
+child process); for the DESIGN §8 file (a quote every 10 ms) and the same number of quotes ten
+times denser (1 ms): the cost per quote must not depend on the density."""
 
 from __future__ import annotations
 
@@ -7,13 +9,53 @@ import gc
 import resource
 import time
 from collections import Counter
+from contextlib import contextmanager
 
+from services.engine import Engine
 from services.market import Quote
 from services.replay import ReplayResult, read_quotes, run_replay
 
-from workload import N_SYMBOLS, quotes_csv, trailing_config
+from workload import N_SYMBOLS, SPACINGS, quotes_csv, trailing_config
 
 POSITIONS = (10, 100, 1_000)
+
+
+@contextmanager
+def tick_time():
+    """Engine.tick wrapped to add up its calls and seconds (two clock reads a call: noise)."""
+    spent = {"calls": 0, "s": 0.0}
+    tick, clock = Engine.tick, time.perf_counter
+
+    def timed(self):
+        started = clock()
+        try:
+            tick(self)
+        finally:
+            spent["s"] += clock() - started
+            spent["calls"] += 1
+
+    Engine.tick = timed
+    try:
+        yield spent
+    finally:
+        Engine.tick = tick
+
+
+def _timed_replay(positions: int, quotes) -> dict:
+    """run_replay (the path of the `replay` command) with its figures and its check."""
+    with tick_time() as spent:
+        started = time.perf_counter()
+        result = run_replay(trailing_config(positions), quotes)
+        elapsed = time.perf_counter() - started
+    return {
+        "positions": positions,
+        "quotes": result.quotes,
+        "elapsed_s": round(elapsed, 3),
+        "quotes_per_s": round(result.quotes / elapsed),
+        "ticks": spent["calls"],
+        "tick_share": round(spent["s"] / elapsed, 4),
+        "check": check_trades(result, positions),
+    }
 
 
 def baseline_loop(quotes: list[Quote], distance: float = 0.005) -> tuple[float, int]:
@@ -56,7 +98,8 @@ def peak_rss_mb() -> float:
 
 def check_trades(result: ReplayResult, positions: int) -> dict:
     """Evidence that the replay traded: exits by the trailing stop, re-entries after them, and
-    every slot holding a position at the end. Raises if the replay was a no-op."""
+    every slot holding a position at the end. These positions are single legs, closed whole: a
+    trade is one position's round trip (a DCA layer's close would be a trade of its own)."""
     reasons = Counter(t.exit_reason for t in result.trades)
     entries = len(result.trades) + len(result.open)
     out = {
@@ -86,44 +129,22 @@ def check_trades(result: ReplayResult, positions: int) -> dict:
 
 def engine_only(quotes: list[Quote], positions: int, repeats: int = 1) -> dict:
     """run_replay over the pre-parsed quotes: the best of `repeats` runs."""
-    cfg = trailing_config(positions)
-    best = None
+    runs = []
     for _ in range(repeats):
         gc.collect()
-        started = time.perf_counter()
-        result = run_replay(cfg, quotes)
-        elapsed = time.perf_counter() - started
-        if best is None or elapsed < best[0]:
-            best = (elapsed, result)
-    elapsed, result = best
-    return {
-        "positions": positions,
-        "quotes": result.quotes,
-        "elapsed_s": round(elapsed, 3),
-        "quotes_per_s": round(result.quotes / elapsed),
-        "check": check_trades(result, positions),
-    }
+        runs.append(_timed_replay(positions, quotes))
+    return min(runs, key=lambda r: r["elapsed_s"])
 
 
-def child_end_to_end(positions: int) -> dict:
+def child_end_to_end(spacing: str, positions: int) -> dict:
     """In a fresh process: read_quotes + run_replay straight from the CSV (streamed, as the
-    CLI does), and the process's peak RSS."""
-    path = quotes_csv()
-    cfg = trailing_config(positions)
+    `replay` command does), and the process's peak RSS."""
+    path = quotes_csv(spacing)
     rss_before = peak_rss_mb()
-    started = time.perf_counter()
-    result = run_replay(cfg, read_quotes(str(path)))
-    elapsed = time.perf_counter() - started
-    rss = peak_rss_mb()
-    return {
-        "positions": positions,
-        "quotes": result.quotes,
-        "elapsed_s": round(elapsed, 3),
-        "quotes_per_s": round(result.quotes / elapsed),
-        "peak_rss_mb": round(rss, 1),
-        "rss_after_imports_mb": round(rss_before, 1),
-        "check": check_trades(result, positions),
-    }
+    out = _timed_replay(positions, read_quotes(str(path)))
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    out["rss_after_imports_mb"] = round(rss_before, 1)
+    return out
 
 
 def child_engine_only_rss(positions: int) -> dict:
@@ -138,9 +159,10 @@ def child_engine_only_rss(positions: int) -> dict:
             "rss_with_quote_list_mb": round(rss_loaded, 1)}
 
 
-def section(run_child, quick: bool = False) -> dict:
-    """Everything for the replay figures; run in its own process by run.py."""
-    path = quotes_csv()
+def workload(spacing: str, run_child, quick: bool) -> dict:
+    """One file: parsing alone, the baseline loop, the engine over the parsed list for each
+    number of positions, then end to end in fresh processes."""
+    path = quotes_csv(spacing)
     started = time.perf_counter()
     quotes = list(read_quotes(str(path)))
     parse_s = time.perf_counter() - started
@@ -149,26 +171,33 @@ def section(run_child, quick: bool = False) -> dict:
     gc.collect()
     gc.freeze()  # the list of a million quotes is the benchmark's, not the engine's: keep it out of GC passes
 
-    base = [baseline_loop(quotes) for _ in range(3)]
-    base_s, base_exits = min(base)
-    baseline = {"elapsed_s": round(base_s, 3), "quotes_per_s": round(len(quotes) / base_s), "exits": base_exits}
-
+    base_s, base_exits = min(baseline_loop(quotes) for _ in range(3))
+    baseline = {"elapsed_s": round(base_s, 3), "quotes_per_s": round(n / base_s), "exits": base_exits}
     runs = {}
     for positions in POSITIONS:
         runs[positions] = engine_only(quotes, positions, repeats=1 if quick or positions == 1_000 else 2)
         runs[positions]["vs_baseline"] = round(runs[positions]["quotes_per_s"] / baseline["quotes_per_s"], 4)
+    market_s = quotes[-1].ts - quotes[0].ts
     del quotes
     gc.unfreeze()
     gc.collect()
 
-    e2e = {p: run_child("replay_e2e", positions=p) for p in ((100,) if quick else (100, 1_000))}
-    list_rss = run_child("replay_list_rss", positions=100)
+    e2e = {p: run_child("replay_e2e", spacing=spacing, positions=p) for p in ((100,) if quick else (100, 1_000))}
+    for r in e2e.values():
+        r["vs_baseline"] = round(r["quotes_per_s"] / baseline["quotes_per_s"], 4)
     return {
         "file": path.name,
         "file_mb": round(path.stat().st_size / 1e6, 1),
+        "spacing_s": SPACINGS[spacing],
+        "market_s": round(market_s),
         "parse_only": {"elapsed_s": round(parse_s, 3), "quotes_per_s": round(n / parse_s)},
         "baseline_loop": baseline,
         "engine_only": {str(k): v for k, v in runs.items()},
         "end_to_end": {str(k): v for k, v in e2e.items()},
-        "engine_only_with_list_rss": list_rss,
     }
+
+
+def section(run_child, quick: bool = False) -> dict:
+    """Everything for the replay figures; run in its own process by run.py."""
+    return {"workloads": {spacing: workload(spacing, run_child, quick) for spacing in SPACINGS},
+            "engine_only_with_list_rss": run_child("replay_list_rss", positions=100)}
