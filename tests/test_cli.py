@@ -17,6 +17,7 @@ from tests.test_signal_inbox import inbox_rows
 
 CONFIG = """
 [feed]
+seed = 7  # the same path at every run
 max_quote_age_s = 5
 [symbols.BTCUSDT]
 start_price = 100

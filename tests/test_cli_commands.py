@@ -31,6 +31,7 @@ CONFIG = """
 [engine]
 max_open_positions = 10
 [feed]
+seed = 7  # the same path at every run
 max_quote_age_s = 5
 [paper]
 slippage_bps = 0

@@ -265,6 +265,7 @@ CONFIG = """
 [engine]
 signal_ttl_s = 60
 [feed]
+seed = 7  # the same path at every run
 max_quote_age_s = 5
 [symbols.BTCUSDT]
 start_price = 100

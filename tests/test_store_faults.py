@@ -261,6 +261,8 @@ def test_a_row_the_database_refuses_is_a_bug_alert_and_the_other_writes_land(db_
 
 
 CONFIG = """
+[feed]
+seed = 7  # the same path at every run
 [symbols.BTCUSDT]
 start_price = 100
 [strategies.m]

@@ -14,6 +14,8 @@ import termios
 import time
 
 CONFIG = """
+[feed]
+seed = 7  # the same path at every run
 [symbols.BTCUSDT]
 start_price = 100
 tick_interval_s = 0.1
