@@ -47,9 +47,9 @@ def exit_decision(max_quotes: int = 1_000_000) -> dict:
     decided: list[int] = []
     decide = engine._decide_exit
 
-    def timed_decide(group, reason, price):
+    def timed_decide(group, reason, price, *rest):
         decided.append(time.perf_counter_ns())
-        decide(group, reason, price)
+        decide(group, reason, price, *rest)
 
     engine._decide_exit = timed_decide  # instance attribute: shadows the method for this engine only
     to_decision, whole_call, quiet = [], [], array("q")
@@ -67,6 +67,8 @@ def exit_decision(max_quotes: int = 1_000_000) -> dict:
             whole_call.append(t1 - t0)
         else:
             quiet.append(t1 - t0)
+    if not to_decision:  # e.g. the engine caught an error in the timing shim: say so, not "-"
+        raise RuntimeError("the latency workload decided no exit; see the log for the engine's alerts")
     return {"decision": percentiles(to_decision), "on_quote_with_exit": percentiles(whole_call),
             "on_quote_without_exit": percentiles(quiet)}  # entries, level commits and ticks included
 
