@@ -31,93 +31,132 @@ REQUIRED = ("ts", "symbol", "bid", "ask")
 OPTIONAL = ("last", "bid_size", "ask_size")
 
 
+MAX_TS = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+"""The latest time a clock can show as a date."""
+MAX_PRICE = 1e12
+"""A price or size above this is a broken row, not a market: its notional loses the cents in
+float arithmetic, and 1e308 overflows to inf."""
+
+
 class BadRow(ValueError):
     def __init__(self, line: int, reason: str) -> None:
         super().__init__(f"line {line}: {reason}")
         self.line, self.reason = line, reason
 
 
+class BadFile(ValueError):
+    """The file as a whole cannot be read (not UTF-8 text): no row of it can be skipped."""
+
+
 def parse_ts(raw: str) -> float:
-    """Epoch seconds, or ISO-8601 (a time without an offset is UTC)."""
+    """Epoch seconds, or ISO-8601 (a time without an offset is UTC), from 1970 to 9999."""
     try:
-        return float(raw)
+        ts = float(raw)
     except ValueError:
-        pass
-    text = raw.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"ts {raw!r} is neither epoch seconds nor ISO-8601") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+        text = raw.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"ts {raw!r} is neither epoch seconds nor ISO-8601") from None
+        ts = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+    if not 0.0 <= ts <= MAX_TS:  # nan too
+        raise ValueError(f"ts {raw!r} is not a time from 1970 to 9999")
+    return ts
 
 
 def read_quotes(path: str, skip_bad: bool = False, bad_rows: list[BadRow] | None = None) -> Iterator[Quote]:
     """Quotes from a CSV with header ts,symbol,bid,ask[,last,bid_size,ask_size]. A bad row
-    raises BadRow, or with skip_bad is appended to bad_rows and skipped."""
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise BadRow(1, "the file is empty; expected a header ts,symbol,bid,ask")
-        header = [h.strip() for h in header]
-        missing = [c for c in REQUIRED if c not in header]
-        unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
-        if missing or unknown:
-            parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
-                [f"unknown column(s) {', '.join(unknown)}"] if unknown else [])
-            raise BadRow(1, "; ".join(parts) + f"; expected ts,symbol,bid,ask and optionally {','.join(OPTIONAL)}")
-        i_ts, i_sym, i_bid, i_ask = (header.index(c) for c in REQUIRED)
-        opt = [header.index(c) if c in header else None for c in OPTIONAL]
-        has_opt = any(j is not None for j in opt)
-        no_extra = [0.0] * len(OPTIONAL)
-        width = len(header)
-        last_ts = float("-inf")
-        symbols: dict[str, str] = {}  # one str object per symbol, however many quotes hold it
-        new_quote = tuple.__new__  # Quote(...) without its Python-level __new__: same tuple, 3x cheaper
-        for line, row in enumerate(reader, start=2):
+    raises BadRow, or with skip_bad is appended to bad_rows and skipped; a file that is not
+    UTF-8 text raises BadFile."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise BadRow(1, "the file is empty; expected a header ts,symbol,bid,ask")
+            header = [h.strip() for h in header]
+            missing = [c for c in REQUIRED if c not in header]
+            unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
+            if missing or unknown:
+                parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+                    [f"unknown column(s) {', '.join(unknown)}"] if unknown else [])
+                raise BadRow(1, "; ".join(parts) + f"; expected ts,symbol,bid,ask and optionally {','.join(OPTIONAL)}")
+            i_ts, i_sym, i_bid, i_ask = (header.index(c) for c in REQUIRED)
+            opt = [header.index(c) if c in header else None for c in OPTIONAL]
+            has_opt = any(j is not None for j in opt)
+            no_extra = [0.0] * len(OPTIONAL)
+            width = len(header)
+            last_ts = float("-inf")
+            symbols: dict[str, str] = {}  # one str object per symbol, however many quotes hold it
+            new_quote = tuple.__new__  # Quote(...) without its Python-level __new__: same tuple, 3x cheaper
+            max_ts, max_price = MAX_TS, MAX_PRICE  # locals: cheaper than globals in the loop
+            rows = enumerate(reader, start=2)
+            while True:
+                try:
+                    for line, row in rows:
+                        try:
+                            if len(row) != width:
+                                if not row:
+                                    continue
+                                raise ValueError(f"{len(row)} fields, the header has {width}")
+                            raw_ts = row[i_ts]
+                            try:
+                                ts = float(raw_ts)  # epoch seconds: the common case, parsed once
+                                if not 0.0 <= ts <= max_ts:
+                                    raise ValueError
+                            except ValueError:
+                                ts = parse_ts(raw_ts)  # raises with the reason
+                            try:
+                                raw_bid, raw_ask = row[i_bid], row[i_ask]
+                                bid = float(raw_bid) if raw_bid else 0.0
+                                ask = float(raw_ask) if raw_ask else 0.0
+                                if not (0.0 <= bid <= max_price and 0.0 <= ask <= max_price):  # NaN too
+                                    raise ValueError
+                            except ValueError:
+                                bid, ask = _price(row[i_bid], "bid"), _price(row[i_ask], "ask")  # raises with the reason
+                            extra = [(_price(row[j], OPTIONAL[k]) if j is not None and row[j] != "" else 0.0)
+                                     for k, j in enumerate(opt)] if has_opt else no_extra
+                            if bid <= 0 and ask <= 0:
+                                raise ValueError("no price: bid and ask are both empty or zero")
+                            if bid > 0 and ask > 0 and bid > ask:
+                                raise ValueError(f"bid {bid} is above ask {ask}")
+                            if ts < last_ts:
+                                raise ValueError(f"ts goes backwards ({row[i_ts]} after an earlier, later quote)")
+                            symbol = row[i_sym].strip()
+                            if not symbol:
+                                raise ValueError("empty symbol")
+                            symbol = symbols.setdefault(symbol, symbol)
+                        except ValueError as exc:
+                            _bad(BadRow(line, str(exc)), skip_bad, bad_rows)
+                            continue
+                        last_ts = ts
+                        yield new_quote(Quote, (symbol, ts, bid, ask, *extra))
+                    return
+                except csv.Error as exc:  # e.g. a field over the csv module's limit: the row is bad
+                    _bad(BadRow(reader.line_num, str(exc)), skip_bad, bad_rows)
+                    rows = enumerate(reader, start=reader.line_num + 1)
+    except UnicodeDecodeError:
+        raise BadFile(not_utf8(path)) from None
+
+
+def _bad(bad: BadRow, skip_bad: bool, bad_rows: list[BadRow] | None) -> None:
+    if not skip_bad:
+        raise bad
+    if bad_rows is not None:
+        bad_rows.append(bad)
+
+
+def not_utf8(path: str) -> str:
+    """Where a file stops being UTF-8 text (only called once decoding it failed)."""
+    with open(path, "rb") as fh:
+        for line, raw in enumerate(fh, start=1):
             try:
-                if len(row) != width:
-                    if not row:
-                        continue
-                    raise ValueError(f"{len(row)} fields, the header has {width}")
-                raw_ts = row[i_ts]
-                try:
-                    ts = float(raw_ts)  # epoch seconds: the common case, parsed once
-                except ValueError:
-                    ts = parse_ts(raw_ts)
-                try:
-                    raw_bid, raw_ask = row[i_bid], row[i_ask]
-                    bid = float(raw_bid) if raw_bid else 0.0
-                    ask = float(raw_ask) if raw_ask else 0.0
-                    if not (bid >= 0.0 and ask >= 0.0):  # negative or NaN
-                        raise ValueError
-                except ValueError:
-                    bid, ask = _price(row[i_bid], "bid"), _price(row[i_ask], "ask")  # raises with the reason
-                extra = [(_price(row[j], OPTIONAL[k]) if j is not None and row[j] != "" else 0.0)
-                         for k, j in enumerate(opt)] if has_opt else no_extra
-                if bid <= 0 and ask <= 0:
-                    raise ValueError("no price: bid and ask are both empty or zero")
-                if bid > 0 and ask > 0 and bid > ask:
-                    raise ValueError(f"bid {bid} is above ask {ask}")
-                if ts < last_ts:
-                    raise ValueError(f"ts goes backwards ({row[i_ts]} after an earlier, later quote)")
-                symbol = row[i_sym].strip()
-                if not symbol:
-                    raise ValueError("empty symbol")
-                symbol = symbols.setdefault(symbol, symbol)
-            except ValueError as exc:
-                bad = BadRow(line, str(exc))
-                if not skip_bad:
-                    raise bad from None
-                if bad_rows is not None:
-                    bad_rows.append(bad)
-                continue
-            last_ts = ts
-            yield new_quote(Quote, (symbol, ts, bid, ask, *extra))
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"not UTF-8 text (line {line} has the byte {raw[exc.start]:#04x}); save it as UTF-8"
+    return "not UTF-8 text"
 
 
 def _price(raw: str, name: str) -> float:
@@ -129,6 +168,8 @@ def _price(raw: str, name: str) -> float:
         raise ValueError(f"{name} {raw!r} is not a number") from None
     if value < 0 or value != value:
         raise ValueError(f"{name} {raw!r} is negative or not a number")
+    if value > MAX_PRICE:  # inf too
+        raise ValueError(f"{name} {raw!r} is too large (above {MAX_PRICE:g})")
     return value
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .config import TradingConfig
-from .replay import BadRow, parse_ts
+from .replay import BadFile, BadRow, not_utf8, parse_ts
 from .signal_message import SignalError, SignalMessage, read_signal
 
 CSV_REQUIRED = ("ts", "strategy", "symbol", "action")
@@ -31,26 +31,29 @@ class TimedSignal:
 def read_signals(path: str, config: TradingConfig, skip_bad: bool = False,
                  bad_rows: list[BadRow] | None = None) -> list[TimedSignal]:
     """Every signal in the file, in time order (signals at the same ts in file order). A bad
-    row raises BadRow, or with skip_bad is appended to bad_rows and skipped."""
-    rows = _json_rows(path) if _is_json(path) else _csv_rows(path)
+    row raises BadRow, or with skip_bad is appended to bad_rows and skipped; a file that is
+    not UTF-8 text raises BadFile."""
     signals = []
-    for line, data in rows:
-        try:
-            if isinstance(data, str):  # a row that is unreadable as it stands
-                raise ValueError(data)
-            raw_ts = data.pop("ts", None)
-            if raw_ts is None or raw_ts == "":
-                raise ValueError("ts: missing; give the signal's time (epoch seconds or ISO-8601)")
-            if isinstance(raw_ts, bool) or not isinstance(raw_ts, (int, float, str)):
-                raise ValueError(f"ts: must be epoch seconds or ISO-8601, got {json.dumps(raw_ts)}")
-            signals.append(TimedSignal(line, parse_ts(str(raw_ts)), read_signal(data, config)))
-        except (ValueError, SignalError) as exc:
-            problems = exc.problems if isinstance(exc, SignalError) else [str(exc)]
-            bad = BadRow(line, "; ".join(problems))
-            if not skip_bad:
-                raise bad from None
-            if bad_rows is not None:
-                bad_rows.append(bad)
+    try:
+        for line, data in _json_rows(path) if _is_json(path) else _csv_rows(path):
+            try:
+                if isinstance(data, str):  # a row that is unreadable as it stands
+                    raise ValueError(data)
+                raw_ts = data.pop("ts", None)
+                if raw_ts is None or raw_ts == "":
+                    raise ValueError("ts: missing; give the signal's time (epoch seconds or ISO-8601)")
+                if isinstance(raw_ts, bool) or not isinstance(raw_ts, (int, float, str)):
+                    raise ValueError(f"ts: must be epoch seconds or ISO-8601, got {json.dumps(raw_ts)}")
+                signals.append(TimedSignal(line, parse_ts(str(raw_ts)), read_signal(data, config)))
+            except (ValueError, SignalError) as exc:
+                problems = exc.problems if isinstance(exc, SignalError) else [str(exc)]
+                bad = BadRow(line, "; ".join(problems))
+                if not skip_bad:
+                    raise bad from None
+                if bad_rows is not None:
+                    bad_rows.append(bad)
+    except UnicodeDecodeError:
+        raise BadFile(not_utf8(path)) from None
     return sorted(signals, key=lambda s: s.ts)  # stable: file order within one ts
 
 
@@ -59,12 +62,12 @@ def _is_json(path: str) -> bool:
     suffix = Path(path).suffix.lower()
     if suffix == ".csv" or suffix in JSON_SUFFIXES:
         return suffix != ".csv"
-    with open(path) as fh:
+    with open(path, encoding="utf-8") as fh:
         return fh.read(4096).lstrip().startswith("{")
 
 
 def _json_rows(path: str) -> Iterator[tuple[int, dict | str]]:
-    with open(path) as fh:
+    with open(path, encoding="utf-8") as fh:
         for line, text in enumerate(fh, start=1):
             if not text.strip():
                 continue
@@ -78,9 +81,12 @@ def _json_rows(path: str) -> Iterator[tuple[int, dict | str]]:
 
 def _csv_rows(path: str) -> Iterator[tuple[int, dict | str]]:
     """Each row as the JSON body it stands for: its non-empty cells by column name."""
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
+        try:
+            header = [h.strip() for h in next(reader, [])]
+        except csv.Error as exc:
+            raise BadRow(1, str(exc)) from None
         missing = [c for c in CSV_REQUIRED if c not in header]
         unknown = [c for c in header if c not in CSV_REQUIRED + CSV_OPTIONAL]
         if missing or unknown:
@@ -88,7 +94,16 @@ def _csv_rows(path: str) -> Iterator[tuple[int, dict | str]]:
                 [f"unknown column(s) {', '.join(unknown)}"] if unknown else [])
             raise BadRow(1, "; ".join(parts) + f"; expected {','.join(CSV_REQUIRED)} and optionally "
                          f"{','.join(CSV_OPTIONAL)}")
-        for line, row in enumerate(reader, start=2):
+        rows = enumerate(reader, start=2)
+        while True:
+            try:
+                line, row = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # e.g. a field over the csv module's limit: the row is bad
+                yield reader.line_num, str(exc)
+                rows = enumerate(reader, start=reader.line_num + 1)
+                continue
             if not row:
                 continue
             if len(row) != len(header):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -40,6 +43,7 @@ def cli(tmp_path: Path, *args: str, **kw) -> subprocess.CompletedProcess:
 
 def test_positions_with_an_empty_database(tmp_path):
     (tmp_path / "c.toml").write_text(CONFIG)
+    sqlite3.connect(tmp_path / "db.sqlite").close()
     proc = cli(tmp_path, "positions", "--config", str(tmp_path / "c.toml"), "--db", str(tmp_path / "db.sqlite"))
     assert proc.returncode == 0 and proc.stdout.strip() == "no open positions"
 
@@ -235,3 +239,125 @@ def test_hostile_signal_json_exits_2_with_the_problem_named_and_no_traceback(sig
     (row,) = recorded(signal_dir)
     assert row["status"] == "rejected" and row["outcome"] == lines[1].strip()
 
+
+# -- --db, and bad input anywhere on the command line -------------------------------------------
+
+
+@pytest.fixture
+def in_process(tmp_path, monkeypatch):
+    """main() in this process, its data directory in tmp_path and no log file."""
+    from tui_trader import cli as shell
+
+    monkeypatch.setenv("TUI_TRADER_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(shell, "setup_logging", lambda *a, **k: None)
+    (tmp_path / "c.toml").write_text(SIGNAL_CONFIG)
+    return lambda *args: shell.main([*args, "--config", str(tmp_path / "c.toml")])
+
+
+@pytest.mark.parametrize("db, problem", [
+    ("{tmp}", "--db {tmp}: a directory, not a database file"),
+    ("{tmp}/quotes.csv", "--db {tmp}/quotes.csv: not a SQLite database"),
+    ("foo://", "--db foo://: unknown kind of database 'foo'; expected a SQLite file path or a SQLAlchemy URL "
+               "(sqlite:///PATH, postgresql+psycopg://USER@HOST/DB)"),
+    ("postgresql://trader:secret@db.example/book",
+     "--db postgresql://trader:***@db.example/book: the driver for postgresql is not installed (No module named "
+     "'psycopg')"),
+    ("", "--db is empty: give a SQLite file path or a database URL"),
+])
+def test_a_db_that_cannot_be_a_database_is_bad_input_naming_db(in_process, tmp_path, capsys, db, problem):
+    if "postgresql" in db and importlib.util.find_spec("psycopg") is not None:
+        pytest.skip("the PostgreSQL driver is installed here")
+    (tmp_path / "quotes.csv").write_text("ts,symbol,bid,ask\n1,BTCUSDT,100,100\n")
+    for command in (["positions"], ["logs"], ["check-exits"]):
+        assert in_process(*command, "--db", db.format(tmp=tmp_path)) == 2
+        assert capsys.readouterr().err == f"tui-trader: {problem.format(tmp=tmp_path)}\n"
+
+
+def test_store_url_from_the_environment_is_named_as_such(in_process, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TUI_TRADER_STORE__URL", f"sqlite:///{tmp_path}")
+    assert in_process("positions") == 2
+    assert capsys.readouterr().err == f"tui-trader: store.url sqlite:///{tmp_path}: a directory, not a database file\n"
+
+
+@pytest.mark.parametrize("command", [["positions"], ["check-exits"], ["logs"], ["levels", "1", "--stop", "90"],
+                                     ["exit", "1"]])
+def test_a_read_command_creates_no_database_and_no_directory(in_process, tmp_path, capsys, command):
+    missing = tmp_path / "no" / "dir" / "x.db"
+    assert in_process(*command, "--db", str(missing)) == 1
+    assert capsys.readouterr().err.startswith(f"tui-trader: no database at {missing}: nothing was recorded there yet")
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_signal_for_a_directory_that_does_not_exist_creates_none(in_process, tmp_path, capsys):
+    missing = tmp_path / "no" / "dir" / "x.db"
+    assert in_process("signal", "--strategy", "m", "--db", str(missing)) == 2
+    assert capsys.readouterr().err.startswith(f"tui-trader: cannot record the signal in sqlite:///{missing}: ")
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("wait", ["inf", "nan", "1e308"])
+def test_a_wait_of_forever_is_refused_by_the_parser(tmp_path, wait):
+    (tmp_path / "c.toml").write_text(SIGNAL_CONFIG)
+    proc = subprocess.run([sys.executable, "-m", "tui_trader", "signal", "--strategy", "m", "--wait", wait, "--config",
+                           str(tmp_path / "c.toml")], capture_output=True, text=True, timeout=20,
+                          env={"TUI_TRADER_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2
+    assert f"argument --wait: expected a number of seconds up to 3600, got '{wait}'" in proc.stderr
+
+
+def test_an_argument_that_is_not_utf8_is_bad_input_naming_it(tmp_path):
+    (tmp_path / "c.toml").write_text(CONFIG)
+    proc = subprocess.run([sys.executable, "-m", "tui_trader", "logs", "--grep", b"caf\xe9", "--config",
+                           str(tmp_path / "c.toml"), "--db", str(tmp_path / "db.sqlite")],
+                          capture_output=True, text=True, timeout=60,
+                          env={"TUI_TRADER_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
+    assert proc.returncode == 2 and proc.stderr == "tui-trader: --grep b'caf\\xe9': not valid UTF-8 text\n"
+
+
+# -- one engine per database, however its path is spelled ---------------------------------------
+
+
+def engine_process(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tui_trader", "engine", "--config", str(tmp_path / "c.toml"), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={"TUI_TRADER_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", **env})
+
+
+def test_a_second_engine_through_a_symlink_or_a_hard_link_is_refused(tmp_path):
+    (tmp_path / "c.toml").write_text(CONFIG)
+    db = tmp_path / "db.sqlite"
+    first = engine_process(tmp_path, "--db", str(db))
+    try:
+        assert "engine started" in first.stdout.readline()
+        (tmp_path / "symlink.sqlite").symlink_to(db)
+        os.link(db, tmp_path / "hardlink.sqlite")
+        for args, env in (([], {"TUI_TRADER_STORE__URL": f"sqlite:///{tmp_path / 'symlink.sqlite'}"}),
+                          (["--db", str(tmp_path / "hardlink.sqlite")], {})):
+            second = engine_process(tmp_path, *args, **env)
+            try:
+                out, _ = second.communicate(timeout=20)
+            finally:
+                second.kill()
+            assert second.returncode == 2, out
+            assert "another tui-trader engine is running on" in out and "Traceback" not in out
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+
+
+def test_an_engine_whose_reader_went_away_still_stops_on_sigterm_and_records_it(tmp_path):
+    """`tui-trader engine 2>&1 | head -1`: every later line meets a closed pipe."""
+    (tmp_path / "c.toml").write_text(CONFIG)
+    db = tmp_path / "db.sqlite"
+    proc = engine_process(tmp_path, "--db", str(db))
+    try:
+        assert "engine started" in proc.stdout.readline()
+        proc.stdout.close()
+        time.sleep(2)  # the entry's events are printed into the closed pipe
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+    with sqlite3.connect(db) as conn:
+        (last,) = conn.execute("select message from strategy_events order by id desc limit 1").fetchone()
+    assert last.startswith("engine stopped: 1 open position(s) stay open")

@@ -253,7 +253,10 @@ def test_a_bad_since_names_the_value_and_the_accepted_forms(raw):
 @pytest.mark.parametrize("args, lines", [
     (["--since", "yesterday"], [f"tui-trader: --since 'yesterday': expected {cli_logs.SINCE_FORMS}"]),
     (["--level", "loud"], ["tui-trader: --level 'loud': expected one of debug, info, warning, error, critical"]),
-    (["--limit", "0"], ["tui-trader: --limit 0: must be 1 or more"]),
+    *((["--limit", n], [f"tui-trader: --limit {n!r}: expected a whole number from 1 to 1,000,000,000"])
+      for n in ("0", "1e30", "1" + "0" * 30)),
+    (["--grep", "caf\udce9", "--strategy", "\udcff"], ["tui-trader: --grep b'caf\\xe9': not valid UTF-8 text",
+                                                       "  --strategy b'\\xff': not valid UTF-8 text"]),
     (["--level", "loud", "--since", "soon"],
      ["tui-trader: --level 'loud': expected one of debug, info, warning, error, critical",
       f"  --since 'soon': expected {cli_logs.SINCE_FORMS}"]),
@@ -272,12 +275,11 @@ def test_no_database_exits_1_and_creates_none(book, capsys, tmp_path):
     assert not missing.exists() and not missing.parent.exists()
 
 
-def test_a_file_that_is_no_database_exits_1(book, capsys, tmp_path):
+def test_a_file_that_is_no_database_is_bad_input(book, capsys, tmp_path):
     junk = tmp_path / "notes.txt"
     junk.write_text("not a database\n" * 100)
-    assert shell.main(["logs", "--config", str(book.cfg), "--db", str(junk)]) == 1
-    err = capsys.readouterr().err
-    assert err == f"tui-trader: cannot read events from {junk}: (sqlite3.DatabaseError) file is not a database\n"
+    assert shell.main(["logs", "--config", str(book.cfg), "--db", str(junk)]) == 2
+    assert capsys.readouterr().err == f"tui-trader: --db {junk}: not a SQLite database\n"
 
 
 def test_an_in_memory_database_has_no_events_to_read(book, capsys):

@@ -178,3 +178,14 @@ def test_an_unwritable_log_file_falls_back_to_stderr_and_says_so(tmp_path, capsy
     err = capsys.readouterr().err
     assert f"cannot write the log file {path}" in err
     assert json.loads(err.splitlines()[-1])["event"] == "still reported"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
+def test_a_full_disk_is_said_once_in_one_line_not_a_traceback_per_record(capfd):
+    setup_logging("info", path=Path("/dev/full"))  # every write fails with ENOSPC, as on a full disk
+    for i in range(500):
+        log.warning("line %d", i)
+    stop_logging()
+    assert capfd.readouterr().err.splitlines() == [
+        "tui-trader: cannot write /dev/full (No space left on device); log lines are lost until it works again (said "
+        "again at most every 10 minutes)"]

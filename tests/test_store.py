@@ -5,6 +5,7 @@ outage queues every write and flushes it, nothing lost, when the database is bac
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import astuple, replace
 
@@ -14,7 +15,8 @@ from sqlalchemy import create_engine, event
 from services.clock import FakeClock
 from services.engine import Engine
 from services.market import Quote
-from services.store import MemoryStore, SqlStore, StoreLockedError
+from services.store import MemoryStore, SqlStore, StoreLockedError, read_open_positions
+from services.store.sql import NoDatabaseError, engine_running, read_pnl_state
 from services.store.tables import LegRow
 from tests.conftest import T0, Harness
 from tests.engine_support import make_config, strat
@@ -279,6 +281,31 @@ def test_an_engine_cannot_open_a_database_another_engine_holds(db_url):
     third = Engine(make_config({"s": strat()}), FakeClock(T0), SqlStore(db_url))
     third.open()  # free once the first has closed
     third.store.close()
+
+
+def test_one_engine_per_database_through_a_symlink_or_a_hard_link(tmp_path):
+    db = tmp_path / "db.sqlite"
+    first = SqlStore(f"sqlite:///{db}")
+    first.open()
+    (tmp_path / "symlink.sqlite").symlink_to(db)
+    os.link(db, tmp_path / "hardlink.sqlite")
+    for other in ("symlink.sqlite", "hardlink.sqlite"):
+        with pytest.raises(StoreLockedError, match="another tui-trader engine is running"):
+            SqlStore(f"sqlite:///{tmp_path / other}").open()
+    assert engine_running(f"sqlite:///{tmp_path / 'symlink.sqlite'}") is True
+    first.close()
+    assert engine_running(f"sqlite:///{tmp_path / 'symlink.sqlite'}") is False
+    again = SqlStore(f"sqlite:///{tmp_path / 'hardlink.sqlite'}")
+    again.open()  # free once the first has closed
+    again.close()
+
+
+def test_a_read_creates_no_database_and_no_directory(tmp_path):
+    url = f"sqlite:///{tmp_path / 'no' / 'dir' / 'x.db'}"
+    for read in (read_open_positions, read_pnl_state):
+        with pytest.raises(NoDatabaseError, match=f"no database at {tmp_path / 'no' / 'dir' / 'x.db'}"):
+            read(url)
+    assert not (tmp_path / "no").exists()
 
 
 # -- database outage --------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import functools
 import json
 import logging
 import math
+import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -30,6 +32,22 @@ log = logging.getLogger("tui_trader")
 
 class UsageError(Exception):
     """Bad input from the user: printed as it is, exit code 2."""
+
+
+MAX_WAIT_S = 3600.0
+"""The longest --wait: more is a typo, not a wait."""
+
+
+def _seconds(raw: str) -> float:
+    """--wait: a number of seconds (the commands check its sign); never inf or nan, which
+    would wait forever or not at all."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value <= MAX_WAIT_S):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds up to {MAX_WAIT_S:g}, got {raw!r}")
+    return value
 
 
 def _common_options(default) -> argparse.ArgumentParser:
@@ -75,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeframe", metavar="TF", help='the chart interval, e.g. 15, 1h, 1D (a newer queued signal for '
                                                        'the same strategy, symbol and timeframe replaces an older one)')
     sp.add_argument("--size", metavar="Q", help="the entry's quantity instead of the strategy's sizing")
-    sp.add_argument("--wait", metavar="SECONDS", type=float, default=3.0,
+    sp.add_argument("--wait", metavar="SECONDS", type=_seconds, default=3.0,
                     help="how long to wait for an engine to take it (default 3)")
     sp.add_argument("--json", metavar="FILE", dest="json_file",
                     help='read the signal from a JSON object instead ("-" = stdin), e.g. a TradingView alert '
@@ -109,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "queued entry")
         pause_resume.append(command)
     for command in (lp, ep, *pause_resume):
-        command.add_argument("--wait", metavar="SECONDS", type=float, default=5.0,
+        command.add_argument("--wait", metavar="SECONDS", type=_seconds, default=5.0,
                              help="how long to wait for the engine's answer (default 5)")
     cp = sub.add_parser("check-exits", parents=[common], help="the exit rules closest to triggering, from the database")
     cp.add_argument("--json", action="store_true", help="machine-readable output")
@@ -120,10 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     command = args.command or "run"
     log_path = log_file()
     try:
+        problems = _argument_problems(parser, args)
+        if problems:
+            raise UsageError("\n  ".join(problems))
         settings, args.settings_path = _settings(args)
         log_path = log_file(settings.logs.file)
         setup_logging(settings.log_level, to_stdout=command == "engine", path=log_path,
@@ -158,7 +180,7 @@ def _run_command(command: str, args, settings: Settings) -> int:
     from sqlalchemy.exc import OperationalError
 
     from services.store import SchemaTooNewError
-    from services.store.sql import database_busy
+    from services.store.sql import NoDatabaseError, database_busy
 
     try:
         return COMMANDS[command](args, settings)
@@ -171,18 +193,88 @@ def _run_command(command: str, args, settings: Settings) -> int:
         print(f"tui-trader: database busy, try again (another process holds its write lock: "
               f"{str(exc.orig).splitlines()[0]})", file=sys.stderr)
         return 1
+    except NoDatabaseError as exc:  # a read command, and nothing recorded yet
+        print(f"tui-trader: {exc}", file=sys.stderr)
+        return 1
+
+
+def _argument_problems(parser: argparse.ArgumentParser, args) -> list[str]:
+    """One line per argument that is not UTF-8 text (its bytes arrive as lone surrogates: no
+    database, file name or terminal could take it as it is), or that argparse left without
+    its value (`--db=--` gives an empty list)."""
+    actions = list(parser._actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and args.command in action.choices:
+            actions += action.choices[args.command]._actions
+    names = {a.dest: a.option_strings[0] if a.option_strings else a.metavar for a in actions}
+    problems = []
+    for dest, value in vars(args).items():
+        if value == []:
+            problems.append(f"{names.get(dest, dest)}: expected a value")
+        elif isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                problems.append(f"{names.get(dest, dest)} {os.fsencode(value)!r}: not valid UTF-8 text")
+    return problems
 
 
 def _settings(args) -> tuple[Settings, Path]:
     overrides = {}
-    if args.db:
+    if args.db is not None:
+        if not args.db.strip():
+            raise UsageError("--db is empty: give a SQLite file path or a database URL")
         overrides["store.url"] = args.db if "://" in args.db else f"sqlite:///{Path(args.db).expanduser().resolve()}"
     if args.log_level:
         overrides["log_level"] = args.log_level
     path = find_settings(args.config)
     if path is None:
         raise UsageError("no settings.toml here; pass one with --config PATH")
-    return _override(load_settings(path), overrides), path
+    settings = _override(load_settings(path), overrides)
+    problem = _database_problem(settings.store.url)
+    if problem:
+        shown = _shown_path(args.db) if args.db is not None and "://" not in args.db else safe_url(settings.store.url)
+        raise UsageError(f"{'--db' if args.db is not None else 'store.url'} {shown}: {problem}")
+    return settings, path
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _database_problem(url: str) -> str:
+    """Why url cannot be a database ("" when it may be one), found before any command runs: a
+    mistyped --db or store.url is bad input, not an internal error."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    expected = "expected a SQLite file path or a SQLAlchemy URL (sqlite:///PATH, postgresql+psycopg://USER@HOST/DB)"
+    try:
+        parsed = make_url(url)
+        create_engine(parsed).dispose()  # loads the dialect and its driver; connects to nothing
+    except NoSuchModuleError:
+        return f"unknown kind of database {parsed.drivername!r}; {expected}"
+    except ArgumentError:
+        return f"not a database URL; {expected}"
+    except ImportError as exc:
+        return f"the driver for {parsed.drivername} is not installed ({exc})"
+    path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if not path or path == ":memory:":
+        return ""
+    try:
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+    except FileNotFoundError:  # an engine creates it; a read says there is none yet
+        return ""
+    except OSError as exc:  # a file on the way, a name too long
+        return f"cannot be used ({exc.strerror})"
+    if is_dir:
+        return "a directory, not a database file"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    return "" if head in (b"", _SQLITE_HEADER) else "not a SQLite database"
 
 
 def _override(settings: Settings, overrides: dict) -> Settings:
@@ -234,26 +326,27 @@ async def _run_headless(settings: Settings) -> int:
 
     color = sys.stdout.isatty()
     try:
-        return await run_headless(_engine(settings), lambda ev: print(cli_logs.event_line(ev, color), flush=True))
+        return await run_headless(_engine(settings), lambda ev: cli_logs.event_line(ev, color))
     except (StoreLockedError, SchemaTooNewError, RuntimeError) as exc:
         raise UsageError(str(exc)) from None
 
 
 def cmd_replay(args, settings: Settings) -> int:
-    from services.replay import BadRow, read_quotes, run_replay
+    from services.replay import BadFile, BadRow, read_quotes, run_replay
     from services.replay_signals import read_signals
 
-    for path in (args.quotes, args.signals):
-        if path is not None and not Path(path).is_file():
-            raise UsageError(f"{path}: no such file")
+    for name, path in (("QUOTES.csv", args.quotes), ("--signals", args.signals)):
+        if path is not None:
+            _check_readable(name, path)
     out = Path(args.out)
-    if not out.parent.exists():
-        raise UsageError(f"--out {args.out}: directory {out.parent} does not exist")
+    _check_out(out, args.out)
     bad_signals: list[BadRow] = []
     try:
         signals = read_signals(args.signals, settings, args.skip_bad, bad_signals) if args.signals else []
     except BadRow as exc:
         raise _bad_row(args.signals, exc) from None
+    except BadFile as exc:
+        raise UsageError(f"{args.signals}: {exc}; nothing written") from None
     skipped: list[BadRow] = []
     quotes = read_quotes(args.quotes, skip_bad=args.skip_bad, bad_rows=skipped)
     progress = _progress_bar(Path(args.quotes)) if sys.stderr.isatty() else None
@@ -263,6 +356,8 @@ def cmd_replay(args, settings: Settings) -> int:
             result = run_replay(settings, quotes, on_progress=on_progress, skipped=skipped, signals=signals)
     except BadRow as exc:
         raise _bad_row(args.quotes, exc) from None
+    except BadFile as exc:
+        raise UsageError(f"{args.quotes}: {exc}; nothing written") from None
     result.skipped_signals = bad_signals
     out.write_text(json.dumps(result.to_json(), indent=1))
     for line in result.warnings:
@@ -274,6 +369,36 @@ def cmd_replay(args, settings: Settings) -> int:
           f"{len(result.trades)} trades, {len(result.open)} still open{extra} -> {out}")
     print(_replay_summary(result))
     return 0
+
+
+def _check_readable(name: str, path: str) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{name} {_shown_path(path)}: cannot be read ({exc.strerror})") from None
+
+
+def _shown_path(path: str) -> str:
+    """A path as typed, quoted if it is empty or holds a tab, a newline or the like."""
+    return path if path.isprintable() and path.strip() else repr(path)
+
+
+def _check_out(out: Path, raw: str) -> None:
+    """--out is found unwritable before the run, not after it: by opening it (to append
+    nothing; a file created for the test is removed again)."""
+    raw = _shown_path(raw)
+    if os.path.isdir(out):
+        raise UsageError(f"--out {raw}: a directory; give the result file's name, e.g. {out / 'result.json'}")
+    if not os.path.isdir(out.parent):
+        raise UsageError(f"--out {raw}: directory {out.parent} does not exist")
+    existed = os.path.exists(out)
+    try:
+        out.open("ab").close()
+    except OSError as exc:
+        raise UsageError(f"--out {raw}: cannot be written ({exc.strerror})") from None
+    if not existed:
+        out.unlink()
 
 
 def _bad_row(path: str, exc) -> UsageError:
@@ -620,7 +745,7 @@ def _shared_url(settings: Settings) -> str:
 
 
 def _wait_problems(wait_s: float) -> list[str]:
-    return [] if math.isfinite(wait_s) and wait_s > 0 else [f"--wait: must be more than 0 seconds, got {wait_s:g}"]
+    return [] if wait_s > 0 else [f"--wait: must be more than 0 seconds, got {wait_s:g}"]
 
 
 _NONE = "none"

@@ -10,13 +10,14 @@ import re
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable, Iterable
 
 from services.event_log import LEVELS, EventQuery, event_dict
 from services.views import EventView
 
 DEFAULT_LIMIT = 50
+MAX_LIMIT = 1_000_000_000
+"""Far more than anyone reads; a number above 2**63 would not even fit SQLite's integers."""
 POLL_S = 0.5
 """How often --follow looks for new events."""
 BATCH = 2000
@@ -28,6 +29,10 @@ SINCE_FORMS = ("a duration back from now (90s, 15m, 2h, 3d), a date or date and 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+
+_FIRST_DATE = datetime(1, 1, 2, tzinfo=timezone.utc).timestamp()
+_LAST_DATE = datetime(9999, 12, 31, tzinfo=timezone.utc).timestamp()
+"""A day inside datetime's range at each end: any zone's offset keeps such a time a date."""
 
 _COLOR = {"warning": "\033[33m", "error": "\033[31m", "critical": "\033[1;31m"}
 _RESET = "\033[0m"
@@ -44,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strategy", metavar="ID", help="one strategy's events")
     parser.add_argument("--symbol", metavar="SYMBOL", help="one symbol's events")
     parser.add_argument("--alerts", action="store_true", help="only alerts not acknowledged yet")
-    parser.add_argument("--limit", metavar="N", type=int,
+    parser.add_argument("--limit", metavar="N",
                         help=f"the last N matching events (default {DEFAULT_LIMIT}; with --since: all of them)")
     parser.add_argument("--follow", "-f", action="store_true", help="keep printing new events; ctrl+c ends it")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -54,16 +59,21 @@ def parse_since(raw: str, now: float) -> float:
     """--since as epoch seconds; ValueError naming the accepted forms."""
     text = raw.strip()
     if duration := _DURATION.fullmatch(text.lower()):
-        return now - float(duration[1]) * _SECONDS[duration[2]]
-    try:
-        if clock := _TIME_OF_DAY.fullmatch(text):
-            today = datetime.fromtimestamp(now, timezone.utc)
-            when = today.replace(hour=int(clock[1]), minute=int(clock[2]), second=int(clock[3] or 0), microsecond=0)
-        else:
-            when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--since {raw!r}: expected {SINCE_FORMS}") from None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+        since = now - float(duration[1]) * _SECONDS[duration[2]]
+    else:
+        try:
+            if clock := _TIME_OF_DAY.fullmatch(text):
+                today = datetime.fromtimestamp(now, timezone.utc)
+                when = today.replace(hour=int(clock[1]), minute=int(clock[2]), second=int(clock[3] or 0),
+                                     microsecond=0)
+            else:
+                when = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"--since {raw!r}: expected {SINCE_FORMS}") from None
+        since = (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+    if not _FIRST_DATE <= since <= _LAST_DATE:  # a time no date can show
+        raise ValueError(f"--since {raw!r}: not a time from year 1 to 9999")
+    return since
 
 
 def event_line(e: EventView, color: bool = False) -> str:
@@ -80,11 +90,13 @@ def event_line(e: EventView, color: bool = False) -> str:
 
 
 def cmd_logs(args, settings) -> int:
+    from services.inbox import is_shared_url
+
     query, limit = _query(args, time.time())
     url = settings.store.url
-    problem = _missing_database(url)
-    if problem:
-        print(f"tui-trader: {problem}", file=sys.stderr)
+    if not is_shared_url(url):
+        print(f"tui-trader: store.url {url!r} is an in-memory database: its events end with the engine; use a file "
+              "or a server", file=sys.stderr)
         return 1
     try:
         return _show(url, query, limit, args.follow, args.json)
@@ -109,29 +121,19 @@ def _query(args, now: float) -> tuple[EventQuery, int | None]:
             since = parse_since(args.since, now)
         except ValueError as exc:
             problems.append(str(exc))
-    if args.limit is not None and args.limit < 1:
-        problems.append(f"--limit {args.limit}: must be 1 or more")
+    limit = None
+    if args.limit is not None:
+        try:
+            limit = int(args.limit)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_LIMIT:
+            problems.append(f"--limit {args.limit!r}: expected a whole number from 1 to {MAX_LIMIT:,}")
     if problems:
         raise UsageError("\n  ".join(problems))
     query = EventQuery(min_level=level, category=args.category or "", strategy=args.strategy or "",
                        symbol=args.symbol or "", text=args.grep or "", since=since, unread_only=args.alerts)
-    limit = args.limit if args.limit is not None or since is not None else DEFAULT_LIMIT
-    return query, limit
-
-
-def _missing_database(url: str) -> str:
-    """Why there is no database to read at url ("" when there may be one)."""
-    from sqlalchemy.engine import make_url
-
-    from services.inbox import is_shared_url
-
-    if not is_shared_url(url):
-        return f"store.url {url!r} is an in-memory database: its events end with the engine; use a file or a server"
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database).is_file():
-        return (f"no database at {parsed.database}: nothing was recorded there yet (start `tui-trader` or "
-                "`tui-trader engine` once, or point --db at the engine's database)")
-    return ""
+    return query, limit if limit is not None or since is not None else DEFAULT_LIMIT
 
 
 def _shown(url: str) -> str:
@@ -152,13 +154,13 @@ def _printer(as_json: bool) -> Callable[[EventView], None]:
 def _show(url: str, query: EventQuery, limit: int | None, follow: bool, as_json: bool) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from services.store import open_store_readonly
+    from services.store.sql import open_existing
 
     emit = _printer(as_json)
     db = None
     try:
         try:
-            db = open_store_readonly(url)
+            db = open_existing(url)
             last_id = _print_all(_initial(db, query, limit), emit)
         except SQLAlchemyError as exc:
             print(f"tui-trader: cannot read events from {_shown(url)}: {_first_line(exc)}", file=sys.stderr)

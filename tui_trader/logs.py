@@ -14,6 +14,7 @@ import logging
 import logging.handlers
 import queue
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,6 +43,50 @@ class JsonLines(logging.Formatter):
         return json.dumps(entry, default=str)  # an odd value in a context must not lose the line
 
 
+class _ReportsFailures(logging.Handler):
+    """A handler that cannot write (a full disk, a closed stderr) says so on stderr in one line,
+    again at most every REPORT_EVERY_S with the count of lines lost, instead of logging's
+    traceback per record (hundreds a minute, into the operator's terminal)."""
+
+    REPORT_EVERY_S = 600.0
+    _lost = 0
+    _reported_at: float | None = None
+
+    def handleError(self, record: logging.LogRecord | None) -> None:
+        self._lost += 1
+        now = time.monotonic()
+        if self._reported_at is not None and now - self._reported_at < self.REPORT_EVERY_S:
+            return
+        self._reported_at = now
+        exc = sys.exc_info()[1]
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
+        where = getattr(self, "baseFilename", "to stderr")
+        if self._lost == 1:
+            text = (f"cannot write {where} ({reason}); log lines are lost until it works again (said again at "
+                    f"most every {self.REPORT_EVERY_S / 60:.0f} minutes)")
+        else:
+            text = f"still cannot write {where} ({reason}); {self._lost} log line(s) lost so far"
+        try:
+            sys.stderr.write(f"tui-trader: {text}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):  # stderr is gone too: nobody to tell
+            pass
+
+    def close(self) -> None:
+        try:
+            super().close()  # flushes: the last lines can fail too
+        except (OSError, ValueError):
+            self.handleError(None)
+
+
+class _FileHandler(_ReportsFailures, logging.handlers.RotatingFileHandler):
+    pass
+
+
+class _StderrHandler(_ReportsFailures, logging.StreamHandler):
+    pass
+
+
 def setup_logging(level: str, to_stdout: bool = False, *, path: Path | None = None, max_bytes: int = 5_000_000,
                   backups: int = 3) -> None:
     """Log at `level` and above to `path` (default: tui_trader.log in the data directory),
@@ -57,11 +102,10 @@ def setup_logging(level: str, to_stdout: bool = False, *, path: Path | None = No
     path = path or log_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        target: logging.Handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
-                                                                       encoding="utf-8")
+        target: logging.Handler = _FileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
     except OSError as exc:
         print(f"tui-trader: cannot write the log file {path} ({exc.strerror}); logging to stderr", file=sys.stderr)
-        target = logging.StreamHandler(sys.stderr)
+        target = _StderrHandler(sys.stderr)
     # The queue handler formats (so a line shows its values as they were when logged); the
     # listener thread only writes.
     target.setFormatter(logging.Formatter("%(message)s"))
@@ -72,7 +116,7 @@ def setup_logging(level: str, to_stdout: bool = False, *, path: Path | None = No
     _listener = logging.handlers.QueueListener(lines, target)
     _listener.start()
     if to_stdout:
-        console = logging.StreamHandler(sys.stderr)
+        console = _StderrHandler(sys.stderr)
         console.setLevel(logging.WARNING)
         console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         # The headless engine prints every event itself.

@@ -57,6 +57,10 @@ class StoreLockedError(RuntimeError):
     """Another engine process holds this database."""
 
 
+class NoDatabaseError(RuntimeError):
+    """A read found no database file: nothing was recorded there yet (and a read creates none)."""
+
+
 def _sqlite_path(url: str) -> str | None:
     if url.startswith("sqlite:///") and ":memory:" not in url:
         return url[len("sqlite:///"):]
@@ -64,10 +68,8 @@ def _sqlite_path(url: str) -> str | None:
 
 
 def make_engine(url: str) -> Engine:
+    """The engine for url; its directory is not created (only an engine's store creates one)."""
     if url.startswith("sqlite"):
-        path = _sqlite_path(url)
-        if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S})
 
         @event.listens_for(eng, "connect")
@@ -97,15 +99,26 @@ def open_store_readonly(url: str) -> Engine:
     return eng
 
 
+def open_existing(url: str) -> Engine:
+    """open_store_readonly for a command that only reads: a SQLite file that is not there
+    raises NoDatabaseError instead of being created."""
+    path = _sqlite_path(url)
+    if path and not os.path.isfile(path):
+        raise NoDatabaseError(f"no database at {path}: nothing was recorded there yet (start `tui-trader` or "
+                              "`tui-trader engine` once, or point --db at the engine's database)")
+    return open_store_readonly(url)
+
+
 def engine_running(url: str) -> bool | None:
     """Whether an engine holds this SQLite database's lock file (None: not a SQLite file, so
     no way to tell). A non-blocking probe: an engine starting in that very instant is told
-    another one is running."""
+    another one is running. It never opens the database file itself: closing a descriptor of
+    it would drop the POSIX locks SQLite holds on it in this process."""
     path = _sqlite_path(url)
     if not path:
         return None
     try:
-        with open(path + ".lock") as probe:
+        with open(os.path.realpath(path) + ".lock") as probe:
             try:
                 fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -144,7 +157,7 @@ class SqlStore:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._refused_records: set[tuple[str, object]] = set()  # alerted once each
-        self._lock_file = None
+        self._lock_files: list = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -194,25 +207,35 @@ class SqlStore:
             if self.ok and not self._queue:
                 self._checkpoint("TRUNCATE", LOOP_BUSY_S)
             self.engine.dispose()
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        self._release_process_lock()  # after the last SQLite connection of this store is closed
 
     def _take_process_lock(self) -> None:
+        """One engine per database however its path is spelled: the lock file next to the
+        real file (through symlinks; what engine_running probes), and a lock on the database
+        file itself, which a hard link shares. Taken before this store opens a connection and
+        released after the last one is closed, as closing a descriptor of the database drops
+        the POSIX locks SQLite holds on it in this process."""
         path = _sqlite_path(self.url)
         if not path:
             return
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._lock_file = open(path + ".lock", "a+")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock_file.close()
-            self._lock_file = None
-            raise StoreLockedError(
-                f"another tui-trader engine is running on {path}; stop it first, "
-                "or give this one its own database with store.url"
-            ) from None
+        path = os.path.realpath(path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        for name, mode in ((path + ".lock", "a+"), (path, "ab")):  # "ab" creates an empty database, writes nothing
+            lock_file = open(name, mode)
+            self._lock_files.append(lock_file)
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self._release_process_lock()
+                raise StoreLockedError(
+                    f"another tui-trader engine is running on {path}; stop it first, "
+                    "or give this one its own database with store.url"
+                ) from None
+
+    def _release_process_lock(self) -> None:
+        for lock_file in reversed(self._lock_files):
+            lock_file.close()
+        self._lock_files.clear()
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -521,7 +544,7 @@ def _update_many(conn, kind: str, rows: list[dict]) -> None:
 
 def read_open_positions(url: str) -> list[dict]:
     """Open legs with their group, for `tui-trader positions` (works while an engine runs)."""
-    eng = open_store_readonly(url)
+    eng = open_existing(url)
     try:
         leg, g = LegRow.__table__, PositionGroupRow.__table__
         stmt = (
@@ -538,7 +561,7 @@ def read_open_positions(url: str) -> list[dict]:
 
 def read_pnl_state(url: str) -> list[dict]:
     """The stored state of the P&L rules, one row per scope, for `tui-trader check-exits`."""
-    eng = open_store_readonly(url)
+    eng = open_existing(url)
     try:
         with eng.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(PnlStateRow.__table__))]
