@@ -240,6 +240,20 @@ def test_hostile_signal_json_exits_2_with_the_problem_named_and_no_traceback(sig
     assert row["status"] == "rejected" and row["outcome"] == lines[1].strip()
 
 
+@pytest.mark.parametrize("wait", ["inf", "nan", "3601"])
+def test_signal_wait_is_bounded_instead_of_waiting_forever(signal_dir, wait):
+    code, lines = signal_bytes(signal_dir, "--strategy", "m", "--wait", wait)
+    assert code == 2 and lines[-1].startswith("tui-trader signal: error: argument --wait: "), lines
+    assert not any("Traceback" in line for line in lines)
+    assert recorded(signal_dir) == []
+
+
+def test_a_signal_argument_that_is_not_utf8_is_refused_before_anything_is_recorded(signal_dir):
+    code, lines = signal_bytes(signal_dir, "--strategy", b"\xff", "--wait", "0")
+    assert (code, lines) == (2, ["tui-trader: --strategy b'\\xff': not valid UTF-8 text"])
+    assert recorded(signal_dir) == []
+
+
 # -- --db, and bad input anywhere on the command line -------------------------------------------
 
 
