@@ -118,9 +118,9 @@ def attempt_cells(a: Attempt, styles: Styles) -> tuple:
         cell(hms(o.created_at)), num(str(o.group_id), "" if lead else DIM),
         cell(o.strategy_id if lead else ""), cell(o.symbol if leg else ""),
         cell(word if leg else f"↳ {word}", style),
-        num(px(price) if price is not None else "market", style if price is not None else DIM),
+        num(px(price, o.symbol) if price is not None else "market", style if price is not None else DIM),
         cell(result, STATUS_STYLE.get(o.status, "")), slip_cell, bp_cell,
-        num(px(o.reference_price), "" if leg else DIM), cell(side_word(o.side) if leg else ""),
+        num(px(o.reference_price, o.symbol), "" if leg else DIM), cell(side_word(o.side) if leg else ""),
         num(qty(o.qty) if leg else ""), cell(attempt_reason(o), LOSS if a.failed else DIM),
     )
 
@@ -132,7 +132,8 @@ def exit_cells(o: OrderView) -> tuple:
     return (
         cell(hms(o.created_at)), num(str(o.group_id)), cell(o.strategy_id), cell(o.symbol), cell(o.side),
         num(qty(o.qty)), cell(o.order_type), cell(o.method), num(str(o.retry_count + 1)),
-        num(px(o.reference_price)), num(px(o.limit_price)), num(px(o.avg_fill_price)), slip_cell,
+        num(px(o.reference_price, o.symbol)), num(px(o.limit_price, o.symbol)), num(px(o.avg_fill_price, o.symbol)),
+        slip_cell,
         cell(o.status, STATUS_STYLE.get(o.status, "")), cell(o.reason, DIM),
     )
 
@@ -178,13 +179,13 @@ def leg_detail(attempts: list[OrderView], symbol_config: Any = None) -> list[str
         lot = getattr(symbol_config, "lot_step", None)
         min_notional = getattr(symbol_config, "min_notional", 0.0) or 0.0
         parts.append(f"{first.symbol}: tick {_step(tick)}, lot {_step(lot)}, min notional {min_notional:,.2f}")
-    parts.append(f"reference {px(first.reference_price)}")
-    prices = " → ".join(px(o.limit_price) if o.limit_price is not None else "market" for o in attempts)
+    parts.append(f"reference {px(first.reference_price, first.symbol)}")
+    prices = " → ".join(px(o.limit_price, o.symbol) if o.limit_price is not None else "market" for o in attempts)
     parts.append(f"{len(attempts)} attempt{'s' if len(attempts) != 1 else ''}: {prices}")
     state = leg_state(attempts)
     if state == "filled":
         filled = next(o for o in attempts if o.status == "filled")
-        outcome = f"filled at {px(filled.avg_fill_price)} by {filled_by(filled)}"
+        outcome = f"filled at {px(filled.avg_fill_price, filled.symbol)} by {filled_by(filled)}"
         bps = slippage_bps(filled)
         if bps is not None:
             outcome += f", slippage {signed_px(slippage(filled))} ({bps:+.1f}bp)"
@@ -192,7 +193,7 @@ def leg_detail(attempts: list[OrderView], symbol_config: Any = None) -> list[str
             outcome += f", value {filled.avg_fill_price * filled.qty:,.2f}"
         parts.append(outcome)
     elif state == "working":
-        at = f" at {px(last.limit_price)}" if last.limit_price is not None else ""
+        at = f" at {px(last.limit_price, last.symbol)}" if last.limit_price is not None else ""
         parts.append(f"working: {attempt_word(last)}{at} since {hms(last.created_at)}")
     else:
         parts.append(f"{state}: {attempt_reason(last) or 'no fill'}")

@@ -71,17 +71,19 @@ def grid_cells(row: Row, now: float) -> tuple:
     status = status_cell(g.status) if g.legs else cell(RESTING, "cyan")
     return (
         *head_cells(row), cell(symbol), cell(g.side), status, pnl_cell(g.pnl), pnl_pct_cell(g.pnl_pct),
-        num(px(p.mark)) if p else blank,
+        num(px(p.mark, grid.symbol)) if p else blank,
         cell(sparkline(p.marks, TREND_WIDTH) if p else "", signed_style(g.pnl, 0.005)),
         next_exit_cell(triggers + [agg] if agg else triggers), num(duration(now - g.opened_at)),
-        num(qty(sum(leg.qty for leg in g.legs))), num(px(grid.avg_entry)), blank, num(px(grid_tp(g))), blank,
+        num(qty(sum(leg.qty for leg in g.legs))), num(px(grid.avg_entry, grid.symbol)), blank,
+        num(px(grid_tp(g), grid.symbol)), blank,
     )
 
 
 def layer_cells(row: Row, now: float) -> tuple:
     lg, p = row.layer, row.leg
     weight = f" ×{lg.weight:g}" if lg.weight is not None else ""
-    head = sub_head_cells(f"{layer_name(lg)}{weight} @{px(lg.price)}")  # its price too: Entry is far right
+    sym = row.group.grid.symbol
+    head = sub_head_cells(f"{layer_name(lg)}{weight} @{px(lg.price, sym)}")  # its price too: Entry is far right
     state = cell(lg.state, LAYER_STYLE.get(lg.state, ""))
     size = num(f"{qty(lg.filled_qty)}/{qty(lg.qty)}")
     if p is not None:  # filled: its live health, as a basket's leg
@@ -92,7 +94,7 @@ def layer_cells(row: Row, now: float) -> tuple:
     return (
         *head, cell(side_word(row.group.grid.side)), state, pnl_cell(lg.realized) if closed else blank,
         pnl_pct_cell(lg.realized / cost * 100.0) if closed and cost else blank, blank, cell(""), cell(""), blank,
-        size, num(px(lg.price)), blank, num(px(lg.tp_target)), blank,
+        size, num(px(lg.price, sym)), blank, num(px(lg.tp_target, sym)), blank,
     )
 
 
@@ -106,15 +108,17 @@ def grid_detail(g: Group, now: float, expanded: bool) -> str:
     parts = [f"#{g.id} {g.strategy_id} {g.side} {qty(sum(p.qty for p in g.legs))} {grid.symbol}",
              f"DCA grid, TP {grid.tp_mode}"]
     if grid.avg_entry is not None:
-        parts.append(f"avg entry {px(grid.avg_entry)}" + (f" → mark {px(g.legs[0].mark)}" if g.legs else ""))
+        mark = f" → mark {px(g.legs[0].mark, grid.symbol)}" if g.legs else ""
+        parts.append(f"avg entry {px(grid.avg_entry, grid.symbol)}{mark}")
     else:
         parts.append("no filled layer open")
     if grid.agg_tp is not None:
-        parts.append(f"aggregate TP {px(grid.agg_tp)}{away_text(toward(g, grid.agg_tp, 'target'))}")
+        parts.append(f"aggregate TP {px(grid.agg_tp, grid.symbol)}{away_text(toward(g, grid.agg_tp, 'target'))}")
     else:
         nearest = grid_tp(g)
-        parts.append("no aggregate TP" + (f", nearest layer TP {px(nearest)}{away_text(toward(g, nearest, 'target'))}"
-                                          if nearest is not None else ""))
+        parts.append("no aggregate TP" + (
+            f", nearest layer TP {px(nearest, grid.symbol)}{away_text(toward(g, nearest, 'target'))}"
+            if nearest is not None else ""))
     parts.append(f"pyramids {grid.pyramids} of {grid.max_pyramids}")
     layers = f"layers filled {filled_count(g)} of {len(grid.legs)}, {states['pending']} resting"
     parts.append(layers + (f", {states['tp-hit']} took profit" if states["tp-hit"] else ""))
@@ -140,23 +144,23 @@ def layer_detail(row: Row, now: float) -> str:
     grid = g.grid
     parts = [f"#{g.id} {g.strategy_id} {grid.symbol} layer {layer_name(lg)} (leg {lg.leg_id}): {lg.state}"]
     if p is not None:
-        parts += [f"{side_word(p.side)} {qty(p.qty)} at {px(p.entry)} → mark {px(p.mark)}",
+        parts += [f"{side_word(p.side)} {qty(p.qty)} at {px(p.entry, grid.symbol)} → mark {px(p.mark, grid.symbol)}",
                   f"P&L {money(p.pnl)} ({pct(p.pnl_pct)}), fees {p.fees:,.2f}", f"age {duration(now - p.opened_at)}"]
         if p.status != "OPEN":
             parts.append(state_text(p.status, (p,)))
         parts.append(levels_text(p, now))
         if grid.agg_tp is not None:
-            parts.append(f"the grid's aggregate TP {px(grid.agg_tp)} closes it too")
+            parts.append(f"the grid's aggregate TP {px(grid.agg_tp, grid.symbol)} closes it too")
     elif lg.state == "pending":
         away = away_text(toward(g, lg.price, "fill"))
-        parts += [f"resting limit {grid.side} {qty(lg.qty)} at {px(lg.price)}{away}",
+        parts += [f"resting limit {grid.side} {qty(lg.qty)} at {px(lg.price, grid.symbol)}{away}",
                   "it joins the aggregate TP once filled" if grid.tp_mode == "aggregate"
                   else "its own TP is set from its fill"]
     elif lg.state == "cancelled":
-        parts.append(f"its limit {grid.side} {qty(lg.qty)} at {px(lg.price)} never filled")
+        parts.append(f"its limit {grid.side} {qty(lg.qty)} at {px(lg.price, grid.symbol)} never filled")
     else:
-        took = f", took profit at its TP {px(lg.tp_target)}" if lg.state == "tp-hit" else ""
-        parts += [f"filled {qty(lg.filled_qty)} at {px(lg.price)}{took}", f"realized {money(lg.realized)}"]
+        took = f", took profit at its TP {px(lg.tp_target, grid.symbol)}" if lg.state == "tp-hit" else ""
+        parts += [f"filled {qty(lg.filled_qty)} at {px(lg.price, grid.symbol)}{took}", f"realized {money(lg.realized)}"]
     weight = _weight_text(row)
     if weight:
         parts.insert(1, weight)

@@ -60,7 +60,7 @@ def queued_cells(v: QueuedSignalView, now: float) -> tuple:
     return (
         num(f"{PROMOTED}{v.rank}" if v.pinned else str(v.rank), "bold cyan" if v.pinned else "bold"),
         cell(v.strategy_id), cell(v.symbol), cell(v.timeframe or "—", "" if v.timeframe else DIM),
-        cell(side_word(v.side)), num(px(v.price)), num(px(v.mark)), depth_cell(v.depth_pct),
+        cell(side_word(v.side)), num(px(v.price, v.symbol)), num(px(v.mark, v.symbol)), depth_cell(v.depth_pct),
         cell(v.rank_reason, "bold cyan" if v.pinned else DIM),
         num(str(v.replacements), "" if v.replacements else DIM), num(duration(now - v.queued_at)),
         cell(countdown(v.expires_at, now), WARN if left <= EXPIRY_WARNING_S else ""),
@@ -72,7 +72,8 @@ def queued_detail(v: QueuedSignalView, now: float, queued: int) -> str:
     tf = f" {v.timeframe}" if v.timeframe else ""
     times = "time" if v.replacements == 1 else "times"
     return (f"Signal #{v.id} {v.strategy_id} {v.symbol}{tf} {side_word(v.side)} · rank {v.rank} of {queued}: "
-            f"{v.rank_reason} · signal {px(v.price)} · now {px(v.mark)} · depth {pct(v.depth_pct)} · "
+            f"{v.rank_reason} · signal {px(v.price, v.symbol)} · now {px(v.mark, v.symbol)} · "
+            f"depth {pct(v.depth_pct)} · "
             f"replaced {v.replacements} {times} · queued {duration(now - v.queued_at)} ago · "
             f"expires {countdown(v.expires_at, now)}")
 

@@ -43,7 +43,7 @@ def reason_label(reason: str) -> str:
 
 def position_summary(p: PositionView, now: float) -> str:
     """What will take an open position out: its planned exit, its trailing stop, its exit order."""
-    parts = [f"{side_word(p.side)} {qty(p.qty)} {p.symbol} @ {px(p.entry)}, mark {px(p.mark)}"]
+    parts = [f"{side_word(p.side)} {qty(p.qty)} {p.symbol} @ {px(p.entry, p.symbol)}, mark {px(p.mark, p.symbol)}"]
     if p.exit_pending:
         parts.append(f"EXITING ({reason_label(p.exit_pending)})" + (f": {p.exit_order}" if p.exit_order else ""))
     if p.time_exit_at is not None:
@@ -53,15 +53,16 @@ def position_summary(p: PositionView, now: float) -> str:
     if p.trail_distance is not None:
         if p.trail_active:
             changed = f", last change {hms(p.trail_updated_at)}" if p.trail_updated_at is not None else ""
-            parts.append(f"trailing {p.trail_distance} armed: level {px(p.trail_level)}, peak {px(p.trail_peak)}{changed}")
+            parts.append(f"trailing {p.trail_distance} armed: level {px(p.trail_level, p.symbol)}, "
+                         f"peak {px(p.trail_peak, p.symbol)}{changed}")
         else:
-            parts.append(f"trailing {p.trail_distance} arms at {px(p.trail_arm_at)}")
+            parts.append(f"trailing {p.trail_distance} arms at {px(p.trail_arm_at, p.symbol)}")
     return " · ".join(parts)
 
 
 def trade_summary(t: TradeView) -> str:
-    return (f"closed {hms(t.exit_ts)} at {px(t.exit_price)} ({reason_label(t.exit_reason)}) · "
-            f"{side_word(t.side)} {qty(t.qty)} {t.symbol} @ {px(t.entry_price)} · P&L {money(t.pnl)}")
+    return (f"closed {hms(t.exit_ts)} at {px(t.exit_price, t.symbol)} ({reason_label(t.exit_reason)}) · "
+            f"{side_word(t.side)} {qty(t.qty)} {t.symbol} @ {px(t.entry_price, t.symbol)} · P&L {money(t.pnl)}")
 
 
 def timeline(snap: EngineSnapshot, group_id: int, position: PositionView | None, trade: TradeView | None) -> list[Line]:
@@ -70,10 +71,10 @@ def timeline(snap: EngineSnapshot, group_id: int, position: PositionView | None,
     lines = []  # oldest first: same-time lines keep this order through the sort
     if position is not None:
         lines.append(Line(position.opened_at, f"opened {side_word(position.side)} {qty(position.qty)} "
-                                              f"{position.symbol} @ {px(position.entry)}", DIM))
+                                              f"{position.symbol} @ {px(position.entry, position.symbol)}", DIM))
     elif trade is not None:
         lines.append(Line(trade.entry_ts, f"opened {side_word(trade.side)} {qty(trade.qty)} "
-                                          f"{trade.symbol} @ {px(trade.entry_price)}", DIM))
+                                          f"{trade.symbol} @ {px(trade.entry_price, trade.symbol)}", DIM))
     lines += (
         Line(e.ts, e.message, LOSS if e.level in ("error", "critical") else WARN if e.level == "warning"
              else HISTORY_CATEGORIES[e.category])
@@ -82,7 +83,8 @@ def timeline(snap: EngineSnapshot, group_id: int, position: PositionView | None,
     if position is not None:
         before = None
         for ts, level in position.trail_moves:
-            move = f"{px(before)} -> {px(level)}" if before is not None else px(level)
+            move = (f"{px(before, position.symbol)} -> {px(level, position.symbol)}" if before is not None
+                    else px(level, position.symbol))
             lines.append(Line(ts, f"trailing level {move}", WARN))
             before = level
     lines.sort(key=lambda line: line.ts)
