@@ -295,3 +295,36 @@ def test_a_shell_command_on_a_locked_database_says_busy_and_exits_1(tmp_path, mo
         h.engine.store.close()
     err = capsys.readouterr().err
     assert "tui-trader: database busy, try again" in err, err
+
+
+def test_a_full_disk_loses_nothing_raises_one_alert_and_lands_when_there_is_room(db_url, monkeypatch):
+    """SQLite's "database or disk is full" on every write for a while: trading goes on in
+    memory, one critical alert however many writes fail, and every write lands in order once
+    there is room again."""
+    from sqlalchemy.exc import OperationalError
+
+    store = SqlStore(db_url)
+    h = Harness(make_config({"s": strat(stop_loss=1)}), store=store)
+    h.quote("BTCUSDT", 100.0)
+    connection = store._connection
+
+    def full():
+        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+
+    monkeypatch.setattr(store, "_connection", full)
+    for px in (99.0, 98.0, 97.0, 96.0, 95.0, 94.0):  # stops and re-entries, each a failing write
+        h.quote("BTCUSDT", px)
+        store.flush()  # the write-behind thread's retries fail too
+    snap = h.engine.snapshot()
+    assert [t.exit_reason for t in snap.trades] == ["stop_loss"] * 3 and store.pending_writes > 0
+    alerts = [e for e in snap.events if e.category == "store" and e.level == "critical"]
+    assert len(alerts) == 1 and "disk is full" in alerts[0].message  # one alert, not one per write
+    monkeypatch.setattr(store, "_connection", connection)  # room again
+    store.flush()
+    h.quote("BTCUSDT", 94.0)
+    assert store.ok and store.pending_writes == 0
+    orders = sorted(h.engine.snapshot().orders, key=lambda o: o.id)
+    assert [tuple(r) for r in db_rows(db_url, "select id, status from orders order by id")] == [
+        (o.id, o.status) for o in orders]
+    assert len(db_rows(db_url, "select id from fills")) == len(orders)  # every order filled once
+    store.close()
