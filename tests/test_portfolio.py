@@ -195,3 +195,14 @@ def test_a_fired_rule_and_its_block_survive_a_restart_in_the_same_session(db_url
         assert stop.fired_at is not None and stop.pnl == pytest.approx(-6.0)
     finally:
         again.store.close()
+
+
+def test_the_pnl_trailing_stop_fires_on_reaching_its_level_not_only_past_it():
+    """DESIGN §3 portfolio level: trailing on the P&L curve exits at P&L <= peak - distance."""
+    from services.config import PnlRules
+    from services.portfolio import PnlScope
+
+    scope = PnlScope("s", PnlRules(trail_activation=10, trail_distance=4), T0)
+    for pnl, acts in ((12.0, None), (9.0, None), (8.0, ("pnl_trailing", 8.0))):  # peak 12: level 8
+        scope.unrealized = pnl
+        assert scope.check() == acts, pnl

@@ -166,3 +166,12 @@ def test_an_exit_signal_cancels_queued_entries_and_closes_the_position():
     assert not r.ok and r.message == "a has no position or queued entry on BTCUSDT to exit"
     assert h.store.of("signal")[-1]["status"] == "rejected"
     assert not h.engine.exit_signal("nobody").ok
+
+
+def test_first_in_means_queued_first_whatever_the_ids():
+    """Rule 4 of DESIGN §3's queue priority is by the time a signal was queued: a restored queue
+    or a replaced signal can have ids in another order."""
+    sq = SignalQueue(60.0)
+    sq.add(QueuedSignal(1, 1, "late", "X", "", "buy", 100.0, T0 + 5, 60.0))
+    sq.add(QueuedSignal(2, 2, "early", "X", "", "buy", 100.0, T0 + 1, 60.0))
+    assert [q.strategy_id for q, _ in sq.ranked({"X": 100.0}.get)] == ["early", "late"]
