@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-from-lock
 PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 UV_VERSION := 0.13.8
 
-.PHONY: run test bench engine migration lock clean
+.PHONY: run test test-fast bench engine migration lock clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ engine: $(STAMP)
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 $(ARGS)
+
+# The unit, engine and store tests only (no Pilot, no other process): well under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 -m "not tui and not process" $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)

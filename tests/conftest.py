@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,45 @@ def sql_store(db_url: str):
     store = SqlStore(db_url, flush_interval_s=0.05)
     yield store
     store.close()
+
+
+# == test kinds: `make test-fast` leaves out the Pilot (TUI) tests and those that start a process ==
+
+PROCESS_NAMES = frozenset({"subprocess", "Popen", "EngineProcess", "create_subprocess_exec"})
+"""A test that reaches one of these names (itself, through a helper in the tests, or through a
+fixture) starts a process."""
+PILOT_NAMES = frozenset({"run_test"})
+"""...or drives the TUI with Pilot."""
+
+
+def _reaches(fn, names: frozenset, seen: set) -> bool:
+    fn = getattr(fn, "__wrapped__", fn)  # a contextmanager's or fixture's own function
+    code = getattr(fn, "__code__", None)
+    if code is None or code in seen:
+        return False
+    seen.add(code)
+    codes = [code] + [c for c in code.co_consts if hasattr(c, "co_names")]  # with nested functions
+    if any(set(c.co_names) & names for c in codes):
+        return True
+    module = sys.modules.get(fn.__module__)
+    for name in code.co_names:  # the tests' own helpers and classes it calls
+        helper = getattr(module, name, None)
+        for callee in (helper, getattr(helper, "__init__", None)):
+            if getattr(callee, "__module__", "").startswith("tests") and _reaches(callee, names, seen):
+                return True
+    return False
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "tui: drives the TUI with Pilot (App.run_test)")
+    config.addinivalue_line("markers", "process: starts another process (a real engine, the CLI, a lock holder)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fns = [item.function, *(defs[-1].func for defs in item._fixtureinfo.name2fixturedefs.values())]
+        if item.module.__name__.rpartition(".")[2].startswith("test_tui") or "snap_compare" in item.fixturenames:
+            item.add_marker(pytest.mark.tui)
+        for names, mark in ((PILOT_NAMES, pytest.mark.tui), (PROCESS_NAMES, pytest.mark.process)):
+            if any(_reaches(fn, names, set()) for fn in fns):
+                item.add_marker(mark)
