@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Mapping, Protocol
 
-from .config import SymbolConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +22,18 @@ class RulesSource(Protocol):
         """The rules of a symbol, or None while they are not known (the entry is held)."""
 
 
+class SymbolRules(Protocol):
+    """What a symbol's settings say of its precision (services.config.SymbolConfig)."""
+
+    tick_size: float | None
+    lot_step: float | None
+    min_notional: float
+
+
 class SettingsRules:
     """Rules of the simulated symbols, from settings.toml."""
 
-    def __init__(self, symbols: dict[str, SymbolConfig]) -> None:
+    def __init__(self, symbols: Mapping[str, SymbolRules]) -> None:
         self._rules = {s: Rules(c.tick_size, c.lot_step, c.min_notional) for s, c in symbols.items()}
 
     def rules(self, symbol: str) -> Rules | None:

@@ -22,16 +22,13 @@ from pathlib import Path
 from services.signal_message import ACTIONS, EXAMPLE, MAX_BODY_BYTES
 
 from . import cli_logs
+from .usage import UsageError
 from .headless import run_headless
 from .locations import data_dir, demo_notice, find_settings, log_file, safe_url
 from .logs import mirror_events, setup_logging
 from .settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("tui_trader")
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as it is, exit code 2."""
 
 
 MAX_WAIT_S = 3600.0

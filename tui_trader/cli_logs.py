@@ -15,6 +15,8 @@ from typing import Callable, Iterable
 from services.event_log import LEVELS, EventQuery, event_dict
 from services.views import EventView
 
+from .usage import UsageError
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1_000_000_000
 """Far more than anyone reads; a number above 2**63 would not even fit SQLite's integers."""
@@ -109,7 +111,6 @@ def cmd_logs(args, settings) -> int:
 def _query(args, now: float) -> tuple[EventQuery, int | None]:
     """The filter and the --limit (None: every event since --since); UsageError with one
     line per bad option."""
-    from .cli import UsageError
 
     problems = []
     level = (args.level or "").strip().lower()
