@@ -142,6 +142,8 @@ class AlertHook:
             except OSError as exc:
                 return f"cannot start: {exc.strerror or exc}"
             self._groups.add(proc.pid)
+            if not self._accepting:  # a forced stop came while it started: it must not outlive the engine
+                _signal_group(proc.pid, signal.SIGKILL)
             try:
                 async with asyncio.timeout(self.timeout_s):
                     await proc.communicate(data)
