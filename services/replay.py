@@ -13,7 +13,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Callable, Collection, Iterable, Iterator, Sequence
 
 from .clock import FakeClock
-from .config import TradingConfig
+from .config import MAX_NUMBER, TradingConfig
 from .domain import Fill
 from .engine import Engine
 from .feeds.base import FeedHealth
@@ -32,10 +32,8 @@ OPTIONAL = ("last", "bid_size", "ask_size")
 
 
 MAX_TS = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
-"""The latest time a clock can show as a date."""
-MAX_PRICE = 1e12
-"""A price or size above this is a broken row, not a market: its notional loses the cents in
-float arithmetic, and 1e308 overflows to inf."""
+"""The latest time a clock can show as a date. (A price or size above config.MAX_NUMBER is a
+broken row too, not a market.)"""
 
 
 class BadRow(ValueError):
@@ -91,7 +89,7 @@ def read_quotes(path: str, skip_bad: bool = False, bad_rows: list[BadRow] | None
             last_ts = float("-inf")
             symbols: dict[str, str] = {}  # one str object per symbol, however many quotes hold it
             new_quote = tuple.__new__  # Quote(...) without its Python-level __new__: same tuple, 3x cheaper
-            max_ts, max_price = MAX_TS, MAX_PRICE  # locals: cheaper than globals in the loop
+            max_ts, max_price = MAX_TS, MAX_NUMBER  # locals: cheaper than globals in the loop
             rows = enumerate(reader, start=2)
             while True:
                 try:
@@ -168,8 +166,8 @@ def _price(raw: str, name: str) -> float:
         raise ValueError(f"{name} {raw!r} is not a number") from None
     if value < 0 or value != value:
         raise ValueError(f"{name} {raw!r} is negative or not a number")
-    if value > MAX_PRICE:  # inf too
-        raise ValueError(f"{name} {raw!r} is too large (above {MAX_PRICE:g})")
+    if value > MAX_NUMBER:  # inf too
+        raise ValueError(f"{name} {raw!r} is too large (above {MAX_NUMBER:g})")
     return value
 
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from .config import TradingConfig
+from .config import MAX_NUMBER, TradingConfig  # prices and sizes are below it
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "strategy": ("strategy", "strategy_id"),
@@ -55,8 +55,6 @@ MAX_DEPTH = 32
 MAX_CHARS = 100
 """The longest text a field other than the comment may hold."""
 MAX_COMMENT_CHARS = 1000
-MAX_NUMBER = 1e12
-"""Prices and sizes are below this: a larger one is a mistake, not an order."""
 
 
 @dataclass(frozen=True, slots=True)
