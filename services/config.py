@@ -10,7 +10,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from .schedule import ScheduleConfig, TimeOfDay, parse_timezone
+from .rules.schedule import ScheduleConfig, TimeOfDay, parse_timezone
 
 MAX_NUMBER = 10**12
 """Prices, steps, quantities, sums of money and weights are below this, and those that must be
@@ -463,7 +463,7 @@ class TradingConfig(_Model):
     def _dca_layers_tradable(self) -> "TradingConfig":
         """Each layer of a grid must be an order the venue accepts: checked at the symbol's
         start price, with its tick, lot step and minimum notional."""
-        from .dca import grid_problems  # the calculator lives with the grid code
+        from .rules.dca import grid_problems  # the calculator lives with the grid code
 
         problems = []
         for sid, strat in self.strategies.items():

@@ -30,8 +30,8 @@ from .engine_risk import EngineRisk
 from .feeds.simulated import SimulatedFeed
 from .market import Quote, QuoteBook, fill_price_from_quotes, mark_of
 from .portfolio import BOOK, RULE_LABEL, PnlScope
-from .precision import RulesSource, SettingsRules, floor_qty, round_price
-from .schedule import entry_due, next_entry, planned_exit, session_bounds
+from .rules.precision import RulesSource, SettingsRules, floor_qty, round_price
+from .rules.schedule import entry_due, next_entry, planned_exit, session_bounds
 from .signal_queue import QueuedSignal, SignalQueue
 from .store.loaded import LoadedState
 from .timers import Timers

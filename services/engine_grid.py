@@ -9,7 +9,7 @@ from typing import Any
 
 from .amounts import entry_capital as _capital, px as _px
 from .config import StrategyConfig
-from .dca import LayerPlan, grid, layer_problem, tp_price
+from .rules.dca import LayerPlan, grid, layer_problem, tp_price
 from .domain import Group, Leg, Order
 from .market import Quote, mark_of
 from .views import CommandResult, GridLegView, GridView

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import risk_plan
+from .rules import risk_plan
 from .amounts import qty as _qty
 from .views import CommandResult, RiskView
 

@@ -18,7 +18,7 @@ from .domain import Fill
 from .engine import Engine
 from .feeds.base import FeedHealth
 from .market import Quote
-from .schedule import ScheduleConfig, next_entry, window_at
+from .rules.schedule import ScheduleConfig, next_entry, window_at
 from .signal_message import act_on
 from .signal_queue import QueuedSignal
 from .store import MemoryStore

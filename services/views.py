@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .risk_plan import Close as RiskStepView  # one close of a plan: a quantity of a winner's leg
+from .rules.risk_plan import Close as RiskStepView  # one close of a plan: a quantity of a winner's leg
 
 
 @dataclass(frozen=True, slots=True)

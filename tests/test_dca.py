@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.config import DcaLayer, TradingConfig
-from services.dca import grid, grid_problems, layer_problem, tp_price
+from services.rules.dca import grid, grid_problems, layer_problem, tp_price
 from services.store import SqlStore
 
 from .conftest import Harness

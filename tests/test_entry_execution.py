@@ -9,7 +9,7 @@ from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import Engine
 from services.market import Quote
-from services.precision import floor_qty, round_price
+from services.rules.precision import floor_qty, round_price
 from tests.conftest import T0
 from tests.engine_support import RecordingStore
 

@@ -191,7 +191,7 @@ def test_zero_slippage_and_fees_fill_exactly_at_the_touch():
 
 
 def test_a_slipped_fill_is_on_the_tick_and_never_in_the_traders_favour():
-    from services.precision import Rules
+    from services.rules.precision import Rules
 
     class Ticks:
         def rules(self, symbol):

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from services.config import RiskEngineConfig
-from services.risk_plan import Close, Leg, Position, eligibility, offset_plan, summary
+from services.rules.risk_plan import Close, Leg, Position, eligibility, offset_plan, summary
 from tests.conftest import T0
 
 

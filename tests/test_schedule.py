@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import ValidationError
 
-from services.schedule import ScheduleConfig, Window, entry_due, next_entry, planned_exit, window_at, window_of
+from services.rules.schedule import ScheduleConfig, Window, entry_due, next_entry, planned_exit, window_at, window_of
 
 WEEKDAYS_ONLY = ["mon", "tue", "wed", "thu", "fri"]
 

@@ -826,7 +826,7 @@ def _pnl_rules(settings: Settings, stored: list[dict], legs: list[dict], now: fl
     """Every P&L rule of the book and of each strategy, judged on the stored state of this
     session (a scope with no state this session starts the day at its open positions' P&L)."""
     from services.portfolio import BOOK, PnlScope
-    from services.schedule import session_bounds
+    from services.rules.schedule import session_bounds
 
     book = settings.book
     day_start = session_bounds(now, book.session_start, book.timezone)[0]

@@ -12,7 +12,7 @@ import math
 from ..config import PaperConfig
 from ..domain import Order
 from ..market import Quote, QuoteBook
-from ..precision import RulesSource, round_price
+from ..rules.precision import RulesSource, round_price
 from .base import FillHandler, RejectHandler
 
 

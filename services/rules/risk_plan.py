@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from .config import RiskEngineConfig
-from .domain import side_dir
+from ..config import RiskEngineConfig
+from ..domain import side_dir
 from .precision import floor_qty
 
 _EPS = 1e-9  # amounts (money, quantity, seconds) below this are float noise
