@@ -142,6 +142,18 @@ class PaperConfig(_Model):
     """Fee on market and marketable limit fills."""
     starting_cash: Positive = 100_000.0
     """Paper account cash at the first start."""
+    events: Literal["immediate", "async"] = "immediate"
+    """How the paper venue answers an order: immediate (inside the call that sent it) or
+    async (after the call returns, after latency_ms), as a live venue does."""
+    latency_ms: float = Field(0.0, ge=0, le=60_000)
+    """With async events: how long each answer takes to arrive (milliseconds, at most a minute)."""
+
+    @model_validator(mode="after")
+    def _latency_for_async(self) -> "PaperConfig":
+        if self.latency_ms and self.events != "async":
+            _refuse(self, [(("latency_ms",), 'applies only to events = "async": set events = "async" '
+                                              'or latency_ms = 0')])
+        return self
 
 
 class SymbolConfig(_Model):
