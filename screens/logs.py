@@ -28,6 +28,7 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Select
 
+from services.event_categories import CATEGORIES
 from services.event_log import LEVELS, EventQuery
 from services.views import EngineSnapshot, EventView
 
@@ -52,10 +53,6 @@ DROP = PAGE
 
 SEARCH_DELAY_S = 0.15
 """The search applies once typing pauses this long (enter applies it at once)."""
-
-KNOWN_CATEGORIES = ("alerts", "dca", "engine", "entry", "exit", "feed", "fill", "levels", "lifecycle", "operator", "order",
-                    "queue", "recovery", "risk", "signal", "store", "trailing")
-"""The categories the engine raises events in (services/*.py); others are added as seen."""
 
 LEVEL_OPTIONS = [("all levels", "")] + [(f"≥ {level}" if level != "critical" else level, level)
                                         for level in LEVELS if level != "debug"]
@@ -169,7 +166,8 @@ class LogsScreen(EngineScreen):
         """The UTC day the times are shown for (an older event shows its date too)."""
         self._cells = self._alert_cells = tuple  # made for the day at each render where it turns
         self._alerts_shown: tuple[EventView, ...] | None = None
-        self._values: dict[str, set[str]] = {"category": set(KNOWN_CATEGORIES), "strategy": set(), "symbol": set()}
+        # the category filter offers every known category at once; others are added as seen
+        self._values: dict[str, set[str]] = {"category": set(CATEGORIES), "strategy": set(), "symbol": set()}
         self._stale_options: set[str] = set(self._values)
         self._search_timer: Timer | None = None
 

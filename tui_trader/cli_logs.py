@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
+from services.event_categories import CATEGORIES
 from services.event_log import LEVELS, EventQuery, event_dict
 from services.views import EventView
 
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", metavar="WHEN", help=f"every event since WHEN: {SINCE_FORMS}")
     parser.add_argument("--grep", metavar="TEXT", help="text anywhere in the message, category, strategy or symbol "
                                                        "(any case)")
-    parser.add_argument("--category", metavar="NAME", help="one category, e.g. exit, fill, feed, operator")
+    parser.add_argument("--category", metavar="NAME", help=f"one category: {', '.join(CATEGORIES)}")
     parser.add_argument("--strategy", metavar="ID", help="one strategy's events")
     parser.add_argument("--symbol", metavar="SYMBOL", help="one symbol's events")
     parser.add_argument("--alerts", action="store_true", help="only alerts not acknowledged yet")
