@@ -6,15 +6,10 @@ import asyncio
 import heapq
 import itertools
 import time
-from typing import Protocol
 
+from .ports import Clock
 
-class Clock(Protocol):
-    def now(self) -> float:
-        """Epoch seconds."""
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait `seconds` of this clock's time."""
+__all__ = ["Clock", "FakeClock", "RealClock"]  # Clock, the port, is defined in services.ports
 
 
 class RealClock:

@@ -1,5 +1,7 @@
 """The built-in simulated market: a geometric random walk per symbol. It continues from the
-last stored prices at a restart (DESIGN §4); its path is new at every run unless seeded."""
+last stored prices at a restart (DESIGN §4); its path is new at every run unless seeded.
+It can quote only the symbols it was given (their settings hold the start price, drift,
+volatility and tick); it starts with all of them subscribed."""
 
 from __future__ import annotations
 
@@ -7,12 +9,11 @@ import asyncio
 import logging
 import math
 import random
-from typing import Callable
+from typing import Callable, Iterable
 
-from ..clock import Clock
 from ..config import SymbolConfig
 from ..market import Quote
-from .base import FeedHealth, QuoteHandler
+from ..ports import Clock, FeedHealth, QuoteHandler
 
 SECONDS_PER_YEAR = 365.0 * 24 * 3600
 
@@ -42,6 +43,21 @@ class SimulatedFeed:
         for sym, price in prices.items():
             if sym in self._price and math.isfinite(price) and price > 0:
                 self._price[sym] = price
+
+    def subscribe(self, symbols: Iterable[str]) -> None:
+        """Quote these symbols too, from the next step on, each going on from its last price.
+        Raises ValueError for a symbol the feed has no settings for."""
+        wanted = tuple(dict.fromkeys(symbols))
+        unknown = [sym for sym in wanted if sym not in self.config]
+        if unknown:
+            raise ValueError(f"the simulated feed has no settings for {', '.join(unknown)}")
+        self.symbols += tuple(sym for sym in wanted if sym not in self.symbols)
+
+    def unsubscribe(self, symbols: Iterable[str]) -> None:
+        gone = set(symbols)
+        self.symbols = tuple(sym for sym in self.symbols if sym not in gone)
+        for sym in gone:
+            self._next_due.pop(sym, None)  # due at once if subscribed again
 
     def next_quote(self, symbol: str) -> Quote:
         """Advance one symbol's price by one tick and return its quote."""
