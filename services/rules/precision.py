@@ -39,6 +39,9 @@ class SettingsRules:
     def rules(self, symbol: str) -> Rules | None:
         return self._rules.get(symbol)
 
+    async def refresh(self) -> None:
+        """Nothing to load: the settings change only at a restart."""
+
 
 def _decimals(step: float) -> int:
     return max(0, -math.floor(math.log10(step)) + 6)
