@@ -4,7 +4,7 @@ snapshot. The app renders only the visible screen; a screen catches up when it i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, cast
+from typing import ClassVar, Protocol, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingsMap
@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer
 
+from services.ports import EngineCommands
 from services.views import EngineSnapshot
 
 from .widgets.status_bar import StatusBar
@@ -20,10 +21,12 @@ from .widgets.status_bar import StatusBar
 class TraderHost(Protocol):
     """What the screens need from the app (tui_trader.app.TraderApp implements it)."""
 
-    engine: Any
     latest_snapshot: EngineSnapshot | None
     export_dir: Path
     """Where exports go unless the operator says otherwise (exports/ in the data directory)."""
+
+    @property
+    def engine(self) -> EngineCommands: ...
 
     def render_now(self) -> None:
         """Take a fresh snapshot from the engine and render the visible screen with it."""
@@ -79,7 +82,7 @@ class EngineScreen(Screen):
         return cast(TraderHost, self.app)
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> EngineCommands:
         return self.host.engine
 
     def compose(self) -> ComposeResult:

@@ -8,6 +8,7 @@ from typing import Callable, Mapping, cast
 from textual.app import App
 
 from services.portfolio import BOOK
+from services.ports import EngineCommands
 from services.views import CommandResult, EngineSnapshot, PositionView, QueuedSignalView, RiskView, StrategyView
 
 from .base import TraderHost
@@ -196,7 +197,7 @@ def strategy_details(app: App, strategy: StrategyView) -> None:
                                           lambda: engine.risk_preview(strategy.id)))
 
 
-def _how(engine, strategy_id: str) -> str:
+def _how(engine: EngineCommands, strategy_id: str) -> str:
     """How the strategy's entries are worked, for the confirmation."""
     cfg = engine.config.strategies.get(strategy_id)
     ex = getattr(cfg, "execution", None)

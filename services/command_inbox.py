@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine as SqlEngine
 
 from .inbox import Inbox, post_row, read_row
+from .ports import EngineCommands
 from .store.tables import CommandInboxRow
 from .views import CommandResult
 
@@ -80,6 +81,7 @@ class CommandInbox(Inbox):
 
     label = "command inbox"
     unrecorded_at_stop = "the next start records them as interrupted"
+    engine: EngineCommands  # bound before the first poll
 
     def __init__(self, url: str, poll_interval_s: float = 0.25) -> None:
         super().__init__(url, poll_interval_s, log)

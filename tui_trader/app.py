@@ -40,6 +40,7 @@ from screens.risk import RiskScreen
 from screens.schedule import ScheduleScreen
 from screens.widgets.help import HelpScreen
 from screens.widgets.orphans import OrphansScreen
+from services.ports import EngineService
 from services.views import EngineSnapshot
 
 from .headless import FORCE_WINDOW_S, FORCED_EXIT
@@ -113,7 +114,8 @@ class TraderApp(App[None]):
                 tooltip="Stop the engine and quit; again within 2 s: quit at once", id="app.quit_now"),
     ]
 
-    def __init__(self, settings: Any, engine: Any, settings_path: Path | None = None, notice: str = "") -> None:
+    def __init__(self, settings: Any, engine: EngineService, settings_path: Path | None = None,
+                 notice: str = "") -> None:
         super().__init__()
         self.settings = settings
         self.engine = engine
@@ -515,6 +517,6 @@ def _flash_rank(e) -> tuple[int, int]:
     return (1 + FLASH_CATEGORIES.index(e.category), -e.id)
 
 
-def make_app(settings: Any, engine: Any, settings_path: Path | None = None, notice: str = "") -> TraderApp:
+def make_app(settings: Any, engine: EngineService, settings_path: Path | None = None, notice: str = "") -> TraderApp:
     """The TUI over `engine` (not started yet: the app starts it on mount and stops it on quit)."""
     return TraderApp(settings, engine, settings_path, notice)

@@ -15,6 +15,8 @@ import sys
 import time
 from typing import Callable
 
+from services.ports import EngineService
+
 log = logging.getLogger("tui_trader.headless")
 
 FORCE_WINDOW_S = 2.0
@@ -26,7 +28,7 @@ FORCED_EXIT = 130
 class _Stopper:
     """Turns the signals into a clean stop, or a forced exit when one comes twice quickly."""
 
-    def __init__(self, engine, on_force: Callable[[], None]) -> None:
+    def __init__(self, engine: EngineService, on_force: Callable[[], None]) -> None:
         self.engine = engine
         self.on_force = on_force
         self.requested = asyncio.Event()
@@ -69,7 +71,7 @@ def _exit_forced() -> None:
     os._exit(FORCED_EXIT)
 
 
-async def run_headless(engine, event_text: Callable, on_force: Callable[[], None] = _exit_forced) -> int:
+async def run_headless(engine: EngineService, event_text: Callable, on_force: Callable[[], None] = _exit_forced) -> int:
     """Start `engine`, print each event as event_text makes it, run until a signal, stop
     cleanly. Start failures propagate."""
     stopper = _Stopper(engine, on_force)
