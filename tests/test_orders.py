@@ -112,6 +112,9 @@ def test_a_fill_event_that_completes_the_order_fills_it_whatever_its_name():
 def test_an_order_is_filled_within_the_relative_tolerance_and_not_beyond():
     s = advance(advance(state(S.WORKING, qty=0.3), part(qty=0.1)).state, part(qty=0.2)).state
     assert s.status is S.FILLED and s.filled_qty != 0.3  # 0.30000000000000004
+    under = advance(state(S.WORKING, qty=0.3), part(qty=0.7 - 0.4)).state  # 0.29999999999999993
+    assert under.status is S.FILLED and under.remaining == 0.0
+    assert advance(state(S.WORKING, qty=1.0), part(qty=1.0 - 1e-9)).state.status is S.FILLED  # at the bound
     short = advance(state(S.WORKING, qty=1.0), part(qty=1.0 - 1e-6)).state
     assert short.status is S.PARTIALLY_FILLED and short.remaining == pytest.approx(1e-6)
 
