@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine as SqlEngine
 
 from .inbox import Inbox, post_row, read_row
+from .ports import EngineCommands
 from .signal_message import SignalMessage, act_on, check_signal
 from .store.tables import SignalInboxRow, SignalRow
 
@@ -84,6 +85,7 @@ class SignalInbox(Inbox):
 
     label = "signal inbox"
     unrecorded_at_stop = "the next start matches them to the engine's Signal rows"
+    engine: EngineCommands  # bound before the first poll
 
     def __init__(self, url: str, poll_interval_s: float = 0.5, ttl_s: float = 300.0,
                  startup_grace_s: float | None = None) -> None:
@@ -94,7 +96,7 @@ class SignalInbox(Inbox):
         (engine clock) for the feed's first quotes; default: feed.max_quote_age_s."""
         self._bound_at = 0.0
 
-    def bind(self, engine) -> None:
+    def bind(self, engine: EngineCommands) -> None:
         super().bind(engine)
         self._bound_at = engine.clock.now()
         if self.startup_grace_s is None:
