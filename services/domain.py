@@ -5,12 +5,57 @@ sees these: it gets frozen views (services.views)."""
 from __future__ import annotations
 
 from collections import deque
+from enum import StrEnum
 from typing import Any
 
 from .config import Distance
 
 LONG, SHORT = 1, -1
 MARK_SAMPLES = 40
+
+
+class RunStatus(StrEnum):
+    ENTERING = "entering"
+    LIVE = "live"
+    EXITING = "exiting"
+    CLOSED = "closed"
+    ERROR = "error"  # its entry failed: the reason says why
+
+
+class GroupStatus(StrEnum):
+    ENTERING = "entering"
+    OPEN = "open"
+    EXITING = "exiting"
+    CLOSED = "closed"
+
+
+class LegStatus(StrEnum):
+    PENDING = "pending"  # a DCA layer whose resting order has not filled
+    OPEN = "open"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"  # a DCA layer given up before it filled
+
+
+class ExitReason(StrEnum):
+    """Why a position was closed (a leg's or group's exit_reason, a group's pending_exit)."""
+
+    STOP_LOSS = "stop_loss"
+    TRAILING_STOP = "trailing_stop"
+    TARGET = "target"
+    TIME = "time"
+    AGGREGATE_TP = "aggregate_tp"  # a DCA grid's take-profit over its average entry
+    MANUAL = "manual"
+    SIGNAL = "signal"
+    UNWIND = "unwind"  # a multi-leg entry failed: the legs already in are sold
+    ENTRY_FAILED = "entry_failed"
+    RISK_OFFSET = "risk_offset"
+    DAILY_LOSS_LIMIT = "daily_loss_limit"
+    BOOK_PNL_STOP = "book_pnl_stop"
+    BOOK_PNL_TRAILING = "book_pnl_trailing"
+    BOOK_PNL_TARGET = "book_pnl_target"
+    STRATEGY_PNL_STOP = "strategy_pnl_stop"
+    STRATEGY_PNL_TRAILING = "strategy_pnl_trailing"
+    STRATEGY_PNL_TARGET = "strategy_pnl_target"
 
 
 def side_dir(side: str) -> int:
@@ -213,7 +258,7 @@ class Order(Record):
     __slots__ = (
         "client_id", "group_id", "leg_id", "strategy_id", "symbol", "side", "qty", "order_type",
         "method", "purpose", "retry_count", "limit_price", "reference_price", "status", "reason",
-        "created_at", "updated_at", "filled_qty", "avg_fill_price",
+        "created_at", "updated_at", "filled_qty", "avg_fill_price", "fees",
     )
     KIND = "order"
 
@@ -232,6 +277,7 @@ class Order(Record):
         self.created_at = self.updated_at = created_at
         self.filled_qty = 0.0
         self.avg_fill_price: float | None = None
+        self.fees = 0.0  # of its fills so far; in memory only (each fill row has its own fee)
 
     def row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in (
