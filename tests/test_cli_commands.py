@@ -361,7 +361,7 @@ async def test_a_refusal_exits_1_with_the_engines_reason(w, capsys):
       "  --trail-activation 'x%': expected a percentage like \"0.5%\" or a number of points like 25, got 'x%'\n"
       "  --time-exit '25:00': not a time: '25:00' (use HH:MM UTC, or +90s / +5m / +1h from now); none removes it")),
     (["levels", "1", "--stop", "nan", "--time-exit", "+0"], "--stop 'nan': must be a positive price; none removes it"),
-    (["levels", "1", "--time-exit", "+100000000"], "--time-exit '+100000000': '+100000000' is more than 30 days ahead"),
+    (["levels", "1", "--time-exit", "+100000000"], "--time-exit '+100000000': '+100000000' is more than 366 days ahead"),
     (["levels", "1"], "nothing to change: give --stop, --target, --trail, --trail-activation or --time-exit"),
     (["levels", "1", "--stop", "90", "--wait", "0"], "--wait: must be more than 0 seconds, got 0"),
     (["exit"], "exit: give one of POSITION, --strategy ID or --all"),

@@ -1,6 +1,6 @@
 """A position's exit levels (services.rules.levels): each check at its boundaries (exactly 0,
-exactly 100 %, exactly at the mark, the time-exit horizon) and the edit that applies them
-to a leg."""
+exactly 100 %, exactly at the mark, the time-exit horizon), the edit that applies them to a
+leg, and the form parser that uses the same checks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from services.config import MAX_SECONDS, Distance
 from services.domain import Group, Leg
+from services.level_input import parse_activation, parse_price, parse_time_exit, parse_trail
 from services.rules.levels import (
     EDITABLE, KEEP, LEVEL_LABELS, TIME_EXIT_HORIZON_S, activation_distance, edit_errors, fmt_level, level_problem,
     level_value, price_problem, trail_distance_problem, within_horizon,
@@ -222,3 +223,27 @@ def test_how_an_edit_names_and_shows_its_levels():
     assert fmt_level("time_exit_at", T0 + 5400) == "Thu 01:30 UTC"
     assert level_value(Distance(0.005, "pct")) == "0.5%"
     assert level_value(95.0) == 95.0 and level_value(None) is None
+
+
+# -- the form parser uses the same checks ---------------------------------------------------------
+
+def test_the_form_refuses_what_the_checks_refuse():
+    for raw, problem in (("0", "must be a positive price"), ("inf", "must be a positive price")):
+        with pytest.raises(ValueError, match=problem):
+            parse_price(raw)
+    for raw, problem in (("0", ABOVE_0), ("0%", ABOVE_0), ("100%", BELOW_100)):
+        with pytest.raises(ValueError, match=problem):
+            parse_trail(raw)
+    assert parse_trail("99.9%") == "99.9%" and parse_trail("100") == 100.0
+    assert parse_activation("") == 0.0 and parse_activation(" 0.2% ") == "0.2%"
+    with pytest.raises(ValueError, match="expected a percentage"):
+        parse_activation("x")
+
+
+def test_the_form_takes_a_time_exit_up_to_the_horizon():
+    horizon = int(TIME_EXIT_HORIZON_S)
+    assert parse_time_exit(f"+{horizon}", T0) == T0 + horizon
+    assert parse_time_exit("+8784h", T0) == T0 + horizon  # 366 days
+    assert parse_time_exit("+504h", T0) == T0 + 21 * 86_400  # three weeks out
+    with pytest.raises(ValueError, match="is more than 366 days ahead"):
+        parse_time_exit(f"+{horizon + 1}", T0)
