@@ -433,13 +433,18 @@ class StrategyConfig(_Model):
 
     @model_validator(mode="after")
     def _positive_levels(self) -> "StrategyConfig":
+        # Deferred: rules.levels reads Distance from this module. The trailing distance is
+        # checked as an edit checks it; trail_activation needs only parse_distance's bounds.
+        from .rules.levels import trail_distance_problem
+
         problems = []
         for name in ("stop_loss", "target", "trail_distance"):
             level = getattr(self, name)
             if level is not None and level.value <= 0:
                 problems.append(((name,), "must be greater than 0 (leave it out for none)"))
-        if self.trail_distance is not None and self.trail_distance.unit == "pct" and self.trail_distance.value >= 1:
-            problems.append((("trail_distance",), "must be below 100%"))
+        trail = None if self.trail_distance is None else trail_distance_problem(self.trail_distance)
+        if trail is not None:
+            problems.append((("trail_distance",), f"{trail} (leave it out for none)"))
         if self.stop_loss is not None and self.stop_loss.unit == "pct" and self.stop_loss.value >= 1 and self.side == "buy":
             problems.append((("stop_loss",), 'must be below 100% for a long (side = "buy")'))
         _refuse(self, problems)

@@ -1,6 +1,6 @@
 """A position's exit levels (services.rules.levels): each check at its boundaries (exactly 0,
 exactly 100 %, exactly at the mark, the time-exit horizon), the edit that applies them to a
-leg, and the form parser that uses the same checks."""
+leg, and the form parser and the settings that use the same checks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from services.config import MAX_SECONDS, Distance
+from services.config import MAX_SECONDS, Distance, StrategyConfig
 from services.domain import Group, Leg
 from services.level_input import parse_activation, parse_price, parse_time_exit, parse_trail
 from services.rules.levels import (
@@ -225,7 +225,7 @@ def test_how_an_edit_names_and_shows_its_levels():
     assert level_value(95.0) == 95.0 and level_value(None) is None
 
 
-# -- the form parser uses the same checks ---------------------------------------------------------
+# -- the form parser and the settings use the same checks ---------------------------------------
 
 def test_the_form_refuses_what_the_checks_refuse():
     for raw, problem in (("0", "must be a positive price"), ("inf", "must be a positive price")):
@@ -247,3 +247,16 @@ def test_the_form_takes_a_time_exit_up_to_the_horizon():
     assert parse_time_exit("+504h", T0) == T0 + 21 * 86_400  # three weeks out
     with pytest.raises(ValueError, match="is more than 366 days ahead"):
         parse_time_exit(f"+{horizon + 1}", T0)
+
+
+def strategy(**levels) -> StrategyConfig:
+    return StrategyConfig.model_validate({"symbols": ["BTCUSDT"], "side": "buy", "entry": "immediate",
+                                          "sizing": {"fixed_qty": 1}, **levels})
+
+
+def test_the_settings_check_a_trailing_distance_as_an_edit_does():
+    assert str(strategy(trail_distance="99.9%").trail_distance) == "99.9%"
+    assert strategy(trail_distance=150).trail_distance == Distance(150.0, "points")
+    for value, problem in (("100%", BELOW_100), (0, ABOVE_0)):
+        with pytest.raises(ValueError, match=f"{problem} \\(leave it out for none\\)"):
+            strategy(trail_distance=value)
