@@ -438,7 +438,7 @@ class StrategyConfig(_Model):
         from .rules.levels import trail_distance_problem
 
         problems = []
-        for name in ("stop_loss", "target", "trail_distance"):
+        for name in ("stop_loss", "target"):
             level = getattr(self, name)
             if level is not None and level.value <= 0:
                 problems.append(((name,), "must be greater than 0 (leave it out for none)"))
