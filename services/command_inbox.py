@@ -8,25 +8,23 @@ Claiming is a conditional update (pending and not taken -> taken_at set), and so
 poster's cancel when it stops waiting (pending and not taken -> cancelled): a command is run
 or cancelled, never both, and the poster reports what really happened. Only the engine that
 claims a row runs it, once. A row claimed by an engine that stopped before recording what it
-did is recorded as interrupted by the next one, not run again: the first one may have acted."""
+did is recorded as interrupted by the next one, not run again: the first one may have acted.
+The SQL is the store's (services/store/inboxes.py)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.engine import Engine as SqlEngine
-
-from .inbox import Inbox, post_row, read_row
+from .inbox import Inbox
 from .ports import EngineCommands
-from .store.tables import CommandInboxRow
+from .store import inboxes
+from .store.inboxes import CommandOutcome, claim_commands, post_row, read_row, record_command_outcomes
+from .store.sql import Database
 from .views import CommandResult
 
 log = logging.getLogger("tui_trader.command_inbox")
 
-INBOX = CommandInboxRow.__table__
 LEVELS = ("stop", "target", "trail_distance", "trail_activation", "time_exit_at")
 """The levels a `levels` command may carry: Engine.edit_levels keywords (None removes one)."""
 CLOCK_SKEW_S = 5.0
@@ -38,22 +36,18 @@ CLOCK_SKEW_S = 5.0
 
 def post_command(url: str, kind: str, args: dict[str, Any], now: float, wait_s: float) -> int:
     """Record one pending command that an engine may take until `now + wait_s`; returns its id.
-    Raises SQLAlchemyError if the database cannot be written."""
-    return post_row(url, INBOX, {"kind": kind, "args": args, "created_at": now, "expires_at": now + wait_s,
-                                 "status": "pending", "outcome": ""})
+    Raises StoreError if the database cannot be written."""
+    return post_row(url, "command", {"kind": kind, "args": args, "created_at": now, "expires_at": now + wait_s,
+                                     "status": "pending", "outcome": ""})
 
 
-def read_command(eng: SqlEngine, command_id: int) -> dict | None:
-    return read_row(eng, INBOX, command_id)
+def read_command(db: Database, command_id: int) -> dict | None:
+    return read_row(db, "command", command_id)
 
 
-def cancel_command(eng: SqlEngine, command_id: int, why: str) -> bool:
+def cancel_command(db: Database, command_id: int, why: str) -> bool:
     """Cancel a command no engine has taken; False when one took it (or it is decided)."""
-    with eng.begin() as conn:
-        result = conn.execute(update(INBOX).where(
-            INBOX.c.id == command_id, INBOX.c.status == "pending", INBOX.c.taken_at.is_(None),
-        ).values(status="cancelled", outcome=why))
-    return result.rowcount == 1
+    return inboxes.cancel_command(db, command_id, why)
 
 
 def describe(kind: str, args: dict[str, Any]) -> str:
@@ -68,14 +62,6 @@ def describe(kind: str, args: dict[str, Any]) -> str:
 # -- the engine's side ------------------------------------------------------------------------
 
 
-@dataclass
-class _Outcome:
-    command_id: int
-    status: str  # done | refused | cancelled
-    outcome: str
-    needs_confirm: bool = False
-
-
 class CommandInbox(Inbox):
     """Engine attachment: runs the operator commands other processes post (see the module doc)."""
 
@@ -86,28 +72,28 @@ class CommandInbox(Inbox):
     def __init__(self, url: str, poll_interval_s: float = 0.25) -> None:
         super().__init__(url, poll_interval_s, log)
 
-    def _decide(self, row: dict, claimed: set[int]) -> _Outcome | None:
+    def _decide(self, row: dict, claimed: set[int]) -> CommandOutcome | None:
         cid = row["id"]
         if cid in claimed:
             return self._execute(cid, row["kind"], row["args"])
         if row["taken_at"] is not None:
-            return _Outcome(cid, "refused", "interrupted: an engine took it and stopped before recording what it "
-                                            "did; check the position (tui-trader positions)")
+            return CommandOutcome(cid, "refused", "interrupted: an engine took it and stopped before recording what "
+                                                  "it did; check the position (tui-trader positions)")
         if self.engine.state == "running" and self.engine.clock.now() > row["expires_at"] + CLOCK_SKEW_S:
-            return _Outcome(cid, "cancelled", "not run: no engine took it before its poster stopped waiting")
+            return CommandOutcome(cid, "cancelled", "not run: no engine took it before its poster stopped waiting")
         return None  # its poster cancelled it meanwhile, or this engine is stopping
 
-    def _execute(self, cid: int, kind: str, args: Any) -> _Outcome:
+    def _execute(self, cid: int, kind: str, args: Any) -> CommandOutcome:
         what = describe(kind, args) if isinstance(args, dict) else kind
         if self.engine.state != "running":
-            return _Outcome(cid, "refused", f"the engine is {self.engine.state}; nothing was changed")
+            return CommandOutcome(cid, "refused", f"the engine is {self.engine.state}; nothing was changed")
         try:
             result = self._call(kind, args)
         except Exception as exc:  # a bug in the engine: recorded on the row, never retried
             log.exception("command #%d (%s): the engine failed to handle it", cid, what)
-            return _Outcome(cid, "refused", f"internal error in the engine: {exc!r}; see the log file")
+            return CommandOutcome(cid, "refused", f"internal error in the engine: {exc!r}; see the log file")
         log.info("command #%d (%s): %s", cid, what, result.message)
-        return _Outcome(cid, "done" if result.ok else "refused", result.message, result.needs_confirm)
+        return CommandOutcome(cid, "done" if result.ok else "refused", result.message, result.needs_confirm)
 
     def _call(self, kind: str, args: Any) -> CommandResult:
         eng = self.engine
@@ -137,21 +123,8 @@ class CommandInbox(Inbox):
         engine claims nothing: the posters see no answer and cancel."""
         now = self.engine.clock.now()
         claiming = self.engine.state == "running"
-        claimed: set[int] = set()
-        with self._database().begin() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(
-                select(INBOX).where(INBOX.c.status == "pending").order_by(INBOX.c.id).limit(100))]
-            for row in rows:
-                if claiming and row["taken_at"] is None and now <= row["expires_at"] + CLOCK_SKEW_S:
-                    taken = conn.execute(update(INBOX).where(
-                        INBOX.c.id == row["id"], INBOX.c.status == "pending", INBOX.c.taken_at.is_(None),
-                    ).values(taken_at=now))
-                    if taken.rowcount == 1:
-                        claimed.add(row["id"])
-        return rows, claimed
+        return claim_commands(self._database(), now,
+                              lambda row: claiming and now <= row["expires_at"] + CLOCK_SKEW_S)
 
-    def _write(self, batch: list[_Outcome]) -> None:
-        with self._database().begin() as conn:
-            for o in batch:  # only a row still pending: an outcome is recorded once
-                conn.execute(update(INBOX).where(INBOX.c.id == o.command_id, INBOX.c.status == "pending").values(
-                    status=o.status, outcome=o.outcome, needs_confirm=o.needs_confirm))
+    def _write(self, batch: list[CommandOutcome]) -> None:
+        record_command_outcomes(self._database(), batch)

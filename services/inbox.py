@@ -9,7 +9,7 @@ its table every `poll_interval_s`. Database reads and writes run in a worker thr
 (`asyncio.to_thread`); each pending row is decided on the loop, where the engine's commands
 run. A decided outcome is kept in memory until it is recorded on its row, so a database
 error is logged and retried on the next poll, never stops the engine and never makes the
-engine act on a row twice."""
+engine act on a row twice. The SQL is the store's (services/store/inboxes.py)."""
 
 from __future__ import annotations
 
@@ -17,40 +17,8 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import Table, select
-from sqlalchemy.engine import Engine as SqlEngine
-from sqlalchemy.exc import SQLAlchemyError
-
-from .store import open_store_readonly
-from .store.sql import make_engine
-
-
-def is_shared_url(url: str) -> bool:
-    """Whether another process can reach this database (an in-memory SQLite cannot)."""
-    return bool(url) and url not in ("sqlite://", "sqlite:///") and ":memory:" not in url
-
-
-# -- the poster's side (another process) ------------------------------------------------------
-
-
-def post_row(url: str, table: Table, values: dict[str, Any]) -> int:
-    """Insert one inbox row and return its id. Raises SQLAlchemyError if the database cannot
-    be written."""
-    eng = open_store_readonly(url)
-    try:
-        with eng.begin() as conn:
-            return int(conn.execute(table.insert().values(**values)).inserted_primary_key[0])
-    finally:
-        eng.dispose()
-
-
-def read_row(eng: SqlEngine, table: Table, row_id: int) -> dict | None:
-    with eng.connect() as conn:
-        row = conn.execute(select(table).where(table.c.id == row_id)).first()
-    return dict(row._mapping) if row is not None else None
-
-
-# -- the engine's side ------------------------------------------------------------------------
+from .store.inboxes import open_inbox_database
+from .store.sql import Database, StoreError
 
 
 class Inbox:
@@ -67,7 +35,7 @@ class Inbox:
         self.poll_interval_s = poll_interval_s
         self.log = log
         self.engine = None
-        self._db: SqlEngine | None = None
+        self._db: Database | None = None
         self._unwritten: dict[int, Any] = {}  # decided, not yet recorded on the row
         self._failing = False
         self._stopping: asyncio.Event | None = None
@@ -126,7 +94,7 @@ class Inbox:
             await self._write_unwritten()
         try:
             rows, context = await asyncio.to_thread(self._read_pending)
-        except SQLAlchemyError as exc:
+        except StoreError as exc:
             self._db_failed("read", exc)
             return 0
         decided = 0
@@ -155,16 +123,16 @@ class Inbox:
 
     # -- database (worker thread) ---------------------------------------------------------
 
-    def _database(self) -> SqlEngine:
+    def _database(self) -> Database:
         if self._db is None:
-            self._db = open_store_readonly(self.url) if is_shared_url(self.url) else make_engine(self.url)
+            self._db = open_inbox_database(self.url)
         return self._db
 
     async def _write_unwritten(self) -> None:
         batch = list(self._unwritten.items())
         try:
             await asyncio.to_thread(self._write, [outcome for _, outcome in batch])
-        except SQLAlchemyError as exc:
+        except StoreError as exc:
             self._db_failed("write", exc)
             return
         for row_id, _ in batch:

@@ -13,25 +13,20 @@ no engine ran, unless older than `signal_ttl_s`), then polls every `poll_interva
 
 At most once: a row whose engine Signal (payload `inbox_id`) is already in the database —
 the engine acted, then the process died before the row was marked — is marked from that
-Signal instead of being acted on again."""
+Signal instead of being acted on again. The SQL is the store's (services/store/inboxes.py)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
-from sqlalchemy import select, update
-from sqlalchemy.engine import Engine as SqlEngine
-
-from .inbox import Inbox, post_row, read_row
+from .inbox import Inbox
 from .ports import EngineCommands
 from .signal_message import SignalMessage, act_on, check_signal
-from .store.tables import SignalInboxRow, SignalRow
+from .store.inboxes import SignalOutcome, pending_signals, post_row, read_row, record_signal_outcomes
+from .store.sql import Database
 
 log = logging.getLogger("tui_trader.signal_inbox")
 
-INBOX = SignalInboxRow.__table__
-SIGNALS = SignalRow.__table__
 SOURCE = "cli"
 CLOCK_SKEW_S = 60.0
 """Signals are matched to inbox rows among those received at most this long before the row
@@ -43,8 +38,8 @@ was created (the poster's and the engine's clocks may differ a little)."""
 
 def post_signal(url: str, message: SignalMessage, now: float, source: str = SOURCE) -> int:
     """Record one pending signal (read and checked by services.signal_message) and return its
-    inbox id. Raises SQLAlchemyError if the database cannot be written."""
-    return post_row(url, INBOX, {
+    inbox id. Raises StoreError if the database cannot be written."""
+    return post_row(url, "signal", {
         "strategy_id": message.strategy_id, "symbol": message.symbol, "side": message.side, "price": message.price,
         "intent": message.intent, "timeframe": message.timeframe, "size": message.size,
         "source": source, "created_at": now, "status": "pending", "outcome": ""})
@@ -53,7 +48,7 @@ def post_signal(url: str, message: SignalMessage, now: float, source: str = SOUR
 def post_rejected(url: str, strategy_id: str, problems: list[str], now: float, source: str = SOURCE) -> int:
     """Record a signal refused before any engine saw it (unreadable, or not for these
     settings) with its reasons, so that it is on record like the ones the engine rejects."""
-    return post_row(url, INBOX, {"strategy_id": strategy_id, "source": source, "created_at": now, "status": "rejected",
+    return post_row(url, "signal", {"strategy_id": strategy_id, "source": source, "created_at": now, "status": "rejected",
                                  "outcome": "; ".join(problems), "taken_at": now})
 
 
@@ -62,22 +57,11 @@ def _message_of(row: dict) -> SignalMessage:
                          row["timeframe"] or "", row["size"])
 
 
-def read_inbox_row(eng: SqlEngine, inbox_id: int) -> dict | None:
-    return read_row(eng, INBOX, inbox_id)
+def read_inbox_row(db: Database, inbox_id: int) -> dict | None:
+    return read_row(db, "signal", inbox_id)
 
 
 # -- the engine's side ------------------------------------------------------------------------
-
-
-@dataclass
-class _Outcome:
-    inbox_id: int
-    status: str  # taken | rejected | expired
-    outcome: str
-    taken_at: float
-    signal_id: str | None = None
-    strategy_id: str = ""
-    find_signals: bool = False  # look up the engine's Signal rows for this inbox id when writing
 
 
 class SignalInbox(Inbox):
@@ -102,7 +86,7 @@ class SignalInbox(Inbox):
         if self.startup_grace_s is None:
             self.startup_grace_s = engine.config.feed.max_quote_age_s
 
-    def _decide(self, row: dict, seen: dict[int, list[dict]]) -> _Outcome | None:
+    def _decide(self, row: dict, seen: dict[int, list[dict]]) -> SignalOutcome | None:
         """On the loop: what to do with one pending row (None: leave it pending for now)."""
         eng = self.engine
         if eng.state != "running":
@@ -114,19 +98,19 @@ class SignalInbox(Inbox):
         if signals:  # the engine already acted on it (the row was not marked before a crash)
             done = any(s["status"] == "done" for s in signals)
             outcome = "; ".join(s["outcome"] or f"engine signal #{s['id']} is {s['status']}" for s in signals)
-            return _Outcome(iid, "taken" if done else "rejected", outcome, now,
-                            ",".join(str(s["id"]) for s in signals))
+            return SignalOutcome(iid, "taken" if done else "rejected", outcome, now,
+                                 ",".join(str(s["id"]) for s in signals))
         age = now - row["created_at"]
         if age > self.ttl_s:
             eng.note("warning", "signal", f"signal #{iid} ({sid}) expired after {age:.0f} s unhandled",
                               strategy_id=sid, payload={"inbox_id": iid})
-            return _Outcome(iid, "expired", f"expired after {age:.0f} s (signal_ttl_s is {self.ttl_s:g} s)", now)
+            return SignalOutcome(iid, "expired", f"expired after {age:.0f} s (signal_ttl_s is {self.ttl_s:g} s)", now)
         problems = check_signal(message, eng.config)
         if problems:
             problem = "; ".join(problems)
             eng.note("warning", "signal", f"signal #{iid} rejected: {problem}",
                               strategy_id=sid, payload={"inbox_id": iid})
-            return _Outcome(iid, "rejected", problem, now)
+            return SignalOutcome(iid, "rejected", problem, now)
         rt = eng.strategies[sid]
         symbols = [symbol] if symbol else list(rt.config.symbols)
         if now - self._bound_at < self.startup_grace_s and any(eng.book.fresh(s, now) is None for s in symbols):
@@ -135,46 +119,17 @@ class SignalInbox(Inbox):
             result = act_on(eng, message, row["source"] or SOURCE, {"inbox_id": iid, "posted_at": row["created_at"]})
         except Exception as exc:  # a bug in the engine: recorded on the row, never retried in a loop
             log.exception("signal #%d (%s): the engine failed to handle it", iid, sid)
-            return _Outcome(iid, "rejected", f"internal error in the engine: {exc!r}; see the log file", now,
-                            strategy_id=sid, find_signals=True)
+            return SignalOutcome(iid, "rejected", f"internal error in the engine: {exc!r}; see the log file", now,
+                                 strategy_id=sid, find_signals=True)
         log.info("signal #%d (%s %s%s): %s", iid, message.intent, sid, f" {symbol}" if symbol else "", result.message)
-        return _Outcome(iid, "taken" if result.ok else "rejected", result.message, now, strategy_id=sid,
-                        find_signals=True)
+        return SignalOutcome(iid, "taken" if result.ok else "rejected", result.message, now, strategy_id=sid,
+                             find_signals=True)
 
     # -- database (worker thread) ---------------------------------------------------------
 
     def _read_pending(self) -> tuple[list[dict], dict[int, list[dict]]]:
         """Pending rows (oldest first) and, for those the engine already acted on, its Signal rows."""
-        with self._database().connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(
-                select(INBOX).where(INBOX.c.status == "pending").order_by(INBOX.c.id).limit(500))]
-            seen = _signals_for(conn, {r["id"] for r in rows}, min((r["created_at"] for r in rows), default=0.0))
-        return rows, seen
+        return pending_signals(self._database(), CLOCK_SKEW_S)
 
-    def _write(self, batch: list[_Outcome]) -> None:
-        with self._database().begin() as conn:
-            lookup = [o for o in batch if o.find_signals and o.signal_id is None]
-            if lookup:
-                found = _signals_for(conn, {o.inbox_id for o in lookup}, min(o.taken_at for o in lookup))
-                for o in lookup:
-                    if o.inbox_id in found:
-                        o.signal_id = ",".join(str(s["id"]) for s in found[o.inbox_id])
-            for o in batch:
-                # only a row still pending: an outcome is recorded once
-                conn.execute(update(INBOX).where(INBOX.c.id == o.inbox_id, INBOX.c.status == "pending").values(
-                    status=o.status, outcome=o.outcome, taken_at=o.taken_at, signal_id=o.signal_id))
-
-
-def _signals_for(conn, inbox_ids: set[int], since: float) -> dict[int, list[dict]]:
-    """The engine's Signal rows that carry one of these inbox ids, by inbox id."""
-    if not inbox_ids:
-        return {}
-    found: dict[int, list[dict]] = {}
-    stmt = (select(SIGNALS.c.id, SIGNALS.c.status, SIGNALS.c.outcome, SIGNALS.c.payload)
-            .where(SIGNALS.c.received_at >= since - CLOCK_SKEW_S)
-            .order_by(SIGNALS.c.id))
-    for r in conn.execute(stmt):
-        iid = r.payload.get("inbox_id") if isinstance(r.payload, dict) else None
-        if iid in inbox_ids:
-            found.setdefault(iid, []).append({"id": r.id, "status": r.status, "outcome": r.outcome})
-    return found
+    def _write(self, batch: list[SignalOutcome]) -> None:
+        record_signal_outcomes(self._database(), batch, CLOCK_SKEW_S)

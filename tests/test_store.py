@@ -16,7 +16,8 @@ from services.clock import FakeClock
 from services.engine import Engine
 from services.market import Quote
 from services.store import MemoryStore, SqlStore, StoreLockedError, read_open_positions
-from services.store.sql import NoDatabaseError, engine_running, read_pnl_state
+from services.store.read_models import read_pnl_state
+from services.store.sql import NoDatabaseError, engine_running
 from services.store.tables import LegRow
 from tests.conftest import T0, Harness
 from tests.engine_support import make_config, strat

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import stat
 import sys
 import time
 from pathlib import Path
@@ -174,16 +173,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_command(command: str, args, settings: Settings) -> int:
-    from sqlalchemy.exc import OperationalError
-
     from services.store import SchemaTooNewError
-    from services.store.sql import NoDatabaseError, database_busy
+    from services.store.sql import NoDatabaseError, StoreError, database_busy
 
     try:
         return COMMANDS[command](args, settings)
     except SchemaTooNewError as exc:  # a database this version cannot use: the user's to fix, not a bug
         raise UsageError(str(exc)) from None
-    except OperationalError as exc:
+    except StoreError as exc:
         if not database_busy(exc):
             raise
         # another process holds the write lock (an engine's commit takes milliseconds): not bad input
@@ -217,6 +214,8 @@ def _argument_problems(parser: argparse.ArgumentParser, args) -> list[str]:
 
 
 def _settings(args) -> tuple[Settings, Path]:
+    from services.store.urls import url_problem
+
     overrides = {}
     if args.db is not None:
         if not args.db.strip():
@@ -228,50 +227,11 @@ def _settings(args) -> tuple[Settings, Path]:
     if path is None:
         raise UsageError("no settings.toml here; pass one with --config PATH")
     settings = _override(load_settings(path), overrides)
-    problem = _database_problem(settings.store.url)
+    problem = url_problem(settings.store.url)
     if problem:
         shown = _shown_path(args.db) if args.db is not None and "://" not in args.db else safe_url(settings.store.url)
         raise UsageError(f"{'--db' if args.db is not None else 'store.url'} {shown}: {problem}")
     return settings, path
-
-
-_SQLITE_HEADER = b"SQLite format 3\x00"
-
-
-def _database_problem(url: str) -> str:
-    """Why url cannot be a database ("" when it may be one), found before any command runs: a
-    mistyped --db or store.url is bad input, not an internal error."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    expected = "expected a SQLite file path or a SQLAlchemy URL (sqlite:///PATH, postgresql+psycopg://USER@HOST/DB)"
-    try:
-        parsed = make_url(url)
-        create_engine(parsed).dispose()  # loads the dialect and its driver; connects to nothing
-    except NoSuchModuleError:
-        return f"unknown kind of database {parsed.drivername!r}; {expected}"
-    except ArgumentError:
-        return f"not a database URL; {expected}"
-    except ImportError as exc:
-        return f"the driver for {parsed.drivername} is not installed ({exc})"
-    path = parsed.database if parsed.get_backend_name() == "sqlite" else None
-    if not path or path == ":memory:":
-        return ""
-    try:
-        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
-    except FileNotFoundError:  # an engine creates it; a read says there is none yet
-        return ""
-    except OSError as exc:  # a file on the way, a name too long
-        return f"cannot be used ({exc.strerror})"
-    if is_dir:
-        return "a directory, not a database file"
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(_SQLITE_HEADER))
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
-    return "" if head in (b"", _SQLITE_HEADER) else "not a SQLite database"
 
 
 def _override(settings: Settings, overrides: dict) -> Settings:
@@ -291,9 +251,9 @@ def _engine(settings: Settings):
     from services.clock import RealClock
     from services.command_inbox import CommandInbox
     from services.engine import Engine
-    from services.inbox import is_shared_url
     from services.signal_inbox import SignalInbox
     from services.store import SqlStore
+    from services.store.urls import is_shared_url
 
     store = SqlStore(settings.store.url, settings.store.flush_interval_s)
     engine = Engine(settings, RealClock(), store)
@@ -438,7 +398,7 @@ def _progress_bar(path: Path):
 
 
 def cmd_positions(args, settings: Settings) -> int:
-    from services.store import read_open_positions
+    from services.store.read_models import read_open_positions
 
     from screens.format import side_word
 
@@ -477,11 +437,9 @@ _SIGNAL_FIELDS = ("strategy", "symbol", "action", "price", "timeframe", "size")
 
 
 def cmd_signal(args, settings: Settings) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
     from services.signal_inbox import post_signal
     from services.signal_message import SignalError, read_signal, read_signal_json
-    from services.store.sql import database_busy
+    from services.store.sql import StoreError, database_busy
 
     from_json = args.json_file is not None
     given = {f: getattr(args, f) for f in _SIGNAL_FIELDS if getattr(args, f) is not None}
@@ -505,7 +463,7 @@ def cmd_signal(args, settings: Settings) -> int:
     url = _shared_url(settings)
     try:
         inbox_id = post_signal(url, message, time.time())
-    except SQLAlchemyError as exc:
+    except StoreError as exc:
         if database_busy(exc):
             raise
         raise UsageError(f"cannot record the signal in {url}: {str(exc).splitlines()[0]}") from None
@@ -526,14 +484,13 @@ def cmd_signal(args, settings: Settings) -> int:
 
 def _record_rejected(settings: Settings, strategy: str, problems: list[str]) -> str:
     """Record a refused signal with its reasons; say whether it could be."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from services.signal_inbox import post_rejected
+    from services.store.sql import StoreError
 
     url = _shared_url(settings)
     try:
         return f"rejected (recorded as #{post_rejected(url, strategy, problems, time.time())})"
-    except SQLAlchemyError as exc:
+    except StoreError as exc:
         return f"rejected (and not recorded: {str(exc).splitlines()[0]})"
 
 
@@ -552,14 +509,14 @@ def _wait_for_signal(url: str, inbox_id: int, wait_s: float) -> dict | None:
 
 def _wait_for_answer(eng, read, row_id: int, wait_s: float) -> dict | None:
     """Poll an inbox row until it is no longer pending or wait_s have passed; the last read."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from services.store.sql import StoreError
 
     deadline = time.monotonic() + wait_s
     row = None
     while True:
         try:
             row = read(eng, row_id)
-        except SQLAlchemyError as exc:  # recorded already; only the answer is missing
+        except StoreError as exc:  # recorded already; only the answer is missing
             log.warning("reading #%d back failed: %s", row_id, exc)
         if (row is not None and row["status"] != "pending") or time.monotonic() >= deadline:
             return row
@@ -661,11 +618,9 @@ def _confirm_exit_all(legs: list[dict]) -> bool:
 
 def _send_command(url: str, kind: str, command: dict, wait_s: float, ask=None) -> int:
     """Post a command for the running engine and report its answer (see services/command_inbox.py)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from services import command_inbox
     from services.store import open_store_readonly
-    from services.store.sql import database_busy, engine_running
+    from services.store.sql import StoreError, database_busy, engine_running
 
     if engine_running(url) is False:
         print(f"tui-trader: {NO_ENGINE}", file=sys.stderr)
@@ -675,7 +630,7 @@ def _send_command(url: str, kind: str, command: dict, wait_s: float, ask=None) -
         return 1
     try:
         command_id = command_inbox.post_command(url, kind, command, time.time(), wait_s)
-    except SQLAlchemyError as exc:
+    except StoreError as exc:
         if database_busy(exc):
             raise
         raise UsageError(f"cannot record the command in {url}: {str(exc).splitlines()[0]}") from None
@@ -720,7 +675,7 @@ def _position_id(raw: str) -> int:
 
 
 def _open_legs(url: str) -> list[dict]:
-    from services.store import read_open_positions
+    from services.store.read_models import read_open_positions
 
     return read_open_positions(url)
 
@@ -733,7 +688,7 @@ def _require_open(legs: list[dict], group_id: int) -> None:
 
 
 def _shared_url(settings: Settings) -> str:
-    from services.inbox import is_shared_url
+    from services.store.urls import is_shared_url
 
     url = settings.store.url
     if not is_shared_url(url):
@@ -774,75 +729,20 @@ def _level_edits(args, settings: Settings, now: float) -> tuple[dict, list[str]]
 
 # -- check-exits ------------------------------------------------------------------------------
 
-_TRIGGER_TIER = {"time": 1, "trail_arms": 2}
-"""Sort order: price triggers by distance in % of the mark, then time exits by time left,
-then trailing stops not armed yet (arming is not an exit) by distance."""
-
-
 def cmd_check_exits(args, settings: Settings) -> int:
-    from services.store.sql import engine_running, read_pnl_state
+    from services.exit_check import check_exits
+    from services.store.read_models import read_pnl_state
+    from services.store.sql import engine_running
 
     url = settings.store.url
     now = time.time()
-    legs = _open_legs(url)
-    triggers = sorted(((r, t) for r in legs if not r["pending_exit"] for t in _triggers(r, now)),
-                      key=lambda rt: _trigger_order(rt[1]))
-    rules = sorted(_pnl_rules(settings, read_pnl_state(url), legs, now),
-                   key=lambda v: (v.distance is None, v.distance if v.distance is not None else 0.0))
-    exiting = [r for r in legs if r["pending_exit"]]
+    check = check_exits(settings, _open_legs(url), read_pnl_state(url), now)
     if args.json:
-        print(json.dumps([_trigger_json(r, t) for r, t in triggers] + [_rule_json(v) for v in rules], indent=1))
+        print(json.dumps([_trigger_json(r, t) for r, t in check.triggers] + [_rule_json(v) for v in check.rules],
+                         indent=1))
         return 0
-    _print_check_exits(settings, triggers, rules, exiting, len(legs), now, engine_running(url) is False)
+    _print_check_exits(settings, check, now, engine_running(url) is False)
     return 0
-
-
-def _triggers(row: dict, now: float):
-    """One stored leg's armed triggers, measured as the engine's Exits screen measures them."""
-    from services.views import PositionView, triggers_of
-
-    side = 1 if row["side"] == "buy" else -1
-    arms_at = None
-    if row["trail_distance"] is not None and not row["trail_active"]:
-        arms_at = row["avg_entry"] + side * row["trail_act_amount"]
-    notional = row["avg_entry"] * row["qty"]
-    view = PositionView(
-        group_id=row["group_id"], leg_id=row["id"], strategy_id=row["strategy_id"], symbol=row["symbol"],
-        side=row["side"], qty=row["qty"], entry=row["avg_entry"], mark=row["mark"], pnl=row["unrealized_pnl"],
-        pnl_pct=row["unrealized_pnl"] / notional * 100.0 if notional else 0.0, fees=row["entry_fee"],
-        stop=row["stop"], target=row["target"], trail_distance=row["trail_distance"],
-        trail_activation=row["trail_activation"], trail_active=row["trail_active"], trail_peak=row["trail_peak"],
-        trail_level=row["trail_level"], trail_updated_at=row["trail_updated_at"], time_exit_at=row["time_exit_at"],
-        status="OPEN", opened_at=row["opened_at"], exit_pending=row["pending_exit"], trail_arm_at=arms_at)
-    return triggers_of(view, now)
-
-
-def _trigger_order(t) -> tuple:
-    closeness = t.distance if t.kind == "time" else t.distance_pct
-    return _TRIGGER_TIER.get(t.kind, 0), closeness if closeness is not None else math.inf, t.group_id
-
-
-def _pnl_rules(settings: Settings, stored: list[dict], legs: list[dict], now: float):
-    """Every P&L rule of the book and of each strategy, judged on the stored state of this
-    session (a scope with no state this session starts the day at its open positions' P&L)."""
-    from services.portfolio import BOOK, PnlScope
-    from services.rules.schedule import session_bounds
-
-    book = settings.book
-    day_start = session_bounds(now, book.session_start, book.timezone)[0]
-    rows = {r["scope"]: r for r in stored}
-    scopes = [(BOOK, book, None)] + [(sid, cfg.pnl, cfg.pnl.cooldown_s)
-                                     for sid, cfg in settings.strategies.items() if cfg.pnl is not None]
-    views = []
-    for scope, rules, cooldown_s in scopes:
-        state = PnlScope(scope, rules, day_start, cooldown_s)
-        row = rows.get(scope)
-        if row is not None and row["day_start"] == day_start:
-            state.restore(row)
-        else:
-            state.unrealized = sum(r["unrealized_pnl"] for r in legs if scope in (BOOK, r["strategy_id"]))
-        views.extend(state.rule_views())
-    return views
 
 
 def _trigger_json(row: dict, t) -> dict:
@@ -856,8 +756,7 @@ def _rule_json(v) -> dict:
             "distance": v.distance, "armed": v.armed, "arms_at": v.arms_at, "peak": v.peak, "fired_at": v.fired_at}
 
 
-def _print_check_exits(settings: Settings, triggers, rules, exiting: list[dict], open_legs: int, now: float,
-                       stopped: bool) -> None:
+def _print_check_exits(settings: Settings, check, now: float, stopped: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -869,6 +768,7 @@ def _print_check_exits(settings: Settings, triggers, rules, exiting: list[dict],
     console = Console(width=None if sys.stdout.isatty() else 200)
     if stopped:
         console.print("no engine is running: marks and P&L as last stored", style="yellow")
+    triggers, rules, exiting = check.triggers, check.rules, check.exiting
     if triggers:
         table = Table(box=None, title="position exits, closest first", title_justify="left")
         for col in ("#", "strategy", "symbol", "side", "trigger", "level", "mark", "distance", "%"):
@@ -884,7 +784,7 @@ def _print_check_exits(settings: Settings, triggers, rules, exiting: list[dict],
                           TRIGGER_LABEL.get(t.kind, t.kind), level, px(row["mark"]), distance, pct)
         console.print(table)
     elif not exiting:
-        console.print("no open position has an exit trigger" if open_legs else "no open positions")
+        console.print("no open position has an exit trigger" if check.open_legs else "no open positions")
     for row in exiting:
         console.print(f"#{row['group_id']} {row['symbol']} is exiting ({row['pending_exit']})")
     if rules:

@@ -93,7 +93,7 @@ def event_line(e: EventView, color: bool = False) -> str:
 
 
 def cmd_logs(args, settings) -> int:
-    from services.inbox import is_shared_url
+    from services.store.urls import is_shared_url
 
     query, limit = _query(args, time.time())
     url = settings.store.url
@@ -138,14 +138,6 @@ def _query(args, now: float) -> tuple[EventQuery, int | None]:
     return query, limit if limit is not None or since is not None else DEFAULT_LIMIT
 
 
-def _shown(url: str) -> str:
-    """The database as the user knows it: a SQLite file's path, else the URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    return parsed.database if parsed.get_backend_name() == "sqlite" else parsed.render_as_string(hide_password=True)
-
-
 def _printer(as_json: bool) -> Callable[[EventView], None]:
     if as_json:
         return lambda e: print(json.dumps(event_dict(e)), flush=True)
@@ -154,9 +146,8 @@ def _printer(as_json: bool) -> Callable[[EventView], None]:
 
 
 def _show(url: str, query: EventQuery, limit: int | None, follow: bool, as_json: bool) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from services.store.sql import open_existing
+    from services.store.sql import StoreError, open_existing
+    from services.store.urls import shown_url
 
     emit = _printer(as_json)
     db = None
@@ -164,8 +155,8 @@ def _show(url: str, query: EventQuery, limit: int | None, follow: bool, as_json:
         try:
             db = open_existing(url)
             last_id = _print_all(_initial(db, query, limit), emit)
-        except SQLAlchemyError as exc:
-            print(f"tui-trader: cannot read events from {_shown(url)}: {_first_line(exc)}", file=sys.stderr)
+        except StoreError as exc:
+            print(f"tui-trader: cannot read events from {shown_url(url)}: {_first_line(exc)}", file=sys.stderr)
             return 1
         if last_id is None and not as_json:  # said to a person; a program reading JSON gets nothing
             what = f" ({query.describe()})" if query.active else ""
@@ -201,15 +192,14 @@ def _print_all(events: Iterable[EventView], emit) -> int | None:
 def _follow(db, query: EventQuery, after_id: int, emit) -> None:
     """Print events newer than after_id as they are recorded, until ctrl+c. A database that
     is locked or gone for a while is retried, the trouble reported once on stderr."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from services.store.events import read_events
+    from services.store.sql import StoreError
 
     failing = False
     while True:
         try:
             new = read_events(db, query, after_id=after_id, limit=BATCH, newest_first=False)
-        except SQLAlchemyError as exc:
+        except StoreError as exc:
             if not failing:
                 print(f"tui-trader: cannot read the database ({_first_line(exc)}); retrying", file=sys.stderr,
                       flush=True)

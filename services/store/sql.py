@@ -24,7 +24,7 @@ import time
 from contextlib import nullcontext
 from typing import Callable, Iterable, Iterator
 
-from sqlalchemy import bindparam, create_engine, event, func, or_, select
+from sqlalchemy import bindparam, create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -51,6 +51,12 @@ RETRY_BUSY_S = 1.0
 for longer is failing (the alert comes within about this long of the first failed write)."""
 DRAIN_S = 5.0
 """How long a clean stop gives the queued writes to land."""
+
+
+Database = Engine
+"""A database as make_engine opens it (a pool of connections): what the reads outside SqlStore take."""
+StoreError = SQLAlchemyError
+"""Any error from the database (a subclass says which): what callers outside the store catch."""
 
 
 class StoreLockedError(RuntimeError):
@@ -540,30 +546,3 @@ def _update_many(conn, kind: str, rows: list[dict]) -> None:
         stmt = _UPDATES[kind] = table.update().where(table.c[pk] == bindparam("_pk")).values(
             {c: bindparam(c) for c in cols})
     conn.execute(stmt, [{**r, "_pk": r[pk]} for r in rows])
-
-
-def read_open_positions(url: str) -> list[dict]:
-    """Open legs with their group, for `tui-trader positions` (works while an engine runs)."""
-    eng = open_existing(url)
-    try:
-        leg, g = LegRow.__table__, PositionGroupRow.__table__
-        stmt = (
-            select(leg, g.c.status.label("group_status"), g.c.pending_exit)
-            .join(g, g.c.id == leg.c.group_id)
-            .where(leg.c.status == "open", or_(g.c.status == "open", g.c.status == "exiting"))
-            .order_by(leg.c.group_id, leg.c.id)
-        )
-        with eng.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(stmt)]
-    finally:
-        eng.dispose()
-
-
-def read_pnl_state(url: str) -> list[dict]:
-    """The stored state of the P&L rules, one row per scope, for `tui-trader check-exits`."""
-    eng = open_existing(url)
-    try:
-        with eng.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(PnlStateRow.__table__))]
-    finally:
-        eng.dispose()
