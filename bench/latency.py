@@ -12,6 +12,7 @@ from pathlib import Path
 from services.clock import FakeClock
 from services.domain import Order
 from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.replay import ReplayFeed, read_quotes
 from services.store import MemoryStore, SqlStore
 
@@ -32,7 +33,7 @@ def percentiles(samples_ns) -> dict:
 def _engine(store, first_ts: float, positions: int = 100) -> tuple[Engine, FakeClock]:
     cfg = trailing_config(positions)
     clock = FakeClock(first_ts)
-    engine = Engine(cfg, clock, store, feed=ReplayFeed(cfg.symbols))
+    engine = build_engine(cfg, clock, store, feed=ReplayFeed(cfg.symbols))
     engine.open()
     return engine, clock
 

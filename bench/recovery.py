@@ -17,6 +17,7 @@ from pathlib import Path
 from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.store import MemoryStore, SqlStore
 
@@ -80,7 +81,7 @@ def recovery_db() -> Path:
     DATA.mkdir(parents=True, exist_ok=True)
     store = _CaptureStore()
     clock = FakeClock(T0)
-    engine = Engine(recovery_config(), clock, store)
+    engine = build_engine(recovery_config(), clock, store)
     engine.open()
     for step in range(3):  # entries on the first quote of each symbol, then two marks
         clock.t = T0 + step
@@ -117,7 +118,7 @@ def child_restart(db_path: str) -> dict:
         clock = FakeClock(BUILD_END + 60.0)
         t0 = time.perf_counter()
         store = SqlStore(f"sqlite:///{db}")
-        engine = Engine(cfg, clock, store)
+        engine = build_engine(cfg, clock, store)
         engine.open()
         t1 = time.perf_counter()
         snap = engine.snapshot()

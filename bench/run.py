@@ -143,7 +143,7 @@ def figures(sections: dict) -> list[dict]:
 
     rec = sections.get("recovery", {})
     fig("restart with 10,000 open legs -> managed book", rec.get("open_s_median"), "s", 1, "<=",
-        "Engine() + open(), median of fresh processes")
+        "build_engine() + open(), median of fresh processes")
     fig("  then first snapshot", rec.get("first_snapshot_s_median"), "s")
     fig("  then a first quote on every symbol", rec.get("first_quote_per_symbol_s_median"), "s", note="10,000 legs marked")
     return out

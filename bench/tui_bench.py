@@ -13,7 +13,7 @@ from pathlib import Path
 
 from services.clock import RealClock
 from services.config import TradingConfig
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.store import SqlStore
 
 N_SYMBOLS = 50
@@ -85,7 +85,7 @@ async def _measure(spawned_at: float, seconds: float) -> dict:
     cfg = load_config()
     with tempfile.TemporaryDirectory(prefix="tt-bench-") as tmp:
         store = SqlStore(f"sqlite:///{Path(tmp) / 'tui.db'}", flush_interval_s=1.0)
-        engine = Engine(cfg, RealClock(), store)
+        engine = build_engine(cfg, RealClock(), store)
         frames: list[float] = []
         t_start = time.perf_counter()
         app = make_app(None, engine)

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Callable, Collection, Iterable, Iterator, Sequ
 
 from .clock import FakeClock
 from .config import MAX_NUMBER, TradingConfig
+from .brokers.paper import PaperExecution
 from .domain import Fill
 from .engine import Engine
 from .feeds.base import FeedHealth
-from .market import Quote
+from .market import Quote, QuoteBook
+from .rules.precision import SettingsRules
 from .rules.schedule import ScheduleConfig, next_entry, window_at
 from .signal_message import act_on
 from .signal_queue import QueuedSignal
@@ -263,7 +265,9 @@ def run_replay(config: TradingConfig, quotes: Iterable[Quote], *,
         result.warnings = idle_strategies(config, deliveries.strategies, (), 0.0, 0.0)
         return result
     clock = FakeClock(min(first.ts, deliveries.next_at))  # a signal before the first quote finds no price
-    engine = Engine(config, clock, ReplayStore(), feed=ReplayFeed(config.symbols))
+    book, rules = QuoteBook(config.feed.max_quote_age_s), SettingsRules(config.symbols)
+    client = PaperExecution(config.paper, book, clock, rules)  # answers at once: a replay is deterministic
+    engine = Engine(config, clock, ReplayStore(), feed=ReplayFeed(config.symbols), client=client, book=book, rules=rules)
     engine.trade_listeners.append(result.trades.append)
     engine.fill_listeners.append(result.fills.append)
     engine.open()

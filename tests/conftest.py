@@ -9,7 +9,7 @@ import pytest
 
 from services.clock import FakeClock
 from services.config import TradingConfig
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.store import MemoryStore, SqlStore
 
@@ -36,10 +36,10 @@ def config(**strategies) -> TradingConfig:
 class Harness:
     """An engine driven by scripted quotes on a fake clock."""
 
-    def __init__(self, cfg: TradingConfig, store=None, clock: FakeClock | None = None) -> None:
+    def __init__(self, cfg: TradingConfig, store=None, clock: FakeClock | None = None, client=None) -> None:
         self.clock = clock or FakeClock(T0)
         self.store = store if store is not None else MemoryStore()
-        self.engine = Engine(cfg, self.clock, self.store)
+        self.engine = build_engine(cfg, self.clock, self.store, client=client)
         self.engine.open()
 
     def quote(self, symbol: str, bid: float, ask: float | None = None, last: float = 0.0, dt: float = 1.0):

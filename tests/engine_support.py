@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.brokers.paper import PaperExecution
 from services.config import TradingConfig
+from services.orders import ExecEvent, ExecKind, OrderRequest
 from services.store import MemoryStore
 
 
@@ -50,3 +52,20 @@ class RecordingStore(MemoryStore):
 
     def events(self, category: str | None = None) -> list[dict]:
         return [r for r in self.of("event") if category is None or r["category"] == category]
+
+
+class RejectingClient(PaperExecution):
+    """The paper client, rejecting the first `n` orders `which` picks (sells: a long's exits)
+    with a venue's reason."""
+
+    def __init__(self, *args, n: int = 2, which=lambda request: request.side == "sell",
+                 reason: str = "insufficient margin") -> None:
+        super().__init__(*args)
+        self.left, self.which, self.reason = n, which, reason
+
+    def submit(self, request: OrderRequest) -> None:
+        if self.left and self.which(request):
+            self.left -= 1
+            self._deliver([ExecEvent(request.order_id, ExecKind.REJECTED, self.clock.now(), reason=self.reason)])
+            return
+        super().submit(request)

@@ -220,13 +220,13 @@ async def test_a_command_killed_by_a_signal_says_which(started):
 
 async def test_alerts_raised_while_the_engine_started_are_delivered_but_not_older_ones(db_url, tmp_path):
     from services.clock import FakeClock
-    from services.engine import Engine
+    from tui_trader.wiring import build_engine
     from services.store import SqlStore
 
     first = Harness(config(), store=SqlStore(db_url))
     first.engine.note("error", "feed", "an alert of the previous run", needs_ack=True)
     first.engine.store.close()
-    engine = Engine(config(), FakeClock(first.clock.now() + 1), SqlStore(db_url))
+    engine = build_engine(config(), FakeClock(first.clock.now() + 1), SqlStore(db_url))
     engine.open()
     engine.note("critical", "recovery", "an alert raised at start", needs_ack=True)  # before attachments start
     hook = AlertHook(python(COPY_STDIN, tmp_path), 10.0)

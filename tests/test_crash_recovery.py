@@ -17,7 +17,7 @@ import pytest
 
 from services.clock import FakeClock
 from services.config import TradingConfig
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.store import SqlStore, StoreLockedError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,7 +162,7 @@ def test_kill_9_loses_no_fill_duplicates_none_and_resumes_the_trailing_state(hea
         time.sleep(0.1)
     cfg = TradingConfig.model_validate(tomllib.loads(cfg_path.read_text()))
     with pytest.raises(StoreLockedError):  # one engine per database, across processes too
-        Engine(cfg, FakeClock(time.time()), SqlStore(cfg.store.url)).open()
+        build_engine(cfg, FakeClock(time.time()), SqlStore(cfg.store.url)).open()
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=10) == -signal.SIGKILL
 
@@ -178,7 +178,7 @@ def test_kill_9_loses_no_fill_duplicates_none_and_resumes_the_trailing_state(hea
     half_done_orders = {oid for oid, o in at_kill["orders"].items() if o["status"] in ("new", "working")}
     half_done_entries = {gid for gid, g in at_kill["groups"].items() if g["status"] == "entering"}
 
-    engine = Engine(cfg, FakeClock(time.time()), SqlStore(cfg.store.url))
+    engine = build_engine(cfg, FakeClock(time.time()), SqlStore(cfg.store.url))
     engine.open()  # no quote is delivered
     try:
         # the same open positions, with the same levels and trailing state

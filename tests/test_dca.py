@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.config import DcaLayer, TradingConfig
+from services.orders import ExecEvent, ExecKind
 from services.rules.dca import grid, grid_problems, layer_problem, tp_price
 from services.store import SqlStore
 
@@ -258,16 +259,16 @@ def test_the_snapshot_shows_every_layer_with_its_state():
 
 def test_a_rejected_layer_is_cancelled_and_the_grid_goes_on():
     h = harness()
-    broker = h.engine.broker
-    submit = broker.submit
+    client = h.engine.client
+    submit = client.submit
 
-    def reject_deep_layers(order):
-        if order.method == "dca_layer" and order.limit_price == 95.0:
-            broker._reject(order, "venue says no")
+    def reject_deep_layers(request):
+        if request.limit_price == 95.0:
+            client._deliver([ExecEvent(request.order_id, ExecKind.REJECTED, h.clock.now(), reason="venue says no")])
         else:
-            submit(order)
+            submit(request)
 
-    broker.submit = reject_deep_layers
+    client.submit = reject_deep_layers
     group = enter(h)
     first, second, third = legs(h, group.id)
     assert (first.status, second.status, third.status) == ("open", "pending", "cancelled")

@@ -5,7 +5,7 @@ don't block the book for the rest of the day within minutes (issue 12)."""
 from __future__ import annotations
 
 from services.clock import FakeClock
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.feeds.simulated import SimulatedFeed
 from services.store import MemoryStore
 from tests.conftest import T0
@@ -16,7 +16,7 @@ from tui_trader.settings import load_settings
 def test_the_demo_trades_all_day_without_hitting_the_daily_loss_limit():
     settings = load_settings(PROJECT_SETTINGS)
     clock = FakeClock(T0)
-    engine = Engine(settings, clock, MemoryStore(), feed=SimulatedFeed(settings.symbols, clock, seed=3))
+    engine = build_engine(settings, clock, MemoryStore(), feed=SimulatedFeed(settings.symbols, clock, seed=3))
     engine.open()
     step = 0.5  # the demo's fastest symbols quote every half second
     for _ in range(int((24 * 3600 - 60) / step)):  # up to a minute before the session starts over

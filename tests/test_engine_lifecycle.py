@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 
 from services.clock import FakeClock
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.store import SqlStore
 from tests.conftest import T0, Harness
@@ -323,7 +323,7 @@ def test_pause_survives_a_restart(db_url):
     h = Harness(make_config({"s": strat()}), store=SqlStore(db_url))
     assert h.engine.pause("s").ok
     h.engine.store.close()
-    eng = Engine(make_config({"s": strat()}), FakeClock(T0 + 100), SqlStore(db_url))
+    eng = build_engine(make_config({"s": strat()}), FakeClock(T0 + 100), SqlStore(db_url))
     eng.open()
     try:
         assert eng.strategies["s"].paused
@@ -458,7 +458,7 @@ def test_an_accepted_edit_is_committed_before_it_returns_and_audited(db_url):
     db.close()
     store.close()
     # a new engine on the same database manages the edited levels
-    eng = Engine(make_config({"s": strat(stop_loss="1%", target="10%", trail_distance="1%", reentry=False)}),
+    eng = build_engine(make_config({"s": strat(stop_loss="1%", target="10%", trail_distance="1%", reentry=False)}),
                  FakeClock(T0 + 50), SqlStore(db_url))
     eng.open()
     try:

@@ -7,7 +7,7 @@ import pytest
 
 from services.clock import FakeClock
 from services.config import TradingConfig
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.rules.precision import floor_qty, round_price
 from tests.conftest import T0
@@ -37,7 +37,7 @@ class Day:
     def __init__(self, cfg: TradingConfig, rules=None) -> None:
         self.clock = FakeClock(T0)
         self.store = RecordingStore()
-        self.engine = Engine(cfg, self.clock, self.store, rules=rules)
+        self.engine = build_engine(cfg, self.clock, self.store, rules=rules)
         self.engine.open()
 
     def quote(self, bid: float, ask: float, symbol: str = "BTCUSDT", dt: float = 0.0) -> None:

@@ -5,7 +5,8 @@ it survives a restart."""
 from __future__ import annotations
 
 from services.clock import FakeClock
-from services.engine import ENTRIES_STOPPED, Engine
+from services.engine import ENTRIES_STOPPED
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.store import SqlStore
 from tests.conftest import T0, Harness
@@ -57,7 +58,7 @@ def test_the_switch_survives_a_restart(db_url):
     h = Harness(cfg, store=SqlStore(db_url))
     assert h.engine.stop_entries().ok
     h.engine.store.close()
-    again = Engine(cfg, FakeClock(T0 + 100), SqlStore(db_url))
+    again = build_engine(cfg, FakeClock(T0 + 100), SqlStore(db_url))
     again.open()
     try:
         assert again.snapshot().entries_stopped

@@ -12,7 +12,8 @@ import pytest
 
 from services.clock import FakeClock
 from services.engine import Engine
-from services.engine_events import RECENT_EVENTS
+from tui_trader.wiring import build_engine
+from services.engine.journal import RECENT_EVENTS
 from services.event_log import EventQuery, event_from_row
 from services.market import Quote
 from services.store import SqlStore
@@ -41,7 +42,7 @@ def sql_harness(db_url: str) -> Harness:
 
 def reopen(h: Harness, db_url: str) -> Engine:
     h.engine.store.close()
-    eng = Engine(h.engine.config, FakeClock(h.clock.now() + 1), SqlStore(db_url))
+    eng = build_engine(h.engine.config, FakeClock(h.clock.now() + 1), SqlStore(db_url))
     eng.open()
     return eng
 
@@ -73,7 +74,7 @@ def test_an_alert_is_unread_until_acknowledged_and_stays_acknowledged_after_a_re
         assert not again.ack_alerts(None).ok
     finally:
         again.store.close()
-    third_run = Engine(h.engine.config, FakeClock(h.clock.now() + 2), SqlStore(db_url))
+    third_run = build_engine(h.engine.config, FakeClock(h.clock.now() + 2), SqlStore(db_url))
     third_run.open()
     assert third_run.snapshot().unread_alerts == 0
     third_run.store.close()
@@ -122,7 +123,7 @@ async def test_find_events_pages_back_beyond_memory_down_to_the_first_event(db_u
 async def test_find_events_includes_events_not_written_yet_and_says_when_the_database_cannot_be_read(db_url):
     h = sql_harness(db_url)
     h.engine.note("info", "test", "written")
-    h.engine._event("warning", "test", "not committed yet")  # raised, its write still pending
+    h.engine.journal.event("warning", "test", "not committed yet")  # raised, its write still pending
     page = await h.engine.find_events(EventQuery(category="test"))
     assert [e.message for e in page.events] == ["not committed yet", "written"]
 
@@ -244,21 +245,21 @@ def test_event_rows_read_back_as_the_views_the_engine_raised(db_url):
 async def test_the_engine_enforces_retention_by_itself_a_minute_after_start_then_hourly(db_url):
     cfg = config().model_copy(update={"logs": config().logs.model_copy(update={"retention_days": 1})})
     h = Harness(cfg, store=SqlStore(db_url))
-    h.engine._loop = asyncio.get_running_loop()  # as start() sets it
+    h.engine.journal.loop = asyncio.get_running_loop()  # as start() sets it
     for i in range(10):
         h.engine.note("info", "old", f"old {i}")
     h.clock.advance(2 * 86400)
     h.engine.tick()  # the first check comes a minute after the start, in a task: it ran now
-    assert h.engine._retention_task is not None
-    await h.engine._retention_task
+    assert h.engine.history.retention_task is not None
+    await h.engine.history.retention_task
     assert not [e for e in h.engine.store.read_events(EventQuery(category="old"), limit=100)]
     h.engine.note("info", "old", "one more")
     h.clock.advance(2 * 86400 - 3600 + 60)
     h.engine.tick()
-    assert h.engine._retention_task is not None  # an hour after the last one
-    await h.engine._retention_task
+    assert h.engine.history.retention_task is not None  # an hour after the last one
+    await h.engine.history.retention_task
     h.engine.note("info", "old", "recent")
     h.clock.advance(60)
     h.engine.tick()
-    assert h.engine._retention_task is None  # not again within the hour
+    assert h.engine.history.retention_task is None  # not again within the hour
     h.engine.store.close()

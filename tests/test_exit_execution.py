@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.brokers.paper import PaperBroker
 from services.clock import FakeClock
 from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.store import SqlStore
 from tests.conftest import T0, Harness
-from tests.engine_support import RecordingStore, make_config, strat
+from tests.engine_support import RecordingStore, RejectingClient, make_config, strat
 
 
 def exit_orders(h: Harness) -> list[tuple]:
@@ -43,26 +43,10 @@ def test_a_resting_limit_exit_fills_when_the_touch_reaches_it():
     assert h.engine.trades[-1].exit_price == 102.0 and h.engine.trades[-1].exit_reason == "stop_loss"
 
 
-class RejectingBroker(PaperBroker):
-    """Rejects the first `n` exit orders with a venue's reason."""
-
-    def __init__(self, *args, n: int = 2) -> None:
-        super().__init__(*args)
-        self.left = n
-
-    def submit(self, order) -> None:
-        if order.purpose == "exit" and self.left:
-            self.left -= 1
-            self._reject(order, "insufficient margin")
-            return
-        super().submit(order)
-
-
 def test_a_rejected_exit_order_is_retried_with_each_rejection_recorded_and_one_alert():
     cfg = make_config({"s": strat(stop_loss="1%")})
     clock, store = FakeClock(T0), RecordingStore()
-    engine = Engine(cfg, clock, store, broker=RejectingBroker(cfg.paper, None, clock))
-    engine.broker.book = engine.book
+    engine = build_engine(cfg, clock, store, client=RejectingClient)
     engine.open()
 
     def quote(px: float) -> None:
@@ -136,7 +120,7 @@ def restart_without(db_url: str, cfg_before, cfg_after) -> Engine:
     h.quote("BTCUSDT", 100.0)
     h.quote("ETHUSDT", 50.0)
     h.engine.store.close()
-    eng = Engine(cfg_after, FakeClock(h.clock.now() + 1), SqlStore(db_url))
+    eng = build_engine(cfg_after, FakeClock(h.clock.now() + 1), SqlStore(db_url))
     eng.open()
     return eng
 

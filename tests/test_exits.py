@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.engine import _exit_reason
+from services.rules.exits import exit_reason as _exit_reason
 from services.domain import Group, Leg
 from services.market import Quote
 from tests.conftest import T0, Harness

@@ -10,6 +10,7 @@ import logging
 
 from services.clock import FakeClock
 from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.feeds.base import FeedHealth
 from services.feeds.simulated import SimulatedFeed
 from services.market import Quote
@@ -23,16 +24,16 @@ def alerts(engine: Engine, level: str | None = None) -> list:
 
 
 def failing_for(engine: Engine, symbol: str) -> dict:
-    """Make the work of `symbol`'s quotes raise while switch["on"] (the broker's quote handling)."""
+    """Make the work of `symbol`'s quotes raise while switch["on"] (the execution client's quote handling)."""
     switch = {"on": True}
-    broker_on_quote = engine._broker_on_quote
+    client_on_quote = engine.client.on_quote
 
     def on_quote(q: Quote) -> None:
         if switch["on"] and q.symbol == symbol:
             raise RuntimeError(f"boom on {q.symbol}")
-        broker_on_quote(q)
+        client_on_quote(q)
 
-    engine._broker_on_quote = on_quote
+    engine.client.on_quote = on_quote
     return switch
 
 
@@ -93,7 +94,7 @@ def test_a_failing_tick_in_the_quote_path_is_caught_and_alerted_once(monkeypatch
     def broken(now: float) -> None:
         raise ValueError("bad tick")
 
-    monkeypatch.setattr(h.engine, "_tick_feed_health", broken)
+    monkeypatch.setattr(h.engine.feed_watch, "tick", broken)
     for px in (100.0, 100.5, 101.0):
         h.quote("BTCUSDT", px)  # the tick runs with each of these quotes, and fails
     assert h.engine.trades[-1].exit_reason == "target"  # the quotes' own work went on
@@ -163,7 +164,7 @@ class BrokenComponent:
 async def test_the_stop_event_is_recorded_even_when_the_feeds_stop_raises():
     cfg = make_config({"s": strat(entry="manual")})
     store = RecordingStore()
-    engine = Engine(cfg, FakeClock(T0), store, feed=BrokenFeed(cfg.symbols))
+    engine = build_engine(cfg, FakeClock(T0), store, feed=BrokenFeed(cfg.symbols))
     await engine.start()
     await engine.stop()  # does not raise
     assert engine.state == "stopped"
@@ -176,7 +177,7 @@ async def test_the_stop_event_is_recorded_even_when_the_feeds_stop_raises():
 async def test_a_component_that_fails_to_start_or_stop_leaves_the_engine_running_and_stopping():
     cfg = make_config({"s": strat(entry="manual")})
     store = RecordingStore()
-    engine = Engine(cfg, FakeClock(T0), store)
+    engine = build_engine(cfg, FakeClock(T0), store)
     component = BrokenComponent()
     engine.attachments.append(component)
     await engine.start()
@@ -199,7 +200,7 @@ def test_a_quarantined_symbol_takes_no_pyramid():
     failing_for(h.engine, "BTCUSDT")
     for _ in range(3):
         h.quote("BTCUSDT", 100.0)
-    h.engine._broker_on_quote = h.engine.broker.on_quote
+    del h.engine.client.on_quote  # the client's own again
     h.quote("BTCUSDT", 100.0)
     result = h.engine.enter_now("g")
     assert not result.ok and result.message == "g BTCUSDT: no pyramid: quarantined after 3 errors: RuntimeError: boom on BTCUSDT"
@@ -207,7 +208,7 @@ def test_a_quarantined_symbol_takes_no_pyramid():
 
 async def test_a_failing_snapshot_subscriber_does_not_keep_the_engine_from_stopping():
     store = RecordingStore()
-    engine = Engine(make_config({"s": strat(entry="manual")}), FakeClock(T0), store)
+    engine = build_engine(make_config({"s": strat(entry="manual")}), FakeClock(T0), store)
     await engine.start()
 
     def broken(snap) -> None:

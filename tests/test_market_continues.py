@@ -8,6 +8,7 @@ import pytest
 from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.feeds.simulated import SimulatedFeed
 from services.market import mark_of
 from services.store.sql import SqlStore
@@ -30,7 +31,7 @@ def unseeded() -> TradingConfig:
 async def test_a_restart_continues_from_the_last_stored_prices_not_the_start_price(tmp_path):
     url = f"sqlite:///{tmp_path}/t.db"
     clock = FakeClock(T0)
-    first = Engine(config(), clock, SqlStore(url))
+    first = build_engine(config(), clock, SqlStore(url))
     first.open()
     walk(first, clock, 600)  # volatility 2.0: ten minutes take the price well away from 100
     left = {sym: mark_of(q) for sym, q in first.book.quotes.items()}
@@ -38,7 +39,7 @@ async def test_a_restart_continues_from_the_last_stored_prices_not_the_start_pri
     await first.stop()
 
     clock.advance(5.0)
-    again = Engine(config(), clock, SqlStore(url))
+    again = build_engine(config(), clock, SqlStore(url))
     again.open()
     first_quotes = {q.symbol: mark_of(q) for q in again.feed.step()}
     for sym, price in left.items():

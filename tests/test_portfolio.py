@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.clock import FakeClock
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.store import SqlStore
 from tests.conftest import T0, Harness
 from tests.engine_support import RecordingStore, make_config, strat
@@ -184,7 +184,7 @@ def test_a_fired_rule_and_its_block_survive_a_restart_in_the_same_session(db_url
     h.quote("BTCUSDT", 94.0)  # -6: the P&L stop
     assert len(h.engine.trades) == 2
     h.engine.store.close()
-    again = Engine(cfg, FakeClock(h.clock.now() + 5), SqlStore(db_url))
+    again = build_engine(cfg, FakeClock(h.clock.now() + 5), SqlStore(db_url))
     again.open()
     try:
         view = next(s for s in again.snapshot().strategies if s.id == "s")

@@ -11,9 +11,10 @@ from typing import Protocol
 import pytest
 
 from services import ports
-from services.brokers.paper_execution import PaperExecution
+from services.brokers.paper import PaperExecution
 from services.clock import FakeClock, RealClock
 from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.feeds.simulated import SimulatedFeed
 from services.market import QuoteBook
 from services.rules.precision import SettingsRules
@@ -86,7 +87,7 @@ def unmet(port: type, impl: object) -> list[str]:
 
 
 def engine() -> Engine:
-    return Engine(config(), FakeClock(T0), MemoryStore())
+    return build_engine(config(), FakeClock(T0), MemoryStore())
 
 
 IMPLEMENTATIONS = [  # port, what implements it, an instance of it

@@ -5,7 +5,7 @@ the same strategy/symbol/timeframe, expire, survive a restart, and take slots as
 from __future__ import annotations
 
 from services.clock import FakeClock
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.signal_queue import QueuedSignal, SignalQueue
 from services.market import Quote
 from services.store import SqlStore
@@ -140,7 +140,7 @@ def test_the_queue_survives_a_restart(db_url):
     h.engine.enter_now("b", price=50.2)  # a replacement
     before = [(v.strategy_id, v.timeframe, v.price, v.replacements, v.rank) for v in h.engine.snapshot().queue]
     h.engine.store.close()
-    again = Engine(h.engine.config, FakeClock(h.clock.now() + 1), SqlStore(db_url))
+    again = build_engine(h.engine.config, FakeClock(h.clock.now() + 1), SqlStore(db_url))
     again.open()
     try:
         for symbol, px in (("ACME", 20.0), ("BTCUSDT", 100.0), ("ETHUSDT", 50.0)):

@@ -10,7 +10,7 @@ import pytest
 
 from services.clock import FakeClock
 from services.config import RiskEngineConfig, TradingConfig
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.store import SqlStore
 
@@ -99,7 +99,7 @@ def test_after_a_restart_a_baskets_time_exit_waits_for_each_legs_fresh_quote(db_
     quotes(h, BTCUSDT=100.0, ETHUSDT=50.0)
     assert h.engine.enter_now("b").ok
     h.engine.store.close()
-    eng = Engine(cfg, FakeClock(h.clock.now() + 120), SqlStore(db_url))  # back after the time exit
+    eng = build_engine(cfg, FakeClock(h.clock.now() + 120), SqlStore(db_url))  # back after the time exit
     eng.open()
     try:
         clock = eng.clock

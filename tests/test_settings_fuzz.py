@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from services.clock import FakeClock
 from services.domain import Fill
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.store import MemoryStore
 from tests.conftest import T0
 from tui_trader.locations import PROJECT_SETTINGS
@@ -160,7 +160,7 @@ def outcome(tmp_path: Path, changes: list[tuple[tuple, str]]) -> str:
     except Exception as exc:  # noqa: BLE001 - the point of the test
         return f"load raised {type(exc).__name__}: {exc}"
     try:
-        engine = Engine(settings, FakeClock(T0), FillCheckingStore())
+        engine = build_engine(settings, FakeClock(T0), FillCheckingStore())
         engine.open()
         for symbol in settings.symbols:
             engine.on_quote(engine.feed.next_quote(symbol))

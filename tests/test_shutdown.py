@@ -18,6 +18,7 @@ import pytest
 from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import KEPT_AT_STOP, Engine
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.store import SqlStore
 from tests.conftest import T0
@@ -47,7 +48,7 @@ def rows(db_url: str, sql: str) -> list[tuple]:
 
 
 def engine_with_a_working_entry(db_url: str, orders_on_stop: str) -> Engine:
-    eng = Engine(config(orders_on_stop), FakeClock(T0), SqlStore(db_url))
+    eng = build_engine(config(orders_on_stop), FakeClock(T0), SqlStore(db_url))
     eng.open()
     eng.on_quote(Quote("BTCUSDT", eng.clock.now(), 99.0, 101.0))
     assert eng.enter_now("s").ok  # a limit at 100 rests
@@ -70,7 +71,7 @@ async def test_a_stop_can_keep_working_orders_and_the_entry_goes_on_after_the_re
     [(message,)] = rows(db_url, "select message from strategy_events order by id desc limit 1")
     assert message.endswith("; 1 working order(s) kept for the next start")
 
-    again = Engine(config("keep"), FakeClock(T0 + 60), SqlStore(db_url))
+    again = build_engine(config("keep"), FakeClock(T0 + 60), SqlStore(db_url))
     again.open()
     try:
         assert [g.status for g in again.groups.values()] == ["entering"]  # not given up
@@ -91,7 +92,7 @@ GRID = {"sizing": {"fixed_value": 200}, "execution": {"order_type": "market"},
 @pytest.mark.parametrize("orders_on_stop, layer_order", [("cancel", "cancelled"), ("keep", "working")])
 async def test_a_stop_keeps_a_grid_whose_first_layer_filled_and_its_layer_rests_again_at_the_next_start(
         db_url, orders_on_stop, layer_order):
-    eng = Engine(config(orders_on_stop, **GRID), FakeClock(T0), SqlStore(db_url))
+    eng = build_engine(config(orders_on_stop, **GRID), FakeClock(T0), SqlStore(db_url))
     eng.open()
     eng.on_quote(Quote("BTCUSDT", eng.clock.now(), 100.0, 100.0))
     assert eng.enter_now("s").ok  # layer 1 fills at 100; layer 2 rests at 98
@@ -102,7 +103,7 @@ async def test_a_stop_keeps_a_grid_whose_first_layer_filled_and_its_layer_rests_
     assert rows(db_url, "select status from position_groups") == [("open",)]
     assert [e.message for e in eng.events if e.level in ("error", "critical")] == []
 
-    again = Engine(config(orders_on_stop, **GRID), FakeClock(T0 + 60), SqlStore(db_url))
+    again = build_engine(config(orders_on_stop, **GRID), FakeClock(T0 + 60), SqlStore(db_url))
     again.open()
     try:
         [group] = again.groups.values()
@@ -117,7 +118,7 @@ async def test_a_stop_keeps_a_grid_whose_first_layer_filled_and_its_layer_rests_
 
 async def test_a_stop_keeps_a_basket_part_way_in_and_its_next_leg_is_entered_at_the_next_start(db_url):
     basket = {"symbols": ["BTCUSDT", "ETHUSDT"], "basket": True}
-    eng = Engine(config("cancel", **basket), FakeClock(T0), SqlStore(db_url))
+    eng = build_engine(config("cancel", **basket), FakeClock(T0), SqlStore(db_url))
     eng.open()
     eng.on_quote(Quote("ETHUSDT", eng.clock.now(), 49.0, 51.0))
     eng.on_quote(Quote("BTCUSDT", eng.clock.now(), 99.0, 101.0))
@@ -128,7 +129,7 @@ async def test_a_stop_keeps_a_basket_part_way_in_and_its_next_leg_is_entered_at_
         ("BTCUSDT", "entry", "filled", ""), ("ETHUSDT", "entry", "working", KEPT_AT_STOP)]  # not unwound
     assert [e.message for e in eng.events if e.level in ("error", "critical")] == []
 
-    again = Engine(config("cancel", **basket), FakeClock(T0 + 60), SqlStore(db_url))
+    again = build_engine(config("cancel", **basket), FakeClock(T0 + 60), SqlStore(db_url))
     again.open()
     try:
         [group] = again.groups.values()
@@ -143,7 +144,7 @@ async def test_a_stop_keeps_a_basket_part_way_in_and_its_next_leg_is_entered_at_
 
 
 async def test_nothing_enters_once_the_engine_is_stopping(db_url):
-    eng = Engine(config(), FakeClock(T0), SqlStore(db_url))
+    eng = build_engine(config(), FakeClock(T0), SqlStore(db_url))
     eng.open()
     eng.on_quote(Quote("BTCUSDT", eng.clock.now(), 99.0, 101.0))
     eng.state = "stopping"
@@ -155,7 +156,7 @@ async def test_nothing_enters_once_the_engine_is_stopping(db_url):
 
 def test_the_forced_stop_commits_what_was_decided_and_leaves_orders_as_they_are(db_url):
     eng = engine_with_a_working_entry(db_url, "cancel")
-    eng._event("info", "test", "decided, not committed yet")
+    eng.journal.event("info", "test", "decided, not committed yet")
     eng.stop_now()
     assert eng.state == "stopped"
     messages = [m for (m,) in rows(db_url, "select message from strategy_events order by id")]

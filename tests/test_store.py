@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, event
 
 from services.clock import FakeClock
 from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.store import MemoryStore, SqlStore, StoreLockedError, read_open_positions
 from services.store.read_models import read_pnl_state
@@ -95,14 +96,14 @@ def comparable(eng: Engine):
 async def test_a_restart_is_invisible_to_the_positions_levels_and_trades(db_url):
     # the reference: one engine that never stops
     ref_clock = FakeClock(T0)
-    ref = Engine(book_config(), ref_clock, MemoryStore())
+    ref = build_engine(book_config(), ref_clock, MemoryStore())
     ref.open()
     play(ref, ref_clock, PHASE_1)
     ref_mid = comparable(ref)
     play(ref, ref_clock, PHASE_2)
 
     clock = FakeClock(T0)
-    first = Engine(book_config(), clock, SqlStore(db_url))
+    first = build_engine(book_config(), clock, SqlStore(db_url))
     first.open()
     play(first, clock, PHASE_1)
     assert comparable(first) == ref_mid
@@ -111,7 +112,7 @@ async def test_a_restart_is_invisible_to_the_positions_levels_and_trades(db_url)
     await first.stop()
     rows_at_stop = counts(db_url)
 
-    second = Engine(book_config(), FakeClock(clock.now()), SqlStore(db_url))
+    second = build_engine(book_config(), FakeClock(clock.now()), SqlStore(db_url))
     second.open()
     try:
         after = {p.group_id: p for p in second.snapshot().positions}
@@ -147,7 +148,7 @@ def test_a_restarted_engine_does_not_re_enter_a_slot_that_holds_a_position(db_ur
     h = Harness(make_config({"s": strat(stop_loss="50%")}), store=SqlStore(db_url))
     h.quote("BTCUSDT", 100.0)
     h.engine.store.close()
-    eng = Engine(make_config({"s": strat(stop_loss="50%")}), FakeClock(h.clock.now()), SqlStore(db_url))
+    eng = build_engine(make_config({"s": strat(stop_loss="50%")}), FakeClock(h.clock.now()), SqlStore(db_url))
     eng.open()
     try:
         for i in range(3):
@@ -168,7 +169,7 @@ def test_a_pending_exit_is_resumed_after_a_restart(db_url):
     h.clock.advance(10)
     assert "pending" in h.engine.exit_position(gid).message  # rejected: stale quote
     h.engine.store.close()
-    eng = Engine(make_config({"s": strat(reentry=False)}), FakeClock(h.clock.now()), SqlStore(db_url))
+    eng = build_engine(make_config({"s": strat(reentry=False)}), FakeClock(h.clock.now()), SqlStore(db_url))
     eng.open()
     try:
         assert eng.groups[gid].status == "exiting"
@@ -190,7 +191,7 @@ def test_the_cooldown_and_entered_today_survive_a_restart(db_url):
     h.quote("BTCUSDT", 99.0)  # exit at T0 + 3
     h.quote("ETHUSDT", 49.0)
     h.engine.store.close()
-    eng = Engine(cfg, FakeClock(T0 + 10), SqlStore(db_url))
+    eng = build_engine(cfg, FakeClock(T0 + 10), SqlStore(db_url))
     eng.open()
     try:
         eng.on_quote(Quote("BTCUSDT", T0 + 10, 99.0, 99.0))
@@ -208,12 +209,12 @@ def test_the_cooldown_and_entered_today_survive_a_restart(db_url):
 def test_an_entry_that_never_filled_is_abandoned_at_restart_with_a_recovery_event(db_url):
     cfg = make_config({"s": strat()})
     h = Harness(cfg, store=SqlStore(db_url))
-    h.engine.broker.submit = lambda order: None  # the process dies between commit and send
+    h.engine.client.submit = lambda request: None  # the process dies between commit and send
     h.quote("BTCUSDT", 100.0)
     [order] = db_rows(db_url, "select id, status from orders")
     assert order["status"] == "new"
     h.engine.store.close()
-    eng = Engine(cfg, FakeClock(h.clock.now() + 1), SqlStore(db_url))
+    eng = build_engine(cfg, FakeClock(h.clock.now() + 1), SqlStore(db_url))
     eng.open()
     try:
         recovery = [e for e in eng.events if e.category == "recovery"]
@@ -275,11 +276,11 @@ def test_close_flushes_the_marks(db_url):
 
 def test_an_engine_cannot_open_a_database_another_engine_holds(db_url):
     first = Harness(make_config({"s": strat()}), store=SqlStore(db_url))
-    second = Engine(make_config({"s": strat()}), FakeClock(T0), SqlStore(db_url))
+    second = build_engine(make_config({"s": strat()}), FakeClock(T0), SqlStore(db_url))
     with pytest.raises(StoreLockedError, match="another tui-trader engine is running"):
         second.open()
     first.engine.store.close()
-    third = Engine(make_config({"s": strat()}), FakeClock(T0), SqlStore(db_url))
+    third = build_engine(make_config({"s": strat()}), FakeClock(T0), SqlStore(db_url))
     third.open()  # free once the first has closed
     third.store.close()
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import pytest
 
 from services.clock import FakeClock
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.feeds.base import FeedHealth
 from services.market import Quote
 from services.store import SqlStore, sql
@@ -79,7 +79,7 @@ class Desk:
     def __init__(self, db_url: str, strategies: dict) -> None:
         cfg = make_config(strategies, max_age=1000)
         self.store = SqlStore(db_url, flush_interval_s=0.1, retry_busy_s=0.5)
-        self.engine = Engine(cfg, FakeClock(T0), self.store, feed=QuietFeed(cfg.symbols))
+        self.engine = build_engine(cfg, FakeClock(T0), self.store, feed=QuietFeed(cfg.symbols))
         self.fills: list = []
         self.engine.fill_listeners.append(self.fills.append)
         self.slowest = 0.0

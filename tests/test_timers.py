@@ -4,15 +4,16 @@ while it waits for a fresh quote; a tick with nothing due looks at no position."
 
 from __future__ import annotations
 
+from functools import partial
+
 from services.clock import FakeClock
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.replay import ReplayStore
 from services.store import MemoryStore, SqlStore
 from services.timers import Timers
 from tests.conftest import T0, Harness
-from tests.engine_support import make_config, strat
-from tests.test_exit_execution import RejectingBroker
+from tests.engine_support import RejectingClient, make_config, strat
 from tests.test_queue import full_pool
 from tests.test_shutdown import config as shutdown_config, engine_with_a_working_entry
 
@@ -149,7 +150,7 @@ def test_a_symbol_first_quoted_after_the_others_went_stale_goes_stale_too():
 
 async def test_an_entry_kept_at_the_stop_waits_for_a_fresh_quote_after_the_restart(db_url):
     await engine_with_a_working_entry(db_url, "keep").stop()
-    again = Engine(shutdown_config("keep"), FakeClock(T0 + 60), SqlStore(db_url))
+    again = build_engine(shutdown_config("keep"), FakeClock(T0 + 60), SqlStore(db_url))
     again.open()
     try:
         again.tick()  # no quote yet: nothing to place it on
@@ -162,9 +163,7 @@ async def test_an_entry_kept_at_the_stop_waits_for_a_fresh_quote_after_the_resta
 
 def rejecting(**kw) -> Harness:
     """A long on BTCUSDT at 100 with a 1 % stop, whose first exit order is rejected."""
-    h = Harness(make_config({"s": strat(stop_loss="1%", reentry=False, **kw)}))
-    h.engine.broker = RejectingBroker(h.engine.config.paper, h.engine.book, h.clock, n=1)
-    h.engine.broker.bind(h.engine._on_fill, h.engine._on_reject)
+    h = Harness(make_config({"s": strat(stop_loss="1%", reentry=False, **kw)}), client=partial(RejectingClient, n=1))
     h.quote("BTCUSDT", 100.0)
     h.quote("BTCUSDT", 98.0)  # the stop: its exit order is rejected, sent again a second later
     return h

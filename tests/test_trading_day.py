@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from services.clock import FakeClock
 from services.config import TradingConfig
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.store import SqlStore
 from tests.engine_support import RecordingStore
@@ -57,7 +57,7 @@ class Day:
     def __init__(self, store=None, start: float = ny("09:00")) -> None:
         self.clock = FakeClock(start)
         self.store = store if store is not None else RecordingStore()
-        self.engine = Engine(day_config(), self.clock, self.store)
+        self.engine = build_engine(day_config(), self.clock, self.store)
         self.engine.open()
         self.book = {"AAA": (99.0, 101.0), "BBB": (49.0, 51.0), "CCC": (19.9, 20.1), "DDD": (9.9, 10.1)}
 

@@ -30,6 +30,7 @@ from screens.widgets.keyed_table import KEY
 from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.store import SqlStore
 from services.views import EventView
 from tests.conftest import T0, config
@@ -47,7 +48,7 @@ STRATEGIES = {
 
 
 def make_engine(tmp_path: Path, clock: FakeClock, cfg: TradingConfig | None = None) -> Engine:
-    return Engine(cfg or config(**STRATEGIES), clock, SqlStore(f"sqlite:///{tmp_path}/t.db"))
+    return build_engine(cfg or config(**STRATEGIES), clock, SqlStore(f"sqlite:///{tmp_path}/t.db"))
 
 
 @pytest.fixture
@@ -458,7 +459,7 @@ async def test_q_stops_the_engine_and_quits(app, engine):
     assert app.return_code == 0
     # positions stay open: a new engine on the same database resumes them
     clock = FakeClock(engine.clock.now())
-    again = Engine(engine.config, clock, SqlStore(engine.store.url))
+    again = build_engine(engine.config, clock, SqlStore(engine.store.url))
     again.open()
     assert gid in again.groups
     again.store.close()

@@ -19,7 +19,7 @@ from screens.schedule import ScheduleScreen
 from screens.widgets import ConfirmScreen, StrategyDetailsScreen
 from services.clock import FakeClock
 from services.config import TradingConfig
-from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.store import SqlStore
 from tests.conftest import T0
@@ -249,7 +249,7 @@ async def press_n_on(pilot: Pilot, strategy: str) -> None:
 
 @pytest.mark.parametrize("blocked_by", ["book", "strategy", "operator"])
 async def test_n_while_entries_are_blocked_is_refused_with_the_reason_before_any_question(tmp_path: Path, blocked_by):
-    engine = Engine(blocked_config({"daily_loss_limit": 5}), FakeClock(T0), SqlStore(f"sqlite:///{tmp_path}/t.db"))
+    engine = build_engine(blocked_config({"daily_loss_limit": 5}), FakeClock(T0), SqlStore(f"sqlite:///{tmp_path}/t.db"))
     app = make_app(None, engine)
     async with app.run_test(size=SMALL) as pilot:
         await quote(pilot, "BTCUSDT", 100.0)  # trend enters
@@ -274,7 +274,7 @@ async def test_n_while_entries_are_blocked_is_refused_with_the_reason_before_any
 
 
 async def test_n_on_a_strategy_that_takes_entries_still_asks_first(tmp_path: Path):
-    engine = Engine(blocked_config(), FakeClock(T0), SqlStore(f"sqlite:///{tmp_path}/t.db"))
+    engine = build_engine(blocked_config(), FakeClock(T0), SqlStore(f"sqlite:///{tmp_path}/t.db"))
     app = make_app(None, engine)
     async with app.run_test(size=SMALL) as pilot:
         await quote(pilot, "ACME", 20.0)

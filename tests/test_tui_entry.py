@@ -20,6 +20,7 @@ from screens.widgets import LiveStatic, StrategyDetailsScreen
 from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.feeds.simulated import SimulatedFeed
 from services.market import Quote
 from services.store import SqlStore
@@ -84,7 +85,7 @@ class ScriptedFeed(SimulatedFeed):
 
 def make_engine(tmp_path: Path, clock: FakeClock, cfg: TradingConfig | None = None) -> Engine:
     cfg = cfg or scheduled_config()
-    return Engine(cfg, clock, SqlStore(f"sqlite:///{tmp_path}/t.db"), feed=ScriptedFeed(cfg, clock))
+    return build_engine(cfg, clock, SqlStore(f"sqlite:///{tmp_path}/t.db"), feed=ScriptedFeed(cfg, clock))
 
 
 @pytest.fixture

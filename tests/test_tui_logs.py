@@ -23,6 +23,7 @@ from screens.widgets.event_detail import EventDetailScreen
 from screens.widgets.export_dialog import ExportDialog
 from services.clock import FakeClock
 from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.event_log import EventQuery
 from services.store import SqlStore
 from tests.conftest import T0, config
@@ -45,7 +46,7 @@ NOTES = [  # level, category, message, strategy, alert
 
 
 def make_engine(tmp_path: Path, clock: FakeClock | None = None) -> Engine:
-    return Engine(config(**STRATEGIES), clock or FakeClock(T0), SqlStore(f"sqlite:///{tmp_path}/t.db"))
+    return build_engine(config(**STRATEGIES), clock or FakeClock(T0), SqlStore(f"sqlite:///{tmp_path}/t.db"))
 
 
 @pytest.fixture

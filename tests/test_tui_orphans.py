@@ -7,6 +7,7 @@ from pathlib import Path
 
 from services.clock import FakeClock
 from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.store import SqlStore
 from screens.widgets.orphans import OrphansScreen
@@ -23,7 +24,7 @@ AFTER = {"off": {**BEFORE["off"], "enabled": False}}
 
 def leave_positions(db: str) -> None:
     clock = FakeClock(T0)
-    engine = Engine(config(**BEFORE), clock, SqlStore(db))
+    engine = build_engine(config(**BEFORE), clock, SqlStore(db))
     engine.open()
     for symbol, px in (("BTCUSDT", 100.0), ("ETHUSDT", 50.0)):
         clock.advance(1)
@@ -35,7 +36,7 @@ def leave_positions(db: str) -> None:
 def restarted_without_them(tmp_path: Path) -> Engine:
     db = f"sqlite:///{tmp_path}/t.db"
     leave_positions(db)
-    return Engine(config(**AFTER), FakeClock(T0 + 10), SqlStore(db))
+    return build_engine(config(**AFTER), FakeClock(T0 + 10), SqlStore(db))
 
 
 async def test_the_operator_keeps_one_strategy_and_closes_the_other(tmp_path: Path):
@@ -77,7 +78,7 @@ async def test_the_status_bar_says_when_the_book_blocks_entries(tmp_path: Path):
 
     cfg = config(trend={"symbols": ["BTCUSDT"], "side": "buy", "sizing": {"fixed_qty": 1}})
     cfg = cfg.model_copy(update={"book": type(cfg.book).model_validate({"daily_loss_limit": 1})})
-    engine = Engine(cfg, FakeClock(T0), SqlStore(f"sqlite:///{tmp_path}/t.db"))
+    engine = build_engine(cfg, FakeClock(T0), SqlStore(f"sqlite:///{tmp_path}/t.db"))
     app = make_app(None, engine)
     async with app.run_test(size=SIZE) as pilot:
         engine.on_quote(Quote("BTCUSDT", engine.clock.now(), 100.0, 100.0, 0.0))

@@ -23,6 +23,7 @@ from screens.widgets import ConfirmScreen, EditLevelsScreen, LiveStatic
 from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import Engine
+from tui_trader.wiring import build_engine
 from services.store import SqlStore
 from tests.conftest import T0, config
 from tests.test_dca import LAYERS
@@ -68,7 +69,7 @@ def make_engine(tmp_path: Path, clock: FakeClock, cfg: TradingConfig | None = No
     cfg = cfg or positions_config()
     feed = ScriptedFeed(cfg, clock)
     feed.book = book(100.0, 50.0)
-    return Engine(cfg, clock, SqlStore(f"sqlite:///{tmp_path}/t.db"), feed=feed)
+    return build_engine(cfg, clock, SqlStore(f"sqlite:///{tmp_path}/t.db"), feed=feed)
 
 
 @pytest.fixture
@@ -296,7 +297,7 @@ async def test_S_exits_the_highlighted_positions_strategy_after_confirmation(app
 async def test_S_exits_a_strategy_that_is_no_longer_in_the_settings(tmp_path):
     db = f"sqlite:///{tmp_path}/t.db"
     leave_positions(db)  # "gone" holds BTCUSDT, then is removed from the settings
-    engine = Engine(config(**AFTER), FakeClock(T0 + 10), SqlStore(db))
+    engine = build_engine(config(**AFTER), FakeClock(T0 + 10), SqlStore(db))
     app = make_app(None, engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()

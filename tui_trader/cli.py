@@ -251,12 +251,13 @@ def _engine(settings: Settings):
     from services.clock import RealClock
     from services.command_inbox import CommandInbox
     from services.engine import Engine
+    from tui_trader.wiring import build_engine
     from services.signal_inbox import SignalInbox
     from services.store import SqlStore
     from services.store.urls import is_shared_url
 
     store = SqlStore(settings.store.url, settings.store.flush_interval_s)
-    engine = Engine(settings, RealClock(), store)
+    engine = build_engine(settings, RealClock(), store)
     if is_shared_url(settings.store.url):  # `tui-trader signal`, `levels` and `exit` from another process
         engine.attachments.append(SignalInbox(settings.store.url, ttl_s=settings.engine.signal_ttl_s))
         engine.attachments.append(CommandInbox(settings.store.url))
