@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-from-lock
 PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 UV_VERSION := 0.13.8
 
-.PHONY: run test test-fast bench engine migration lock clean
+.PHONY: run test test-fast test-async bench engine migration lock clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,9 +23,16 @@ engine: $(STAMP)
 	$(BIN)/tui-trader engine $(ARGS)
 
 # Two workers on the two cores; tests/test_lock.py fails when the lock no longer satisfies pyproject.toml.
+# The engine, unit and store tests run a second time with the paper client answering after
+# each call (as a venue does), not inside it.
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 $(ARGS)
+	TUI_TRADER_TEST_PAPER_EVENTS=async $(BIN)/python -m pytest -q -n 2 -m "not tui and not process" $(ARGS)
+
+# The whole suite with the paper client answering asynchronously.
+test-async: $(STAMP)
+	TUI_TRADER_TEST_PAPER_EVENTS=async $(BIN)/python -m pytest -q -n 2 $(ARGS)
 
 # The unit, engine and store tests only (no Pilot, no other process): well under a minute.
 test-fast: $(STAMP)

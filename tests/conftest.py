@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from services.clock import FakeClock
 from services.config import TradingConfig
+from tui_trader import wiring
 from tui_trader.wiring import build_engine
 from services.market import Quote
 from services.store import MemoryStore, SqlStore
@@ -52,6 +54,17 @@ class Harness:
         positions = [p for p in self.engine.snapshot().positions if symbol is None or p.symbol == symbol]
         assert len(positions) <= 1, positions
         return positions[0] if positions else None
+
+
+PAPER_EVENTS = os.environ.get("TUI_TRADER_TEST_PAPER_EVENTS", "")
+"""Run every engine the tests build with the paper client answering "immediate" or "async"
+(make test-async), whatever its configuration says; empty: as configured."""
+
+
+@pytest.fixture(autouse=True)
+def paper_events(monkeypatch):
+    if PAPER_EVENTS:
+        monkeypatch.setattr(wiring, "events_mode", lambda config: PAPER_EVENTS)
 
 
 @pytest.fixture

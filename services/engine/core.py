@@ -96,6 +96,7 @@ class Engine:
         grid.entries, grid.exits, exits.grid, exits.entries, entries.exits, entries.grid = (
             entries, exits, grid, entries, exits, grid)
         execution.entries, execution.exits, risk.exits = entries, exits, exits
+        execution.settle = self._deliver_soon
         scopes.cancel_entry, scopes.decide_exit = entries.cancel, lambda group, reason: exits.decide(group, reason, None)
 
         # what the shell, the CLI and tests read (the components' own containers)

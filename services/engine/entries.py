@@ -105,6 +105,7 @@ class Entries:
         self.desk.refresh(slot)
         self.journal.add(run, group)
         self._start_leg(group, sym, qty, price, ref, source)
+        self.execution.settle()  # a venue that answers at once has answered: the reply says what happened
         if group.status == "open":
             filled = ", ".join(f"{_qty(leg.qty)} {leg.symbol} at {_px(leg.entry)}" for leg in group.open_legs())
             resting = [leg for leg in group.legs if leg.status == "pending"]

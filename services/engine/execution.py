@@ -32,6 +32,9 @@ class Execution:
         self.fill_listeners: list[Callable[[Fill], None]] = []
         self._cancels: dict[int, tuple[str, Then | None]] = {}  # order id -> (why, then) of a cancel asked for
         client.bind(self.on_event)
+        # Deliver what the client has answered so far, if it answers after the call (wired by the
+        # core; nothing to do for a client that answers inside the call or from the network).
+        self.settle: Callable[[], None] = lambda: None
         # wired by the core: who acts on an order's fills and its end
         self.entries: Entries
         self.exits: Exits

@@ -357,9 +357,12 @@ class Exits:
             return CommandResult.error(f"#{group_id} is already exiting ({group.pending_exit})")
         legs = group.open_legs()
         self.decide(group, reason, legs[0].mark if legs else None, legs[0] if legs else None)
+        self.execution.settle()  # a venue that answers at once has answered: the reply says what happened
         self.journal.changed()
         if group.status == "closed":
             return CommandResult.success(f"closed #{group_id} {group.symbol}, P&L {group.realized_pnl:+,.2f}")
+        if any(leg.exit_order_id is not None for leg in group.open_legs()):
+            return CommandResult.success(f"exit of #{group_id} {group.symbol} sent: its order is working")
         return CommandResult.success(f"exit of #{group_id} {group.symbol} is pending: it is sent on the next fresh quote")
 
     def exit_strategy(self, strategy_id: str) -> CommandResult:

@@ -64,9 +64,12 @@ class Grid:
                         f"(average {_px(group.avg_entry())})", group)
 
     def rearm_aggregate(self, group: Group, cfg: StrategyConfig | None) -> None:
-        """The aggregate take-profit follows the average entry of the open layers."""
+        """The aggregate take-profit follows the average entry of the open layers (a layer whose
+        own take-profit is working has left it)."""
         if group.tp_mode in ("aggregate", "hybrid") and cfg is not None and cfg.dca is not None:
-            avg = group.avg_entry()
+            legs = [lg for lg in group.open_legs() if lg.exit_order_id is None]
+            qty = sum(lg.qty for lg in legs)
+            avg = sum(lg.entry * lg.qty for lg in legs) / qty if qty else None
             rules = self.rules.rules(group.symbol)
             group.agg_tp = tp_price(avg, cfg.dca.tp_pct, group.side, rules.tick_size if rules else None) if avg else None
 
@@ -184,6 +187,8 @@ class Grid:
                     f"{f' (pyramid {leg.pyramid})' if leg.pyramid else ''} at {_px(price)}", group,
                     payload={"reason": reason, "price": price, "leg_id": leg.id})
         self.exits.send_order(group, leg, 0, None, self.clock.now(), reason)
+        rt = self.strategies.get(group.strategy_id)
+        self.rearm_aggregate(group, rt.config if rt is not None else None)
 
     def layer_rejected(self, group: Group, layer: Leg, order: Order, reason: str) -> None:
         """One layer of a grid could not be placed: the grid goes on without it."""
