@@ -17,8 +17,8 @@ from .config import MAX_NUMBER, TradingConfig
 from .brokers.paper import PaperExecution
 from .domain import Fill
 from .engine import Engine
-from .feeds.base import FeedHealth
 from .market import Quote, QuoteBook
+from .ports import FeedHealth
 from .rules.precision import SettingsRules
 from .rules.schedule import ScheduleConfig, next_entry, window_at
 from .signal_message import act_on
