@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-from-lock
 PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 UV_VERSION := 0.13.8
 
-.PHONY: run test test-fast test-async bench engine migration lock clean
+.PHONY: run test test-fast test-async mutate bench engine migration lock clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test-async: $(STAMP)
 # The unit, engine and store tests only (no Pilot, no other process): well under a minute.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m "not tui and not process" $(ARGS)
+
+# Mutation testing of the pure rules (services/rules/, portfolio, signal queue) by tools/mutate.py:
+# fails when the tests kill fewer than 95 % of the mutants (about 10 minutes, one worker).
+mutate: $(STAMP)
+	$(BIN)/python tools/mutate.py --json mutate-report.json --fail-under 95 $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
