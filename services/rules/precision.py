@@ -47,10 +47,18 @@ def _decimals(step: float) -> int:
     return max(0, -math.floor(math.log10(step)) + 6)
 
 
+def _noise(n: float) -> float:
+    """How far a count of steps (the quotient of two decimals) may be off a whole number by float
+    error alone: a few parts in 1e16 of itself, so more than 1e-9 past ten million steps
+    (0.32904922 / 1e-8 is 32904921.999999996)."""
+    return max(1e-9, abs(n) * 1e-12)
+
+
 def floor_qty(qty: float, step: float | None) -> float:
     if not step:
         return qty
-    return round(math.floor(qty / step + 1e-9) * step, _decimals(step))
+    n = qty / step
+    return round(math.floor(n + _noise(n)) * step, _decimals(step))
 
 
 def round_price(price: float, side: str, tick: float | None) -> float:
@@ -58,5 +66,5 @@ def round_price(price: float, side: str, tick: float | None) -> float:
     if not tick:
         return price
     n = price / tick
-    n = math.floor(n + 1e-9) if side == "buy" else math.ceil(n - 1e-9)
+    n = math.floor(n + _noise(n)) if side == "buy" else math.ceil(n - _noise(n))
     return round(n * tick, _decimals(tick))
