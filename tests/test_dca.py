@@ -65,6 +65,23 @@ def test_a_layer_under_the_minimum_notional_is_named():
     assert index == 1 and why.startswith("layers[1] (gap 3%): its size rounds to zero at lot step 1")
 
 
+def test_a_layer_worth_exactly_the_minimum_notional_can_be_placed():
+    (plan,) = grid([DcaLayer(gap_pct=0, weight=1, tp_pct=1)], "buy", 100.0, 500.0, 0.01, 1.0)
+    assert (plan.price, plan.qty, plan.value) == (100.0, 5.0, 500.0)
+    assert layer_problem(plan, 500.0, 1.0) == ""  # not under the minimum: placed
+    assert "below the minimum notional 500.01" in layer_problem(plan, 500.01, 1.0)
+
+
+def test_a_layer_priced_below_one_is_sized_and_one_the_tick_takes_to_zero_rounds_to_nothing():
+    layers = [DcaLayer(gap_pct=0, weight=1, tp_pct=1), DcaLayer(gap_pct=60, weight=1, tp_pct=1)]
+    cheap = grid(layers, "buy", 0.5, 10.0, None, 0.01)
+    assert [(p.price, p.qty) for p in cheap] == [(0.5, 10.0), (0.2, 25.0)]
+    # a long's price rounds down to the tick: 0.4 on a tick of 1 is 0, no size can be bought there
+    coarse = grid(layers, "buy", 1.0, 10.0, 1.0, 0.01)
+    assert [(p.price, p.qty) for p in coarse] == [(1.0, 5.0), (0.0, 0.0)]
+    assert "its size rounds to zero" in layer_problem(coarse[1], 0.0, 0.01)
+
+
 def test_take_profit_prices_round_in_the_traders_favour():
     assert tp_price(98.0, 1.5, "buy", 0.01) == 99.47
     assert tp_price(100.0, 1.0, "sell", 0.01) == 99.0

@@ -49,6 +49,17 @@ def test_a_short_loses_when_the_mark_rises_and_a_winner_has_no_loss_pct():
     assert pos(1, 90.0, side="sell").loss_pct == 0.0
 
 
+@pytest.mark.parametrize(("mark", "loss_pct", "text"), [
+    (100.0, 0.0, "loss 0.00% < 2.00%"),  # break-even: no loss, and not a "-0.00%" one
+    (100.5, 0.0, "loss 0.00% < 2.00%"),  # any profit, however small, is no loss
+    (99.5, 0.5, "loss 0.50% < 2.00%"),  # any loss, however small, counts
+])
+def test_loss_pct_at_and_near_break_even(mark, loss_pct, text):
+    p = pos(1, mark)
+    assert p.loss_pct == pytest.approx(loss_pct)
+    assert texts(p, cfg())["loss"] == (False, text)
+
+
 # -- offset plan ----------------------------------------------------------------------------------
 
 
@@ -144,6 +155,24 @@ def test_equal_winners_are_taken_in_group_id_order():
     assert [s.group_id for s in plan.steps] == [6]
 
 
+def test_only_groups_in_profit_are_winners_even_when_one_of_their_legs_is():
+    # each has a leg 4 up; the others take the group to -0.5 and to 0 net
+    net_loss = pos(5, 54.0, Leg(1, 1.0, 50.0, 0.0), Leg(2, 1.0, 58.5, 0.0))
+    flat = pos(6, 54.0, Leg(1, 1.0, 50.0, 0.0), Leg(2, 1.0, 58.0, 0.0))
+    assert (net_loss.unrealized, flat.unrealized) == (-0.5, 0.0)
+    assert offset_plan(loser(loss=2.0), [net_loss, flat], cfg(), fee_rate=0.0).steps == ()
+    small = winner(7, 1.0, 0.5, lot_step=1.0)  # +0.5: little, but a winner
+    plan = offset_plan(loser(loss=0.4), [net_loss, flat, small], cfg(), fee_rate=0.0)
+    assert closes(plan.steps) == closes((Close(7, "ETHUSDT", 70, 1.0, 0.5),))
+    assert plan.covers
+
+
+def test_the_losers_exit_fee_is_on_its_whole_quantity():
+    two = pos(4, 90.0, Leg(1, 2.0, 100.0, 0.0), symbol="BTCUSDT")
+    plan = offset_plan(two, [winner(7, 100.0, 1.0)], cfg(), fee_rate=0.001)
+    assert plan.required == pytest.approx(20.0 + 2 * 90.0 * 0.001)
+
+
 def test_a_loser_its_fees_do_not_sink_needs_no_winner():
     plan = offset_plan(loser(loss=-1.0), [winner(7, 1.0, 3.0)], cfg(), fee_rate=0.0)
     assert plan.covers and plan.steps == ()
@@ -232,6 +261,25 @@ def test_a_fifth_pyramid_timer_says_when_the_strategy_can_never_reach_it():
     p = stuck(pyramids=3, max_pyramids=3)
     assert texts(p, cfg(timer_start="after_5_pyramids"))["timer"] == (
         False, "timer not started: 3 of 5 pyramids (max_pyramids is 3, so it never starts)")
+    assert texts(stuck(pyramids=3, max_pyramids=4), cfg(timer_start="after_5_pyramids"))["timer"] == (
+        False, "timer not started: 3 of 5 pyramids (max_pyramids is 4, so it never starts)")
+    assert texts(stuck(pyramids=3, max_pyramids=5), cfg(timer_start="after_5_pyramids"))["timer"] == (
+        False, "timer not started: 3 of 5 pyramids")
+
+
+def test_the_timer_runs_until_its_last_fraction_of_a_second():
+    e = eligibility(stuck(dca_filled_at=T0 - 299.5), STRICT, T0)
+    assert not e.eligible and e.timer_remaining == 0.5
+    assert texts(stuck(dca_filled_at=T0 - 299.5))["timer"] == (False, "timer: 1s left (started when every DCA layer filled)")
+
+
+@pytest.mark.parametrize(("age", "text"), [
+    (0, "0s"), (59, "59s"), (60, "1m00s"), (3599, "59m59s"), (3600, "1h00m"), (7380, "2h03m"),
+    (-5, "0s"),  # stamped after now (a clock that stepped back): never a negative duration
+])
+def test_durations_read_in_seconds_then_minutes_then_hours(age, text):
+    lenient = cfg(timer_start="after_all_dca_filled")
+    assert texts(stuck(opened_at=T0 - age), lenient)["age"] == (True, f"age {text} (no minimum)")
 
 
 def test_a_position_that_is_not_a_grid_times_from_its_entry():
