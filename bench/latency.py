@@ -40,19 +40,19 @@ def _engine(store, first_ts: float, positions: int = 100) -> tuple[Engine, FakeC
 
 def exit_decision(max_quotes: int = 1_000_000) -> dict:
     """Time every on_quote call; keep those that decided an exit. `decision` is the time from
-    the call's start to the exit decision (_decide_exit entered); `on_quote` is the whole call,
+    the call's start to the exit decision (Exits.decide entered); `on_quote` is the whole call,
     which with the paper broker also fills the exit and closes the position."""
     quotes = read_quotes(str(quotes_csv()))
     first = next(quotes)
     engine, clock = _engine(MemoryStore(), first.ts)
     decided: list[int] = []
-    decide = engine._decide_exit
+    decide = engine.exits.decide
 
     def timed_decide(group, reason, price, *rest):
         decided.append(time.perf_counter_ns())
         decide(group, reason, price, *rest)
 
-    engine._decide_exit = timed_decide  # instance attribute: shadows the method for this engine only
+    engine.exits.decide = timed_decide  # instance attribute: shadows the method for this engine only
     to_decision, whole_call, quiet = [], [], array("q")
     on_quote, now_ns = engine.on_quote, time.perf_counter_ns
     for i, q in enumerate(itertools.chain((first,), quotes)):

@@ -142,7 +142,7 @@ async def _measure(spawned_at: float, seconds: float) -> dict:
                     await pilot.press(key)
                     await asyncio.sleep(0.3)
                 probe = _LagProbe()
-                quotes0, frames0, t0 = engine._quote_seq, len(frames), time.perf_counter()
+                quotes0, frames0, t0 = engine.quotes_seen, len(frames), time.perf_counter()
                 probe.start()
                 await asyncio.sleep(seconds / len(screens))
                 await probe.stop()
@@ -150,7 +150,7 @@ async def _measure(spawned_at: float, seconds: float) -> dict:
                 windows[name] = {
                     "screen": type(app.screen).__name__,
                     "seconds": round(dt, 2),
-                    "quotes_per_s": round((engine._quote_seq - quotes0) / dt),
+                    "quotes_per_s": round((engine.quotes_seen - quotes0) / dt),
                     "frames_per_s": round((len(frames) - frames0) / dt, 1) if display is not None else None,
                     "loop_lag": probe.summary(),
                 }

@@ -127,6 +127,7 @@ class Engine:
     events = property(lambda self: self.journal.events)
     unread_alerts = property(lambda self: self.journal.unread_alerts)
     realized_total = property(lambda self: self.ledger.realized_total)
+    quotes_seen = property(lambda self: self._quote_seq)
     day_start = property(lambda self: self.scopes.day_start)
     day_end = property(lambda self: self.scopes.day_end)
 
