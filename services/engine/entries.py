@@ -35,6 +35,7 @@ class Entries:
         self.clock = journal.clock
         self.groups, self.runs, self.orders = ledger.groups, ledger.runs, ledger.orders
         self.strategies = desk.strategies
+        self._giving_up: dict[int, str] = {}  # group id -> why its entry is being cancelled to give it up
         # wired by the core: the order gateway, and the exits and grids an entry hands over to
         self.execution: Execution
         self.exits: Exits
@@ -332,10 +333,7 @@ class Entries:
             self.grid.layer_filled(group, leg, rt.config, now)
         if not group.basket:  # fully in: hold what the fills cost, not the estimate
             self.ledger.reserve(group, group.held())
-        if group.pending_exit:  # filled while its group is exiting: out with the rest
-            self.exits.send(group)
-        elif group.basket and done:
-            self._next_leg(group)
+        self._after_fill(group, done)
 
     def _grow(self, group: Group, leg: Leg, order: Order, fill: Fill, done: bool) -> None:
         """A further fill of the order that opened `leg`: the leg holds more at the average
@@ -357,10 +355,18 @@ class Entries:
         self.journal.event("info", "fill", f"{group.strategy_id}: #{group.id} {leg.symbol} {_qty(qty)} more at {_px(price)}; "
                            f"{_qty(total)} held at {_px(leg.entry)}", group, symbol=leg.symbol,
                            payload={"price": price, "qty": qty, "fee": fill.fee, "held": total, "avg_entry": leg.entry})
+        if group.tp_mode:
+            rt = self.strategies.get(group.strategy_id)
+            self.grid.layer_grew(group, rt.config if rt is not None else None, done, self.clock.now())
         if not group.basket:
             self.ledger.reserve(group, group.held())
-        if group.pending_exit:
+        self._after_fill(group, done)
+
+    def _after_fill(self, group: Group, done: bool) -> None:
+        if group.pending_exit:  # filled while its group is exiting: out with the rest
             self.exits.send(group)
+        elif done and group.id in self._giving_up:  # filled before the cancel landed: given up all the same
+            self.failed(group, self._giving_up[group.id])
         elif done and group.basket:
             self._next_leg(group)
 
@@ -383,6 +389,7 @@ class Entries:
             if layer is not None:
                 layer.entry_order_id = None
                 self.journal.add(layer)
+                self.grid.check_filled(group, self.clock.now())  # as far as it will
             else:
                 self.rest_ended(group, order)
         else:
@@ -393,6 +400,7 @@ class Entries:
     def failed(self, group: Group | None, reason: str) -> None:
         if group is None:
             return
+        self._giving_up.pop(group.id, None)
         if any(leg.status == "open" for leg in group.legs):  # a basket part-way in: get out of it
             group.basket = []
             run = self.runs.get(group.run_id)
@@ -422,9 +430,11 @@ class Entries:
                 self.desk.refresh(slot)
 
     def cancel(self, group: Group, reason: str) -> None:
-        """Stop an entry that is still working (its order cancelled; filled basket legs unwound)."""
+        """Stop an entry that is still working (its order cancelled; what filled is unwound, also
+        when the order fills before the venue has the cancel)."""
         order = self.orders.get(group.entry_order_id) if group.entry_order_id is not None else None
-        if order is not None:  # if it fills first, the position is open and exits like the others
+        if order is not None:
+            self._giving_up[group.id] = reason
             self.execution.cancel(order, reason, lambda o, g=group: self.failed(g, reason))
             return
         self.failed(group, reason)

@@ -63,6 +63,12 @@ class Execution:
             order = next((o for o in reversed(self.ledger.recent_orders) if o.id == event.order_id), None)
             if order is None:
                 log.warning("an event for an order the engine does not know: %s", event)
+                if event.kind in (ExecKind.PARTIALLY_FILLED, ExecKind.FILLED):  # money moved: the operator must know
+                    self.journal.event("error", "order", f"the venue reported {event.kind} ({event.qty:g} at "
+                                       f"{event.price:g}) for order {event.order_id}, which the engine does not know: "
+                                       "nothing is booked; check the venue", needs_ack=True,
+                                       payload={"order_id": event.order_id, "event": event.kind})
+                    self.journal.commit()
                 return
         state = OrderState(OrderStatus(order.status), order.qty, order.filled_qty, order.avg_fill_price, order.fees,
                            order.id in self._cancels)

@@ -58,7 +58,20 @@ class Grid:
             self._place_layers(group, plans[1:], 0, leg.entry, now)
         leg.target = tp_price(leg.entry, leg.tp_pct, group.side, tick) if group.tp_mode != "aggregate" else None
         self.rearm_aggregate(group, cfg)
-        if not any(lg.status == "pending" for lg in group.legs):
+        self.check_filled(group, now)
+
+    def layer_grew(self, group: Group, cfg: StrategyConfig | None, done: bool, now: float) -> None:
+        """More of a layer's order filled: the aggregate take-profit follows the new average,
+        and with the rest of the order (`done`) the grid may have filled."""
+        self.rearm_aggregate(group, cfg)
+        if done:
+            self.check_filled(group, now)
+
+    def check_filled(self, group: Group, now: float) -> None:
+        """Whether every layer has now filled in full: none resting, none with the rest of its
+        order still working."""
+        if group.entry_order_id is None and not any(lg.status == "pending" or lg.entry_order_id is not None
+                                                    for lg in group.legs):
             group.dca_filled_at = now
             self.journal.event("info", "dca", f"{group.strategy_id}: every layer of #{group.id} {group.symbol} has filled "
                         f"(average {_px(group.avg_entry())})", group)
