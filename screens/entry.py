@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
+from services.orders import FINAL
 from services.views import EngineSnapshot, OrderView
 
 from .base import EngineScreen, set_subtitle
@@ -151,7 +152,7 @@ def leg_state(attempts: list[OrderView]) -> str:
     if any(o.status == "filled" for o in attempts):
         return "filled"
     last = attempts[-1]
-    if last.status in ("working", "new"):
+    if last.status not in FINAL:  # new, working, partly filled, cancel requested
         return "working"
     return "rejected" if last.status == "rejected" else "failed"
 

@@ -213,5 +213,6 @@ STATUS_STYLE = {
     "live": PROFIT, "waiting": "", "entering": WARN, "exiting": WARN, "cooldown": "cyan",
     "paused": "bold yellow", "stopped": "bold yellow", "disabled": DIM, "closed": DIM, "error": "bold red",
     # orders
-    "filled": PROFIT, "rejected": LOSS, "cancelled": DIM, "working": WARN, "new": WARN,
+    "filled": PROFIT, "rejected": LOSS, "cancelled": DIM, "working": WARN, "new": WARN, "partially_filled": WARN,
+    "cancel_requested": WARN, "expired": DIM,
 }

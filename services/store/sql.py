@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..domain import Record
 from ..event_log import EventQuery
+from ..orders import FINAL, OrderStatus
 from ..views import EventView
 from . import events, schema
 from .loaded import LoadedState
@@ -471,7 +472,7 @@ class SqlStore:
             # every leg of an open group: a grid's pending and finished layers too
             st.legs = rows(select(leg).where(leg.c.group_id.in_(group_ids)).order_by(leg.c.id)) if group_ids else []
             o = OrderRow.__table__
-            st.working_orders = rows(select(o).where(o.c.status.in_(("new", "working"))))
+            st.working_orders = rows(select(o).where(o.c.status.in_(tuple(s.value for s in OrderStatus if s not in FINAL))))
             st.strategy_state = rows(select(StrategyStateRow.__table__))
             st.pnl_state = rows(select(PnlStateRow.__table__))
             qs = QueuedSignalRow.__table__
