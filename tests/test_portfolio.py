@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.clock import FakeClock
+from services.config import PnlRules
+from services.portfolio import PnlScope
 from tui_trader.wiring import build_engine
 from services.store import SqlStore
 from tests.conftest import T0, Harness
@@ -206,3 +208,71 @@ def test_the_pnl_trailing_stop_fires_on_reaching_its_level_not_only_past_it():
     for pnl, acts in ((12.0, None), (9.0, None), (8.0, ("pnl_trailing", 8.0))):  # peak 12: level 8
         scope.unrealized = pnl
         assert scope.check() == acts, pnl
+
+
+# -- one scope's rules, without an engine ----------------------------------------------------------
+
+
+def scope_at(pnl: float, **rules) -> PnlScope:
+    scope = PnlScope("s", PnlRules(**rules), T0)
+    scope.unrealized = pnl
+    return scope
+
+
+def test_a_block_ends_at_its_until_instant():
+    scope = scope_at(-5.0, stop=5)
+    assert scope.check() == ("pnl_stop", -5.0)
+    scope.fire("pnl_stop", T0, T0 + 60)
+    assert scope.blocked(T0 + 59.9) and scope.block_reason(T0 + 59.9) == "P&L stop of s fired at P&L -5.00"
+    assert not scope.blocked(T0 + 60) and scope.block_reason(T0 + 60) == ""  # entries from the cooldown's end
+
+
+def test_a_later_firing_never_shortens_a_block():
+    scope = scope_at(-3.0, stop=5, daily_loss_limit=3)
+    assert scope.check() == ("daily_loss_limit", -3.0)
+    scope.fire("daily_loss_limit", T0, T0 + 86400)  # until the next session
+    scope.unrealized = -5.0
+    assert scope.check() == ("pnl_stop", -5.0)
+    scope.fire("pnl_stop", T0 + 10, T0 + 70)  # its cooldown ends sooner
+    assert scope.blocked_until == T0 + 86400
+
+
+def test_the_pnl_trailing_stop_arms_exactly_at_its_activation():
+    scope = scope_at(10.0, trail_activation=10, trail_distance=4)
+    assert scope.check() is None
+    (view,) = scope.rule_views()
+    assert (view.armed, view.peak, view.level, view.distance) == (True, 10.0, 6.0, 4.0)
+
+
+def test_after_a_release_the_rules_measure_from_there_and_the_trailing_stop_arms_again():
+    scope = scope_at(12.0, stop=5, trail_activation=10, trail_distance=4)
+    scope.check()
+    scope.unrealized = 8.0
+    assert scope.check() == ("pnl_trailing", 8.0)
+    scope.fire("pnl_trailing", T0, T0 + 60)
+    scope.release()  # the cooldown is over: base 8
+    scope.unrealized = 17.9  # +9.9 from the base: not armed again yet
+    assert scope.check() is None
+    trailing = next(v for v in scope.rule_views() if v.kind == "pnl_trailing")
+    assert (trailing.armed, trailing.peak, trailing.level, trailing.pnl) == (False, None, None, pytest.approx(9.9))
+    scope.unrealized = 3.0  # -5 from the base
+    assert scope.check() == ("pnl_stop", -5.0)
+    scope.fire("pnl_stop", T0 + 100, T0 + 160)
+    assert scope.fired_pnl == -5.0
+    assert scope.block_reason(T0 + 100) == "P&L stop of s fired at P&L -5.00"
+
+
+def test_each_rule_view_shows_its_level_and_how_far_the_pnl_is_from_it():
+    scope = scope_at(-1.0, stop=5, target=10, daily_loss_limit=8)
+    scope.realized = -1.0
+    views = {v.kind: (v.level, v.pnl, v.distance, v.armed) for v in scope.rule_views()}
+    assert views == {"pnl_stop": (-5.0, -2.0, 3.0, True), "pnl_target": (10.0, -2.0, 12.0, True),
+                     "daily_loss_limit": (-8.0, -2.0, 6.0, True)}
+
+
+def test_a_scope_read_back_from_the_store_is_updated_there_not_inserted_again():
+    scope = scope_at(-1.0, stop=5)
+    again = scope_at(0.0, stop=5)
+    assert not again.saved
+    again.restore(scope.row())
+    assert again.saved and again.unrealized == -1.0

@@ -175,3 +175,26 @@ def test_first_in_means_queued_first_whatever_the_ids():
     sq.add(QueuedSignal(1, 1, "late", "X", "", "buy", 100.0, T0 + 5, 60.0))
     sq.add(QueuedSignal(2, 2, "early", "X", "", "buy", 100.0, T0 + 1, 60.0))
     assert [q.strategy_id for q, _ in sq.ranked({"X": 100.0}.get)] == ["early", "late"]
+
+
+def test_without_a_current_or_a_signal_price_there_is_no_depth():
+    buy = QueuedSignal(1, 1, "a", "X", "", "buy", 100.0, T0, 60.0)
+    sell = QueuedSignal(2, 2, "s", "X", "", "sell", 100.0, T0, 60.0)
+    assert (buy.depth_pct(98.0), sell.depth_pct(98.0)) == (2.0, -2.0)  # through the price in the trade's favour
+    assert buy.depth_pct(None) is None
+    assert QueuedSignal(3, 3, "m", "X", "", "buy", None, T0, 60.0).depth_pct(98.0) is None  # a market signal
+
+
+def test_behind_a_promoted_signal_the_reason_is_its_own_depth_not_a_tie():
+    sq = SignalQueue(60.0)
+    ahead = QueuedSignal(1, 1, "a", "X", "", "buy", 100.0, T0, 60.0)
+    ahead.pinned = True
+    sq.add(ahead)
+    sq.add(QueuedSignal(2, 2, "b", "X", "", "buy", 100.0, T0 + 1, 60.0))
+    assert [v.rank_reason for v in sq.views({"X": 100.0}.get)] == ["promoted by the operator", "+0.00% through its price"]
+
+
+def test_a_signal_read_back_from_the_store_is_updated_there_not_inserted_again():
+    q = QueuedSignal(1, 1, "a", "X", "1h", "buy", 100.0, T0, 60.0)
+    assert not q.saved
+    assert QueuedSignal.from_row(q.row()).saved
