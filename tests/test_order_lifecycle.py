@@ -378,7 +378,7 @@ def restarted(s: Scenario, db_url: str) -> Scenario:
 async def test_a_stop_with_a_partly_filled_exit_working_and_the_start_that_finishes_it(mode, db_url):
     s = await stopped_with_a_partly_filled_exit(mode, db_url)
     booked = s.order("exit").filled_qty
-    assert booked == (1 if s.latency else 2)  # with a latency, the second fill had not landed
+    assert booked == 2  # a fill on its way at the stop is booked before the last write
     again = restarted(s, db_url)
     try:
         [group] = again.engine.groups.values()
@@ -395,11 +395,6 @@ async def test_a_stop_with_a_partly_filled_exit_working_and_the_start_that_finis
         again.store.close()
 
 
-def latency_xfail(reason: str):
-    return [m if m != "async 200 ms" else pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=reason))
-            for m in MODES]
-
-
 async def test_after_a_stop_and_a_start_no_order_is_left_unfinished(mode, db_url):
     s = await stopped_with_a_partly_filled_exit(mode, db_url)
     again = restarted(s, db_url)
@@ -409,17 +404,11 @@ async def test_after_a_stop_and_a_start_no_order_is_left_unfinished(mode, db_url
         again.store.close()
 
 
-@pytest.mark.parametrize("mode", latency_xfail(
-    "the stop does not deliver the async client's events still on their way (Engine.stop delivers only those "
-    "due at once): a fill the venue made before the stop is not booked"))
 async def test_a_fill_on_its_way_at_the_stop_is_booked(mode, db_url):
     s = await stopped_with_a_partly_filled_exit(mode, db_url)
     assert s.order("exit").filled_qty == 2
 
 
-@pytest.mark.xfail(strict=True, reason="the store's realized_total (services/store/sql.py _load) sums closed groups "
-                   "only: what an open group realized before the stop (a partial exit, a layer's own take-profit) "
-                   "drops out of the paper cash")
 async def test_what_a_partial_exit_realized_before_a_stop_stays_in_the_paper_cash(db_url):
     s = await stopped_with_a_partly_filled_exit("immediate", db_url)
     assert s.engine.realized_total == pytest.approx(12.0)  # 2 sold at 106: the paper cash is the starting cash plus this

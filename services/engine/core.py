@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
@@ -208,7 +209,7 @@ class Engine:
             self.history.retention_task.cancel()
         self._store_quotes()
         orders = self._stop_orders(self.config.engine.orders_on_stop == "keep")
-        self._deliver_soon()
+        self._deliver_in_flight()
         self.journal.event("info", "engine", _stopped_text(len(self.groups), orders),
                            payload={"open_positions": len(self.groups), **orders})
         self.journal.commit()
@@ -329,6 +330,13 @@ class Engine:
             soon, self._soon = self._soon, []
             for deliver in soon:
                 deliver()
+
+    def _deliver_in_flight(self) -> None:
+        """At the stop: what the venue has done is booked before the last write, however long
+        its answer would still take."""
+        for deliver in self.timers.pop_due(math.inf).get("deliver", ()):
+            deliver()
+        self._deliver_soon()
 
     def _after(self, result: CommandResult) -> CommandResult:
         """A command's end: the events it caused are delivered before its answer is given."""

@@ -21,7 +21,7 @@ class LoadedState:
     entered_today: set[tuple[str, str]] = field(default_factory=set)
     last_entry: dict[tuple[str, str], float] = field(default_factory=dict)  # (strategy, symbol) -> last opened_at
     realized_today: dict[str, float] = field(default_factory=dict)  # strategy -> realized P&L today
-    realized_total: float = 0.0  # every closed group's realized P&L: the paper account's gain
+    realized_total: float = 0.0  # every group's realized P&L (open ones' partial closes too): the paper account's gain
     recent_events: list[Row] = field(default_factory=list)
     recent_orders: list[Row] = field(default_factory=list)
     recent_trades: list[Row] = field(default_factory=list)

@@ -491,8 +491,8 @@ class SqlStore:
                 .group_by(g.c.strategy_id)
             ):
                 st.realized_today[r[0]] = float(r[1] or 0.0)
-            st.realized_total = float(conn.execute(
-                select(func.coalesce(func.sum(g.c.realized_pnl), 0.0)).where(g.c.status == "closed")).scalar_one())
+            # every group's, open ones too: a partial exit or a layer's own take-profit is in the cash
+            st.realized_total = float(conn.execute(select(func.coalesce(func.sum(g.c.realized_pnl), 0.0))).scalar_one())
             e = EventRow.__table__
             st.recent_events = list(reversed(rows(select(e).order_by(e.c.id.desc()).limit(300))))
             st.unread_alerts = rows(select(e).where(e.c.needs_ack.is_(True), e.c.acked_at.is_(None)).order_by(e.c.id))
