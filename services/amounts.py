@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .config import StrategyConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the settings import the rules, which format with this module
+    from .config import StrategyConfig
 
 
 def px(v: float | None) -> str:

@@ -3,22 +3,17 @@ from settings.toml and the environment; services only read them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError,
                       model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from .rules.bounds import MAX_NUMBER, MAX_SECONDS, MIN_NUMBER
+from .rules.dca import grid_problems
+from .rules.distance import Distance, parse_distance
+from .rules.levels import trail_distance_problem
 from .rules.schedule import ScheduleConfig, TimeOfDay, parse_timezone
-
-MAX_NUMBER = 10**12
-"""Prices, steps, quantities, sums of money and weights are below this, and those that must be
-positive at least MIN_NUMBER: far beyond any real value, and far from where the engine's float
-arithmetic (a quantity is money / price, rounded to a step) overflows or loses its meaning."""
-MIN_NUMBER = 1e-12
-MAX_SECONDS = 366 * 86_400
-"""Durations (cooldowns, time exits, delays, time-to-live) are at most a year."""
 
 # A field error for inf or nan is "Input should be a finite number" (_Model's allow_inf_nan);
 # these name the bounds of the rest.
@@ -45,45 +40,6 @@ def _refuse(model: BaseModel, problems: list[tuple[tuple[str | int, ...], str]])
             InitErrorDetails(type=PydanticCustomError("value_error", "{reason}", {"reason": reason}), loc=loc,
                              input=None)
             for loc, reason in problems])
-
-
-@dataclass(frozen=True, slots=True)
-class Distance:
-    """A price distance: a fraction of a reference price ("pct") or price points."""
-
-    value: float
-    unit: Literal["pct", "points"]
-
-    def amount(self, ref: float) -> float:
-        return ref * self.value if self.unit == "pct" else self.value
-
-    def __str__(self) -> str:
-        return f"{self.value * 100:g}%" if self.unit == "pct" else f"{self.value:g}"
-
-
-def parse_distance(raw: object) -> Distance:
-    """"0.5%" is half a percent of the reference price; a plain number is price points."""
-    if isinstance(raw, Distance):
-        return raw
-    if isinstance(raw, bool):
-        raise ValueError('expected a percentage like "0.5%" or a number of points like 25')
-    try:
-        if isinstance(raw, (int, float)):
-            value, unit = float(raw), "points"
-        elif isinstance(raw, str) and raw.strip().endswith("%"):
-            value, unit = float(raw.strip()[:-1]) / 100.0, "pct"
-        elif isinstance(raw, str):
-            value, unit = float(raw.strip()), "points"
-        else:
-            raise ValueError
-    except ValueError:
-        raise ValueError(
-            f'expected a percentage like "0.5%" or a number of points like 25, got {raw!r}'
-        ) from None
-    if not 0 <= value < (10.0 if unit == "pct" else MAX_NUMBER):  # also refuses nan
-        raise ValueError(f"must be at least 0 and below {'1000%' if unit == 'pct' else f'{MAX_NUMBER:g} points'}, "
-                         f"got {raw!r}")
-    return Distance(value, unit)  # type: ignore[arg-type]
 
 
 DistanceValue = Annotated[Distance, BeforeValidator(parse_distance), PlainSerializer(str)]
@@ -433,10 +389,8 @@ class StrategyConfig(_Model):
 
     @model_validator(mode="after")
     def _positive_levels(self) -> "StrategyConfig":
-        # Deferred: rules.levels reads Distance from this module. The trailing distance is
-        # checked as an edit checks it; trail_activation needs only parse_distance's bounds.
-        from .rules.levels import trail_distance_problem
-
+        # The trailing distance is checked as an edit checks it; trail_activation needs only
+        # parse_distance's bounds.
         problems = []
         for name in ("stop_loss", "target"):
             level = getattr(self, name)
@@ -480,8 +434,6 @@ class TradingConfig(_Model):
     def _dca_layers_tradable(self) -> "TradingConfig":
         """Each layer of a grid must be an order the venue accepts: checked at the symbol's
         start price, with its tick, lot step and minimum notional."""
-        from .rules.dca import grid_problems  # the calculator lives with the grid code
-
         problems = []
         for sid, strat in self.strategies.items():
             if strat.dca is None:

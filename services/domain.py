@@ -8,7 +8,7 @@ from collections import deque
 from enum import StrEnum
 from typing import Any
 
-from .config import Distance
+from .rules.distance import Distance
 
 LONG, SHORT = 1, -1
 MARK_SAMPLES = 40

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .config import parse_distance
+from .rules.distance import parse_distance
 from .rules.levels import (TIME_EXIT_HORIZON_S, activation_distance, price_problem, trail_distance_problem,
                            within_horizon)
 

@@ -13,12 +13,13 @@ from itertools import chain
 from typing import TYPE_CHECKING, Callable, Collection, Iterable, Iterator, Sequence
 
 from .clock import FakeClock
-from .config import MAX_NUMBER, TradingConfig
+from .config import TradingConfig
 from .brokers.paper import PaperExecution
 from .domain import Fill
 from .engine import Engine
 from .market import Quote, QuoteBook
 from .ports import FeedHealth
+from .rules.bounds import MAX_NUMBER
 from .rules.precision import SettingsRules
 from .rules.schedule import ScheduleConfig, next_entry, window_at
 from .signal_message import act_on
@@ -34,7 +35,7 @@ OPTIONAL = ("last", "bid_size", "ask_size")
 
 
 MAX_TS = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
-"""The latest time a clock can show as a date. (A price or size above config.MAX_NUMBER is a
+"""The latest time a clock can show as a date. (A price or size above bounds.MAX_NUMBER is a
 broken row too, not a market.)"""
 
 

@@ -25,7 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from .config import MAX_NUMBER, TradingConfig  # prices and sizes are below it
+from .config import TradingConfig
+from .rules.bounds import MAX_NUMBER  # prices and sizes are below it
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "strategy": ("strategy", "strategy_id"),

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from services.config import TradingConfig
-from services.config import MAX_NUMBER as MAX_PRICE
+from services.rules.bounds import MAX_NUMBER as MAX_PRICE
 from services.replay import MAX_TS, BadFile, BadRow, read_quotes, run_replay
 from services.replay_signals import read_signals
 from services.store import SqlStore

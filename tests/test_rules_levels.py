@@ -8,9 +8,11 @@ import math
 
 import pytest
 
-from services.config import MAX_SECONDS, Distance, StrategyConfig
+from services.config import StrategyConfig
 from services.domain import Group, Leg
 from services.level_input import parse_activation, parse_price, parse_time_exit, parse_trail
+from services.rules.bounds import MAX_SECONDS
+from services.rules.distance import Distance
 from services.rules.levels import (
     EDITABLE, KEEP, LEVEL_LABELS, TIME_EXIT_HORIZON_S, activation_distance, edit_errors, fmt_level, level_problem,
     level_value, price_problem, trail_distance_problem, within_horizon,

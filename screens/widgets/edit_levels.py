@@ -20,8 +20,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
-from services.config import parse_distance
 from services.level_input import parse_activation, parse_price, parse_time_exit, parse_trail
+from services.rules.distance import parse_distance
 from services.views import CommandResult, EngineSnapshot, PositionView, TradeView
 
 from ..format import countdown, gap, hms, money, px, qty, side_word

@@ -5,8 +5,8 @@ working orders are marked cancelled."""
 
 from __future__ import annotations
 
-from ..config import parse_distance
 from ..domain import Group, Leg, Order, Run
+from ..rules.distance import parse_distance
 from ..signal_queue import QueuedSignal, SignalQueue
 from ..store.loaded import LoadedState
 from ..timers import Timers

@@ -5,7 +5,7 @@ types with these checks, the settings (services.config) check a strategy's trail
 with them, and the engine validates an edit against the mark with `edit_errors`.
 
 Time-exit horizon: a time exit is at most TIME_EXIT_HORIZON_S ahead, the year the settings
-allow for a strategy's `time_exit_s` (config.MAX_SECONDS). One bound, so the operator can set
+allow for a strategy's `time_exit_s` (bounds.MAX_SECONDS). One bound, so the operator can set
 any time exit a strategy could have given the position (a few weeks out included), while a
 typo of a few zeros (`+100000000`, three years) is still refused, not scheduled."""
 
@@ -15,8 +15,9 @@ import math
 from datetime import datetime, timezone
 
 from ..amounts import px
-from ..config import MAX_SECONDS, Distance, parse_distance
 from ..domain import Leg
+from .bounds import MAX_SECONDS
+from .distance import Distance, parse_distance
 
 TIME_EXIT_HORIZON_S = float(MAX_SECONDS)
 """A time exit is at most this far ahead (see the module's docstring)."""

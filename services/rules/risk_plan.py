@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from ..config import RiskEngineConfig
 from ..domain import side_dir
 from .precision import floor_qty
+
+if TYPE_CHECKING:  # its type only: at run time the rules import no settings
+    from ..config import RiskEngineConfig
 
 _EPS = 1e-9  # amounts (money, quantity, seconds) below this are float noise
 
