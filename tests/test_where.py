@@ -10,8 +10,9 @@ from pathlib import Path
 
 from textual.widgets import Static
 
+from services.store.urls import safe_url
 from tests.test_tui import SIZE, advance, app, engine, text_of  # noqa: F401  (fixtures)
-from tui_trader.locations import PROJECT_SETTINGS, demo_notice, safe_url
+from tui_trader.locations import PROJECT_SETTINGS, demo_notice
 
 
 def test_the_demo_notice_only_when_no_settings_of_the_operators_were_found(tmp_path, monkeypatch):

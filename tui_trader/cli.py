@@ -23,7 +23,7 @@ from services.signal_message import ACTIONS, EXAMPLE, MAX_BODY_BYTES
 from . import cli_logs
 from .usage import UsageError
 from .headless import run_headless
-from .locations import data_dir, demo_notice, find_settings, log_file, safe_url
+from .locations import data_dir, demo_notice, find_settings, log_file
 from .logs import mirror_events, setup_logging
 from .settings import Settings, SettingsError, load_settings
 
@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             raise UsageError("\n  ".join(problems))
         settings, args.settings_path = _settings(args)
+        from services.store.urls import safe_url  # SQLAlchemy: not for --help or a bad argument
+
         log_path = log_file(settings.logs.file)
         setup_logging(settings.log_level, to_stdout=command == "engine", path=log_path,
                       max_bytes=int(settings.logs.file_max_mb * 1_000_000), backups=settings.logs.file_backups)
@@ -214,7 +216,7 @@ def _argument_problems(parser: argparse.ArgumentParser, args) -> list[str]:
 
 
 def _settings(args) -> tuple[Settings, Path]:
-    from services.store.urls import url_problem
+    from services.store.urls import safe_url, url_problem
 
     overrides = {}
     if args.db is not None:

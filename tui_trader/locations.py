@@ -36,17 +36,6 @@ def demo_notice(path: Path, explicit: str | None) -> str:
             "pass --config PATH (or set TUI_TRADER_CONFIG) to use your own")
 
 
-def safe_url(url: str) -> str:
-    """A database URL as it may be logged or shown: its password hidden."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(an invalid database URL)"
-
-
 def find_settings(explicit: str | None) -> Path | None:
     """--config, else TUI_TRADER_CONFIG, else ./settings.toml, else the project's settings.toml."""
     if explicit:

@@ -26,19 +26,12 @@ class SettingsError(Exception):
 
 
 def _database_url(url: str) -> str:
-    """Empty (the default database), or a URL of a dialect and driver SQLAlchemy knows: a bad
-    one is refused at start, not by the first connection."""
+    """Empty (the default database), or a URL of a dialect and driver SQLAlchemy knows."""
     if url:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+        from services.store.urls import dialect_problem  # the store only when a URL is given
 
-        try:
-            make_url(url).get_dialect()
-        except NoSuchModuleError:
-            raise ValueError(f"unknown database dialect or driver {make_url(url).drivername!r}") from None
-        except (ArgumentError, ValueError):  # the URL itself is not shown: it may hold a password
-            raise ValueError("not a database URL like sqlite:///path/to/file.db or "
-                             "postgresql+psycopg://user@host/name") from None
+        if problem := dialect_problem(url):
+            raise ValueError(problem)
     return url
 
 

@@ -51,6 +51,27 @@ def url_problem(url: str) -> str:
     return "" if head in (b"", SQLITE_HEADER) else "not a SQLite database"
 
 
+def dialect_problem(url: str) -> str:
+    """Why url is not a URL of a dialect and driver SQLAlchemy knows ("" when it is): the
+    settings refuse a bad one at start, not at the first connection. The URL itself is not in
+    the reason: it may hold a password."""
+    try:
+        make_url(url).get_dialect()
+    except NoSuchModuleError:
+        return f"unknown database dialect or driver {make_url(url).drivername!r}"
+    except (ArgumentError, ValueError):
+        return "not a database URL like sqlite:///path/to/file.db or postgresql+psycopg://user@host/name"
+    return ""
+
+
+def safe_url(url: str) -> str:
+    """A database URL as it may be logged or shown: its password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an invalid database URL)"
+
+
 def shown_url(url: str) -> str:
     """The database as the user knows it: a SQLite file's path, else the URL without its password."""
     parsed = make_url(url)
