@@ -40,6 +40,7 @@ from screens.risk import RiskScreen
 from screens.schedule import ScheduleScreen
 from screens.widgets.help import HelpScreen
 from screens.widgets.orphans import OrphansScreen
+from services.event_categories import EventCategory
 from services.ports import EngineService
 from services.views import EngineSnapshot
 
@@ -58,7 +59,8 @@ SCREENS: tuple[tuple[str, str, type[EngineScreen]], ...] = (
     ("7", "risk", RiskScreen),
 )
 
-FLASH_CATEGORIES = ("risk", "exit", "fill", "trailing", "entry")  # by priority, after warnings and errors
+FLASH_CATEGORIES = (EventCategory.RISK, EventCategory.EXIT, EventCategory.FILL, EventCategory.TRAILING,
+                    EventCategory.ENTRY)  # by priority, after warnings and errors
 FLASH_LEVELS = {"warning": "warning", "error": "error", "critical": "error"}
 MAX_FLASHES = 3
 """At most this many flashes per NOTIFICATION_TIMEOUT window; the rest are summarised."""
