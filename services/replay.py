@@ -181,7 +181,9 @@ class ReplayStore(MemoryStore):
 
 
 class ReplayFeed:
-    """The replay's stand-in feed: quotes are pushed by the replay loop, not by the feed."""
+    """The replay's stand-in feed: quotes are pushed by the replay loop, not by the feed. The
+    loop delivers every quote of the recording, whatever its symbol, so subscribe and
+    unsubscribe have nothing to change."""
 
     def __init__(self, symbols: Iterable[str]) -> None:
         self.symbols = tuple(symbols)
@@ -191,6 +193,12 @@ class ReplayFeed:
         pass
 
     async def stop(self) -> None:
+        pass
+
+    def subscribe(self, symbols: Iterable[str]) -> None:
+        pass
+
+    def unsubscribe(self, symbols: Iterable[str]) -> None:
         pass
 
 
