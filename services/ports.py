@@ -120,8 +120,14 @@ class InstrumentProvider(Protocol):
 
 
 class Store(Protocol):
-    """Where the engine's records go. A store may also have `needs_marks = False` (the marks
-    of open legs, touch(), are then not sent to it) and OutageReporting's callbacks."""
+    """Where the engine's records go. A store that can fail says so through the three
+    callbacks, which the engine sets (it raises and clears the alerts)."""
+
+    needs_marks: bool
+    """False: the marks of open legs (touch()) are not sent to it (replay's keeps none)."""
+    on_failure: Callable[[str], None] | None  # why writes started failing
+    on_recovery: Callable[[int], None] | None  # writes land again; how many were waiting
+    on_refused: Callable[[str], None] | None  # the database refused a record for good (a bug)
 
     @property
     def ok(self) -> bool:
@@ -151,14 +157,6 @@ class Store(Protocol):
     def iter_events(self, query: EventQuery, up_to_id: int | None = None) -> Iterator[EventView]: ...
 
     def purge_events(self, cutoff_ts: float, max_rows: int) -> int: ...
-
-
-class OutageReporting(Protocol):
-    """A store that can fail tells the engine (which raises and clears the alerts)."""
-
-    on_failure: Callable[[str], None] | None  # why writes started failing
-    on_recovery: Callable[[int], None] | None  # writes land again; how many were waiting
-    on_refused: Callable[[str], None] | None  # the database refused a record for good (a bug)
 
 
 # -- what the engine offers -------------------------------------------------------------------

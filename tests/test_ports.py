@@ -17,7 +17,7 @@ from services.engine import Engine
 from tui_trader.wiring import build_engine
 from services.feeds.simulated import SimulatedFeed
 from services.market import QuoteBook
-from services.replay import ReplayFeed
+from services.replay import ReplayFeed, ReplayStore
 from services.rules.precision import SettingsRules
 from services.store import MemoryStore, SqlStore
 from tests.conftest import T0, config
@@ -96,7 +96,7 @@ IMPLEMENTATIONS = [  # port, what implements it, an instance of it
     (ports.EngineService, "Engine", engine),
     (ports.Store, "MemoryStore", MemoryStore),
     (ports.Store, "SqlStore", lambda: SqlStore("sqlite://")),
-    (ports.OutageReporting, "SqlStore", lambda: SqlStore("sqlite://")),
+    (ports.Store, "ReplayStore", ReplayStore),
     (ports.Feed, "SimulatedFeed", lambda: SimulatedFeed(config().symbols, FakeClock(T0), 7)),
     (ports.Feed, "ReplayFeed", lambda: ReplayFeed(config().symbols)),
     (ports.ExecutionClient, "PaperExecution", lambda: PaperExecution(config().paper, QuoteBook(5.0), FakeClock(T0))),

@@ -3,7 +3,7 @@ that only look at the engine."""
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..domain import Record
 from .loaded import LoadedState
@@ -12,6 +12,11 @@ from .loaded import LoadedState
 class MemoryStore:
     ok = True
     error = ""
+    needs_marks = True  # engine tests take the path a database does (touch() keeps nothing)
+    # It never fails, so never calls these (ports.Store).
+    on_failure: Callable[[str], None] | None = None
+    on_recovery: Callable[[int], None] | None = None
+    on_refused: Callable[[str], None] | None = None
 
     def __init__(self) -> None:
         self.writes = 0

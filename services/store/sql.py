@@ -137,6 +137,8 @@ def engine_running(url: str) -> bool | None:
 
 
 class SqlStore:
+    needs_marks = True  # the marks of open legs are written behind
+
     def __init__(self, url: str, flush_interval_s: float = 1.0,
                  on_failure: Callable[[str], None] | None = None,
                  on_recovery: Callable[[int], None] | None = None,
