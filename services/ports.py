@@ -4,8 +4,8 @@ implement them structurally; tests/test_ports.py checks by reflection that the r
 
 Only typing is imported at run time, so every module can import this one without a cycle.
 The screens import it too, so it names nothing of the store, the brokers or the engine, not
-even for types (import-linter counts TYPE_CHECKING imports): the two values that live there
-(the store's LoadedState, the engine's EventPage) are typed Any below."""
+even for types (import-linter counts TYPE_CHECKING imports): the store's LoadedState is typed
+Any below."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .market import Quote, QuoteBook
     from .orders import ExecEvent, OpenOrder, OrderRequest
     from .rules.precision import Rules
-    from .views import CommandResult, EngineSnapshot, EventView, RiskPreview
+    from .views import CommandResult, EngineSnapshot, EventPage, EventView, RiskPreview
 
 
 class Clock(Protocol):
@@ -262,8 +262,8 @@ class EngineCommands(Protocol):
 
     def ack_alerts(self, ids: Iterable[int] | None = None) -> CommandResult: ...
 
-    async def find_events(self, query: EventQuery, before_id: int | None = None, limit: int = 200) -> Any:
-        """A page of the history, newest first (the engine's EventPage)."""
+    async def find_events(self, query: EventQuery, before_id: int | None = None, limit: int = 200) -> EventPage:
+        """A page of the history, newest first."""
 
     async def export_events(self, query: EventQuery, path: Path) -> CommandResult: ...
 

@@ -259,6 +259,14 @@ class EventView:
 
 
 @dataclass(frozen=True, slots=True)
+class EventPage:
+    """A page of the history, newest first. `error` says why the database part is missing."""
+
+    events: list[EventView]
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TradeView:
     """A closed round trip."""
 

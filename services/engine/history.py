@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from ..event_log import EventQuery, export_format, write_export
-from ..views import CommandResult, EventView
+from ..views import CommandResult, EventPage, EventView
 from .journal import Journal, first_line
 
 if TYPE_CHECKING:
@@ -21,14 +20,6 @@ log = logging.getLogger("tui_trader.engine")
 
 RETENTION_EVERY_S = 3600.0
 """How often the retention of the event history is enforced (first a minute after start)."""
-
-
-@dataclass(frozen=True, slots=True)
-class EventPage:
-    """A page of the history, newest first. `error` says why the database part is missing."""
-
-    events: list[EventView]
-    error: str = ""
 
 
 class History:
