@@ -1,8 +1,11 @@
-"""Amounts as the engine writes them in its events and messages, and what an entry is worth."""
+"""Amounts and times as the engine and the rules write them in events and messages, and what
+an entry is worth."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:  # the settings import the rules, which format with this module
     from .config import StrategyConfig
@@ -16,6 +19,11 @@ def px(v: float | None) -> str:
 
 def qty(v: float) -> str:
     return f"{v:.8g}"
+
+
+def local_time(t: float, tz: str) -> str:
+    """A time as the operator reads it in an event: weekday, hour and minute in a time zone."""
+    return datetime.fromtimestamp(t, ZoneInfo(tz)).strftime(f"%a %H:%M {tz}")
 
 
 def entry_capital(cfg: StrategyConfig, size: float | None, price: float) -> float:

@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from ..amounts import local_time
 from ..config import TradingConfig
 from ..domain import Group, LastQuote, Leg
 from ..event_log import EventQuery
@@ -39,7 +40,6 @@ from .grid import Grid, unplaced_layers
 from .history import EventPage, History
 from .journal import Journal
 from .ledger import Ledger
-from .local_time import local_time
 from .recovery import KEPT_AT_STOP, Recovery
 from .risk import Risk
 from .scopes import Scopes

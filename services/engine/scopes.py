@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from ..amounts import local_time
 from ..domain import Group
 from ..portfolio import BOOK, RULE_LABEL, PnlScope
 from ..rules.schedule import session_bounds
 from .desk import Desk
 from .journal import Journal
 from .ledger import Ledger
-from .local_time import local_time
 
 if TYPE_CHECKING:
     from ..config import BookConfig

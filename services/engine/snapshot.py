@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from ..amounts import px as _px
+from ..amounts import local_time, px as _px
 from ..config import StrategyConfig, TradingConfig
 from ..market import QuoteBook
 from ..portfolio import BOOK
@@ -21,7 +21,6 @@ from .desk import ENTRIES_STOPPED, Desk, Slot, StrategyRuntime
 from .grid import Grid
 from .journal import Journal
 from .ledger import Ledger
-from .local_time import local_time
 from .risk import Risk
 from .scopes import Scopes
 

@@ -12,9 +12,8 @@ typo of a few zeros (`+100000000`, three years) is still refused, not scheduled.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
 
-from ..amounts import px
+from ..amounts import local_time, px
 from ..domain import Leg
 from .bounds import MAX_SECONDS
 from .distance import Distance, parse_distance
@@ -142,5 +141,5 @@ def fmt_level(name: str, v: object) -> str:
     if v is None:
         return "none"
     if name == "time_exit_at":
-        return datetime.fromtimestamp(v, timezone.utc).strftime("%a %H:%M UTC")
+        return local_time(v, "UTC")
     return px(v) if isinstance(v, float) else str(v)
