@@ -30,14 +30,14 @@ from ..rules.precision import RulesSource
 from ..rules.schedule import entry_due
 from ..signal_queue import SignalQueue
 from ..timers import Timers
-from ..views import CommandResult, EngineSnapshot, RiskPreview
+from ..views import CommandResult, EngineSnapshot, EventPage, RiskPreview
 from .desk import Desk
 from .entries import Entries, by_id
 from .execution import Execution
 from .exits import Exits
 from .feed_watch import FeedWatch
 from .grid import Grid, unplaced_layers
-from .history import EventPage, History
+from .history import History
 from .journal import Journal
 from .ledger import Ledger
 from .recovery import KEPT_AT_STOP, Recovery
