@@ -73,6 +73,13 @@ class Feed(Protocol):
     def unsubscribe(self, symbols: Iterable[str]) -> None:
         """Stop delivering these symbols' quotes."""
 
+    on_error: Callable[[str, Exception], None] | None
+    """Told (symbol, exception) when delivering a quote raised outside on_quote's own guard."""
+
+    def continue_from(self, prices: dict[str, float]) -> None:
+        """The last stored price of each symbol: a simulated market goes on from there; a
+        venue's feed has its own prices and ignores them."""
+
 
 # -- execution and instruments ----------------------------------------------------------------
 

@@ -188,6 +188,7 @@ class ReplayFeed:
     def __init__(self, symbols: Iterable[str]) -> None:
         self.symbols = tuple(symbols)
         self.health = FeedHealth(name="replay", connected=True)
+        self.on_error = None  # the replay loop delivers, inside the engine's own guard
 
     async def start(self, on_quote) -> None:
         pass
@@ -200,6 +201,9 @@ class ReplayFeed:
 
     def unsubscribe(self, symbols: Iterable[str]) -> None:
         pass
+
+    def continue_from(self, prices: dict[str, float]) -> None:
+        pass  # the recording's prices are the market
 
 
 @dataclass

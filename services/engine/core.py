@@ -60,7 +60,7 @@ class Engine:
         self.config, self.clock, self.store, self.feed, self.client, self.book, self.rules = (
             config, clock, store, feed, client, book, rules)
         # A store that keeps no marks (needs_marks = False, e.g. replay's) is not told about them.
-        self._touch = store.touch if getattr(store, "needs_marks", True) else None
+        self._touch = store.touch if store.needs_marks else None
         self.mode = config.engine.mode
         self.state = "stopped"
         self._max_age = config.feed.max_quote_age_s
@@ -117,11 +117,9 @@ class Engine:
         self._tasks: list[asyncio.Task] = []
         self.attachments: list = []
         """Components started after the engine and stopped before it (async start(engine), stop())."""
-        if hasattr(store, "on_failure"):  # ports.OutageReporting: a store that can fail says so
-            store.on_failure, store.on_recovery, store.on_refused = (
-                journal.store_failed, journal.store_recovered, journal.store_refused)
-        if hasattr(feed, "on_error"):  # a delivery that failed outside on_quote's own guard
-            feed.on_error = self._delivery_failed
+        store.on_failure, store.on_recovery, store.on_refused = (
+            journal.store_failed, journal.store_recovered, journal.store_refused)
+        feed.on_error = self._delivery_failed  # a delivery that failed outside on_quote's own guard
 
     # what changes with the components' state
     version = property(lambda self: self.journal.version)
@@ -147,9 +145,8 @@ class Engine:
         for row in loaded.last_quotes:
             rec = self.last_quotes[row["symbol"]] = LastQuote(row["symbol"], row["bid"], row["ask"], row["last"], row["ts"])
             rec.saved = True
-        continue_from = getattr(self.feed, "continue_from", None)
-        if continue_from is not None and self.last_quotes:  # the simulated market continues from where it was
-            continue_from({sym: mark_of(Quote(sym, r.ts, r.bid, r.ask, r.last))
+        if self.last_quotes:  # the simulated market continues from where it was
+            self.feed.continue_from({sym: mark_of(Quote(sym, r.ts, r.bid, r.ask, r.last))
                                      for sym, r in self.last_quotes.items()})
         self.first_event_id = loaded.max_ids.get("event", 0) + 1
         self.resumed = self.recovery.restore(loaded, self.mode)
