@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Collection, Iterable, Iterator, Sequ
 
 from .clock import FakeClock
 from .config import TradingConfig
-from .brokers.paper import PaperExecution
+from .adapters.paper.execution import PaperExecution
 from .domain import Fill
 from .engine import Engine
 from .market import Quote, QuoteBook

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.brokers.paper import PaperExecution
+from services.adapters.paper.execution import PaperExecution
 from services.config import TradingConfig
 from services.orders import ExecEvent, ExecKind, OrderRequest
 from services.store import MemoryStore

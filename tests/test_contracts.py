@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOT_SOURCES = {"services.brokers", "services.feeds", "services.replay"}
+NOT_SOURCES = {"services.adapters", "services.replay"}
 """The adapters themselves, and replay (which builds its own)."""
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from services.clock import FakeClock
 from tui_trader.wiring import build_engine
-from services.feeds.simulated import SimulatedFeed
+from services.adapters.simulated.feed import SimulatedFeed
 from services.store import MemoryStore
 from tests.conftest import T0
 from tui_trader.locations import PROJECT_SETTINGS

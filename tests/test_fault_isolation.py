@@ -11,8 +11,8 @@ import logging
 from services.clock import FakeClock
 from services.engine import Engine
 from tui_trader.wiring import build_engine
-from services.feeds.base import FeedHealth
-from services.feeds.simulated import SimulatedFeed
+from services.ports import FeedHealth
+from services.adapters.simulated.feed import SimulatedFeed
 from services.market import Quote
 
 from .conftest import T0, Harness

@@ -9,7 +9,7 @@ from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import Engine
 from tui_trader.wiring import build_engine
-from services.feeds.simulated import SimulatedFeed
+from services.adapters.simulated.feed import SimulatedFeed
 from services.market import mark_of
 from services.store.sql import SqlStore
 from tests.conftest import T0, config

@@ -10,7 +10,7 @@ import itertools
 import pytest
 from pydantic import ValidationError
 
-from services.brokers.paper import PaperExecution
+from services.adapters.paper.execution import PaperExecution
 from services.clock import FakeClock
 from services.config import PaperConfig
 from services.market import Quote, QuoteBook

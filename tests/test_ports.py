@@ -11,11 +11,11 @@ from typing import Protocol
 import pytest
 
 from services import ports
-from services.brokers.paper import PaperExecution
+from services.adapters.paper.execution import PaperExecution
 from services.clock import FakeClock, RealClock
 from services.engine import Engine
 from tui_trader.wiring import build_engine
-from services.feeds.simulated import SimulatedFeed
+from services.adapters.simulated.feed import SimulatedFeed
 from services.market import QuoteBook
 from services.replay import ReplayFeed, ReplayStore
 from services.rules.precision import SettingsRules

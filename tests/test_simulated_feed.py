@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from services.clock import FakeClock
-from services.feeds.simulated import SimulatedFeed
+from services.adapters.simulated.feed import SimulatedFeed
 from tests.conftest import T0, config
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from services.clock import FakeClock
 from tui_trader.wiring import build_engine
-from services.feeds.base import FeedHealth
+from services.ports import FeedHealth
 from services.market import Quote
 from services.store import SqlStore, sql
 from tests.conftest import T0, Harness

@@ -21,7 +21,7 @@ from services.clock import FakeClock
 from services.config import TradingConfig
 from services.engine import Engine
 from tui_trader.wiring import build_engine
-from services.feeds.simulated import SimulatedFeed
+from services.adapters.simulated.feed import SimulatedFeed
 from services.market import Quote
 from services.store import SqlStore
 from tests.conftest import T0

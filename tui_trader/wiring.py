@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from services.brokers.paper import PaperExecution, Schedule
+from services.adapters.paper.execution import PaperExecution, Schedule
 from services.config import PaperConfig, TradingConfig
 from services.engine import Engine
-from services.feeds.simulated import SimulatedFeed
+from services.adapters.simulated.feed import SimulatedFeed
 from services.market import QuoteBook
 from services.ports import Clock, ExecutionClient, Feed, InstrumentProvider, Store
 from services.rules.precision import SettingsRules

@@ -20,11 +20,11 @@ import math
 from functools import partial
 from typing import Callable
 
-from ..clock import Clock
-from ..config import PaperConfig
-from ..market import Quote, QuoteBook
-from ..orders import QTY_TOLERANCE, ExecEvent, ExecKind, OpenOrder, OrderRequest
-from ..rules.precision import RulesSource, round_price
+from ...clock import Clock
+from ...config import PaperConfig
+from ...market import Quote, QuoteBook
+from ...orders import QTY_TOLERANCE, ExecEvent, ExecKind, OpenOrder, OrderRequest
+from ...rules.precision import RulesSource, round_price
 
 EventHandler = Callable[[ExecEvent], None]
 Schedule = Callable[[float, Callable[[], None]], None]  # (delay in seconds, what to run then)

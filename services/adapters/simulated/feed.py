@@ -11,9 +11,9 @@ import math
 import random
 from typing import Callable, Iterable
 
-from ..config import SymbolConfig
-from ..market import Quote
-from ..ports import Clock, FeedHealth, QuoteHandler
+from ...config import SymbolConfig
+from ...market import Quote
+from ...ports import Clock, FeedHealth, QuoteHandler
 
 SECONDS_PER_YEAR = 365.0 * 24 * 3600
 

@@ -1,0 +1,1 @@
+"""The paper venue: simulated fills against the quotes the engine sees."""

@@ -1,1 +1,0 @@
-"""Brokers: where orders go. Paper is built in; live adapters come behind the same interface."""

@@ -1,1 +1,0 @@
-"""Market-data feeds: every feed pushes Quotes to one callback and reports its health."""
