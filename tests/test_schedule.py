@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import ValidationError
 
-from services.rules.schedule import ScheduleConfig, Window, entry_due, next_entry, planned_exit, window_at, window_of
+from services.rules.schedule import (ScheduleConfig, Window, entry_due, next_entry, planned_exit, session_bounds,
+                                     window_at, window_of)
 
 WEEKDAYS_ONLY = ["mon", "tue", "wed", "thu", "fri"]
 
@@ -157,6 +158,13 @@ def test_planned_exit_by_duration_and_none():
     assert planned_exit(sched(entry_times=["09:30"]), 1_767_259_800.0) is None
 
 
+def test_a_weekly_window_without_an_end_lasts_until_it_opens_again():
+    cfg = sched(entry_times=["23:59"], weekdays=["mon"])
+    # Monday 2026-01-05 00:00: still in the window Monday 2025-12-29 23:59 opened, eight dates back
+    assert window_at(cfg, at("2026-01-05T00:00Z")) == Window(at("2025-12-29T23:59Z"), at("2026-01-05T23:59Z"))
+    assert next_entry(cfg, at("2025-12-29T23:59:30Z")) == at("2026-01-05T23:59Z")
+
+
 # --- DST: America/New_York (2026-03-08 02:00 EST -> 03:00 EDT; 2026-11-01 02:00 EDT -> 01:00 EST) ---
 
 
@@ -169,6 +177,13 @@ def test_ny_spring_forward_gap_maps_to_the_end_of_the_gap():
     assert next_entry(cfg, at("2026-03-08T05:00Z")) == 1_772_953_200.0
     # and the next day it is 02:30 EDT again = 06:30Z
     assert next_entry(cfg, 1_772_953_200.5) == 1_773_037_800.0
+
+
+def test_ny_every_time_inside_the_gap_maps_to_the_transition():
+    transition = at("2026-03-08T07:00Z")  # 03:00 EDT
+    for minute in range(60):
+        cfg = sched(entry_times=[f"02:{minute:02d}"], timezone=NY)
+        assert next_entry(cfg, at("2026-03-08T05:00Z")) == transition, minute
 
 
 def test_ny_times_inside_the_gap_share_one_window():
@@ -305,6 +320,28 @@ def test_date_line_skipped_day():
     assert iso(next_entry(cfg, at("2011-12-29T12:00Z"))) == "2011-12-29T19:00:00Z"  # 29 Dec 09:00 -10
     assert iso(next_entry(cfg, at("2011-12-29T19:00:01Z"))) == "2011-12-30T10:00:00Z"
     assert iso(next_entry(cfg, at("2011-12-30T10:00:01Z"))) == "2011-12-30T19:00:00Z"  # 31 Dec 09:00 +14
+    # at the transition itself the skipped day's window opens: now, though it is already 31 Dec there
+    assert next_entry(cfg, at("2011-12-30T10:00Z")) == at("2011-12-30T10:00Z")
+
+
+# --- the trading day (session_bounds) ---------------------------------------------------------
+
+
+def test_the_trading_day_runs_from_one_session_start_to_the_next():
+    assert session_bounds(at("2026-01-01T12:00Z"), "00:00", "UTC") == (at("2026-01-01T00:00Z"), at("2026-01-02T00:00Z"))
+    # 09:30 New York: at 08:00 EST it is still yesterday's session; at 09:30 exactly today's begins
+    yesterday = (at("2026-01-01T14:30Z"), at("2026-01-02T14:30Z"))
+    assert session_bounds(at("2026-01-02T13:00Z"), "09:30", NY) == yesterday
+    assert session_bounds(at("2026-01-02T14:29:59Z"), "09:30", NY) == yesterday
+    assert session_bounds(at("2026-01-02T14:30Z"), "09:30", NY) == (at("2026-01-02T14:30Z"), at("2026-01-03T14:30Z"))
+
+
+def test_a_trading_day_lasts_23_or_25_hours_across_dst():
+    spring = session_bounds(at("2026-03-08T12:00Z"), "00:00", NY)
+    assert spring == (at("2026-03-08T05:00Z"), at("2026-03-09T04:00Z"))
+    fall = session_bounds(at("2026-11-01T12:00Z"), "00:00", NY)
+    assert fall == (at("2026-11-01T04:00Z"), at("2026-11-02T05:00Z"))
+    assert (spring[1] - spring[0], fall[1] - fall[0]) == (23 * 3600, 25 * 3600)
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -320,6 +357,27 @@ def test_normalisation_and_defaults():
     assert default.weekdays == ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     assert default.timezone == "UTC"
     assert default.entry_window_end is default.exit_time is default.exit_after_s is None
+
+
+@pytest.mark.parametrize(("every", "count", "first", "last"), [
+    (1, 1440, ["00:00", "00:01"], ["23:58", "23:59"]), (60, 24, ["00:00", "01:00"], ["22:00", "23:00"]),
+    (90, 16, ["00:00", "01:30"], ["21:00", "22:30"]), (720, 2, ["00:00", "12:00"], ["00:00", "12:00"]),
+])
+def test_every_minutes_opens_a_window_that_often_from_midnight(every, count, first, last):
+    times = sched(every_minutes=every).entry_times
+    assert (len(times), times[:2], times[-2:]) == (count, first, last)
+
+
+@pytest.mark.parametrize("bad", [0, 721, -15, "often"])
+def test_every_minutes_out_of_range_names_the_field(bad):
+    with pytest.raises(ValidationError) as info:
+        sched(every_minutes=bad)
+    assert ("every_minutes",) in [e["loc"] for e in info.value.errors()]
+
+
+def test_every_minutes_and_entry_times_are_exclusive():
+    _, msg = only_error(every_minutes=15, entry_times=["09:30"])
+    assert "set either entry_times or every_minutes, not both" in msg
 
 
 def test_toml_local_times_are_accepted():
@@ -353,7 +411,7 @@ def test_unknown_timezone_names_field_and_value():
     assert "unknown timezone 'Europe/Pariss' (use an IANA name like Europe/Paris)" in msg
 
 
-@pytest.mark.parametrize("bad", ["", "EST+5", "../../etc/passwd", "Mars/Olympus"])
+@pytest.mark.parametrize("bad", ["", "EST+5", "../../etc/passwd", "Mars/Olympus", 5, None])
 def test_other_bad_timezones(bad):
     loc, msg = only_error(entry_times=["09:30"], timezone=bad)
     assert loc == ("timezone",)
@@ -400,6 +458,14 @@ def test_window_end_before_a_later_entry_time():
     assert "(12:00, 13:00 are not)" in msg
 
 
+def test_a_window_end_given_as_none_is_no_window_end():
+    assert sched(entry_times=["09:30"], entry_window_end=None).entry_window_end is None
+
+
+def test_a_bad_entry_time_with_a_window_end_is_named_alone():
+    assert only_error(entry_times=["25:00"], entry_window_end="10:00")[0] == ("entry_times", 0)
+
+
 def test_both_exit_rules():
     loc, msg = only_error(entry_times=["09:30"], exit_time="16:00", exit_after_s=3600)
     assert loc == ("exit_after_s",)
@@ -409,6 +475,10 @@ def test_both_exit_rules():
 @pytest.mark.parametrize("bad", [0, -5, float("inf"), float("nan")])
 def test_exit_after_must_be_positive_and_finite(bad):
     assert only_error(entry_times=["09:30"], exit_after_s=bad)[0] == ("exit_after_s",)
+
+
+def test_any_positive_exit_after_is_a_planned_exit():
+    assert planned_exit(sched(entry_times=["09:30"], exit_after_s=0.5), at("2026-01-01T09:30Z")) == at("2026-01-01T09:30Z") + 0.5
 
 
 def test_planned_exit_uses_the_local_day_not_utcs():

@@ -65,6 +65,11 @@ PRELOAD = ("pydantic", "sqlalchemy", "sqlmodel", "textual.app", "syrupy")  # thi
 # why: they behave exactly like the original, or differ only where no input can reach.
 _SIDE = "side_dir is 1 or -1, and x * d == x / d for those"
 _EPS = "differs only for an amount of exactly _EPS (1e-9), which is float noise either way"
+_SCAN = ("slack in the day scans: a window is at most 7 local dates from t (a skipped date's windows open at "
+         "the transition), which each of these scans still reaches")
+_NEXT_DAY = "the exit time comes round on the entry's local date or the next: a third day is never looked at"
+_DEAD = ("never runs: only a date skipped whole (Apia 2011-12-30) with a 00:00 start maps two days onto one "
+         "instant, and session_bounds never takes a skipped date as its day")
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("services/rules/precision.py", "return max(0, -math.floor(math.log10(step)) + 6)", "0 -> 1"):
         "the floor only acts on steps of ten million or more, which no venue has",
@@ -87,6 +92,36 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("services/rules/risk_plan.py",
      'listed = ", ".join(closes[:-1]) + " and " + closes[-1] if len(closes) > 1 else closes[0]', "0 -> -1"):
         "with one close, closes[0] is closes[-1]",
+    **{("services/rules/schedule.py", line, what): _SCAN for line, whats in (
+        ("_SCAN_DAYS = 9  # a valid config has a window at least once a week; one extra day each side for DST/date-line slack",
+         ("9 -> 10", "9 -> 8")),
+        ("for back in range(_SCAN_DAYS + 1):", ("1 -> 2", "1 -> 0")),
+        ("for ahead in range(_SCAN_DAYS + 1):", ("1 -> 2", "1 -> 0")),
+        ("day = _local_date(t, cfg.timezone) + timedelta(days=1)", ("1 -> 2", "1 -> 0")),
+        ("day = _local_date(t, cfg.timezone) - timedelta(days=1)", ("1 -> 2",)),
+    ) for what in whats},
+    ("services/rules/schedule.py", "if first <= second:  # unique, or ambiguous (first occurrence is the earlier instant)",
+     "first <= second -> first < second"): "when first == second (a unique time) the search returns that same whole second",
+    ("services/rules/schedule.py", "if _wall(mid, zone) >= wall:", "_wall(mid, zone) >= wall -> _wall(mid, zone) > wall"):
+        "the search runs over a gap, where no instant reads exactly `wall`",
+    ("services/rules/schedule.py", "for ahead in range(3):", "3 -> 4"): _NEXT_DAY,
+    ("services/rules/schedule.py", "for ahead in range(3):", "3 -> 2"): _NEXT_DAY,
+    **{("services/rules/schedule.py", line, what): _DEAD for line, what in (
+        ("if end <= begin:  # a start inside a gap can map two days onto one instant", "end <= begin -> end < begin"),
+        ("end = local_instant(day + timedelta(days=2), start, tz_name)",
+         "day + timedelta(days=2) -> day - timedelta(days=2)"),
+        ("end = local_instant(day + timedelta(days=2), start, tz_name)", "2 -> 3"),
+        ("end = local_instant(day + timedelta(days=2), start, tz_name)", "2 -> 1"),
+    )},
+    ("services/rules/schedule.py",
+     "if isinstance(step, int) and not isinstance(step, bool) and 1 <= step <= 720:", "720 -> 721"):
+        "721 is refused by the field's own le=720 either way; the guard keeps range() from steps it cannot take",
+    ("services/portfolio.py",
+     "level = self.peak - rules.trail_distance if self.armed and self.peak is not None else None",
+     "self.armed and self.peak is not None -> self.armed or self.peak is not None"):
+        "armed and peak are set and cleared together (check, release, new_day), so and/or agree",
+    ("services/signal_queue.py", "return (self.price - mark) * d / self.price * 100.0",
+     "(self.price - mark) * d -> (self.price - mark) / d"): "d is 1 or -1, and x * d == x / d for those",
 }
 
 # --- mutants -------------------------------------------------------------------------------------
