@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from collections import deque
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .rules.distance import Distance
+
+if TYPE_CHECKING:
+    from .plans import PositionPlan
 
 LONG, SHORT = 1, -1
 MARK_SAMPLES = 40
@@ -100,20 +103,22 @@ class Run(Record):
 
 class Group(Record):
     """What one entry opened: one symbol with one leg, a basket of symbols, or a DCA grid (its
-    layers are legs, pending until their resting order fills; pyramids add further grids)."""
+    layers are legs, pending until their resting order fills; pyramids add further grids). Its
+    plan (services.plans) is its kind: the state and the decisions that depend on it."""
 
     __slots__ = (
         "run_id", "strategy_id", "symbol", "side", "status", "legs", "opened_at", "closed_at",
         "exit_reason", "realized_pnl", "entry_method", "entry_attempts", "pending_exit",
-        "resend_at", "entry_ref", "entry_order_id", "entry_deadline", "notional", "entry_symbol", "basket",
-        "tp_mode", "agg_tp", "capital", "pyramids", "dca_submitted_at", "dca_filled_at", "fifth_pyramid_at",
+        "resend_at", "entry_ref", "entry_order_id", "entry_deadline", "notional", "entry_symbol", "plan",
         "risk_hold", "resume_entry",
     )
     KIND = "group"
 
-    def __init__(self, id: int, run_id: int, strategy_id: str, symbol: str, side: str, opened_at: float) -> None:
+    def __init__(self, id: int, run_id: int, strategy_id: str, symbol: str, side: str, opened_at: float,
+                 plan: PositionPlan) -> None:
         self.id, self.saved = id, False
         self.run_id, self.strategy_id, self.symbol, self.side = run_id, strategy_id, symbol, side
+        self.plan = plan
         self.status = "entering"
         self.legs: list[Leg] = []
         self.opened_at, self.closed_at = opened_at, None
@@ -128,22 +133,14 @@ class Group(Record):
         self.notional = 0.0  # funds this group holds (estimated until the entry fills)
         self.entry_symbol = symbol  # the leg being entered now
         self.resume_entry: tuple | None = None  # an entry order kept at the stop: (qty, type, method, limit, attempt)
-        self.basket: list[tuple[str, float]] = []  # legs still to enter, in order: (symbol, qty)
-        self.tp_mode = ""  # a DCA grid's take-profit mode (per_leg | aggregate | hybrid); "" when not a grid
-        self.agg_tp: float | None = None  # the aggregate take-profit over the average entry, when armed
-        self.capital = 0.0  # what each grid (the first and every pyramid) is sized from
-        self.pyramids = 0  # grids added by later entry signals
-        self.dca_submitted_at: float | None = None  # when every layer's order had been placed
-        self.dca_filled_at: float | None = None  # when every layer had filled
-        self.fifth_pyramid_at: float | None = None
         self.risk_hold = ""  # the operator's word to the risk engine: "blocked" | "skipped" | ""
 
     def open_legs(self) -> list["Leg"]:
         return [leg for leg in self.legs if leg.status == "open"]
 
     def held(self) -> float:
-        """Funds the group holds: its open legs, and the resting orders of its pending layers."""
-        return sum(leg.entry * leg.qty for leg in self.legs if leg.status in ("open", "pending"))
+        """Funds the group holds (its plan's word)."""
+        return self.plan.held(self)
 
     def cost(self) -> float:
         """What its open legs cost."""
@@ -165,9 +162,7 @@ class Group(Record):
             "exit_reason": self.exit_reason, "realized_pnl": self.realized_pnl,
             "unrealized_pnl": self.unrealized(), "entry_method": self.entry_method,
             "entry_attempts": self.entry_attempts, "pending_exit": self.pending_exit,
-            "tp_mode": self.tp_mode, "agg_tp": self.agg_tp, "capital": self.capital, "pyramids": self.pyramids,
-            "dca_submitted_at": self.dca_submitted_at, "dca_filled_at": self.dca_filled_at,
-            "fifth_pyramid_at": self.fifth_pyramid_at, "risk_hold": self.risk_hold,
+            **self.plan.columns(), "risk_hold": self.risk_hold,
         }
 
 

@@ -119,13 +119,13 @@ def test_the_first_layer_enters_and_the_others_rest_as_limit_orders_from_its_fil
     assert [(lg.status, lg.entry, lg.qty) for lg in (second, third)] == [("pending", 98.0, 1.02), ("pending", 95.0, 2.105)]
     orders = [h.engine.orders[lg.entry_order_id] for lg in (second, third)]
     assert [(o.order_type, o.limit_price, o.method) for o in orders] == [("limit", 98.0, "dca_layer"), ("limit", 95.0, "dca_layer")]
-    assert group.dca_submitted_at == h.clock.now() and group.dca_filled_at is None
+    assert group.plan.submitted_at == h.clock.now() and group.plan.filled_at is None
     assert h.engine.used_funds["grid"] == pytest.approx(100 + 98 * 1.02 + 95 * 2.105)  # the whole grid is reserved
     h.quote("BTCUSDT", 97.9)  # crosses layer 2's limit: it fills at its limit
     assert (second.status, second.entry, second.target) == ("open", 98.0, 99.47)
     assert third.status == "pending"
     h.quote("BTCUSDT", 94.9)
-    assert third.status == "open" and group.dca_filled_at == h.clock.now()
+    assert third.status == "open" and group.plan.filled_at == h.clock.now()
 
 
 def test_per_leg_take_profit_closes_each_layer_on_its_own():
@@ -147,11 +147,11 @@ def test_aggregate_take_profit_closes_the_whole_group_on_the_average():
     h = harness(grid=dca_strat("aggregate", tp_pct=1))
     group = enter(h)
     first, second, third = legs(h, group.id)
-    assert first.target is None and group.agg_tp == 101.0
+    assert first.target is None and group.plan.agg_tp == 101.0
     h.quote("BTCUSDT", 97.9)
     avg = (100 * 1 + 98 * 1.02) / 2.02
     assert group.avg_entry() == pytest.approx(avg)
-    assert group.agg_tp == tp_price(avg, 1, "buy", 0.01) == 99.98
+    assert group.plan.agg_tp == tp_price(avg, 1, "buy", 0.01) == 99.98
     h.quote("BTCUSDT", 99.97)
     assert group.status == "open"
     h.quote("BTCUSDT", 99.98)
@@ -167,10 +167,10 @@ def test_hybrid_a_layers_own_take_profit_first_then_the_aggregate_of_the_rest():
     group = enter(h)
     first, second, _ = legs(h, group.id)
     h.quote("BTCUSDT", 97.9)
-    assert group.agg_tp == tp_price(group.avg_entry(), 1.5, "buy", 0.01)  # 100.5 over both layers
+    assert group.plan.agg_tp == tp_price(group.avg_entry(), 1.5, "buy", 0.01)  # 100.5 over both layers
     h.quote("BTCUSDT", 99.5)  # layer 2's own TP (99.47) comes first
     assert second.status == "closed" and second.exit_reason == "target" and first.status == "open"
-    assert group.agg_tp == 101.5  # the aggregate now covers what is left: layer 1 at 100
+    assert group.plan.agg_tp == 101.5  # the aggregate now covers what is left: layer 1 at 100
     h.quote("BTCUSDT", 101.0)  # layer 1's own TP (101) before the aggregate (101.5)
     assert first.status == "closed" and first.exit_reason == "target"
 
@@ -179,7 +179,7 @@ def test_hybrid_the_aggregate_can_win():
     h = harness(grid=dca_strat("hybrid", tp_pct=0.3))
     group = enter(h)
     h.quote("BTCUSDT", 97.9)
-    assert group.agg_tp == 99.29  # below either layer's own take-profit (101, 99.47)
+    assert group.plan.agg_tp == 99.29  # below either layer's own take-profit (101, 99.47)
     h.quote("BTCUSDT", 99.3)
     assert group.status == "closed" and group.exit_reason == "aggregate_tp"
     assert [lg.exit_reason for lg in group.legs if lg.status == "closed"] == ["aggregate_tp", "aggregate_tp"]
@@ -193,11 +193,11 @@ def test_hybrid_a_deeper_layers_own_take_profit_comes_before_the_aggregate_on_th
     group = enter(h)
     first, second, third = legs(h, group.id)
     h.quote("BTCUSDT", 99.3, 99.35)  # layers 2 (99.7) and 3 (99.4) fill
-    assert (third.target, group.agg_tp) == (99.9, 99.93)  # both reached by the next quote; layer 1 is first in the grid
+    assert (third.target, group.plan.agg_tp) == (99.9, 99.93)  # both reached by the next quote; layer 1 is first in the grid
     h.quote("BTCUSDT", 99.95)
     assert (third.status, third.exit_reason, third.exit_price) == ("closed", "target", 99.95)
     assert (first.status, second.status, group.status) == ("open", "open", "open")
-    assert group.agg_tp == 100.15  # the aggregate over layers 1 and 2: not reached
+    assert group.plan.agg_tp == 100.15  # the aggregate over layers 1 and 2: not reached
 
 
 def test_an_exit_signal_cancels_unfilled_layers_and_closes_the_rest_at_market():
@@ -225,7 +225,7 @@ def test_pyramids_add_grids_without_a_slot_up_to_max_pyramids():
     grid_legs = [lg for lg in group.legs if lg.pyramid == 1]
     assert [(lg.layer, lg.status) for lg in grid_legs] == [(0, "open"), (1, "pending"), (2, "pending")]
     assert grid_legs[0].entry == 99.0 and grid_legs[1].entry == pytest.approx(97.02)
-    assert len(h.engine.groups) == 1 and group.pyramids == 1
+    assert len(h.engine.groups) == 1 and group.plan.pyramids == 1
     assert h.engine.store.of("signal")[-1]["kind"] == "pyramid"
     refused = h.engine.enter_now("grid", "BTCUSDT")
     assert not refused.ok and "max_pyramids (1) reached" in refused.message
@@ -240,7 +240,7 @@ def test_the_fifth_pyramid_is_timed():
     for n in range(5):
         h.quote("BTCUSDT", 100.0)
         assert h.engine.enter_now("grid", "BTCUSDT").ok
-    assert group.pyramids == 5 and group.fifth_pyramid_at == h.clock.now()
+    assert group.plan.pyramids == 5 and group.plan.fifth_pyramid_at == h.clock.now()
 
 
 def test_pending_layers_are_placed_again_after_a_restart(db_url):

@@ -9,6 +9,7 @@ import pytest
 
 from services.rules.exits import exit_reason as _exit_reason
 from services.domain import Group, Leg
+from services.plans import SinglePlan
 from services.market import Quote
 from tests.conftest import T0, Harness
 from tests.engine_support import RecordingStore, make_config, strat
@@ -324,7 +325,7 @@ def test_trailing_and_due_time_on_one_quote_records_trailing_stop():
 
 
 def test_exit_reason_precedence_when_every_rule_is_met():
-    leg = Leg(1, Group(1, 1, "s", "X", "buy", 0.0), "X", "buy", 1.0, 100.0, 0.0, 0.0)
+    leg = Leg(1, Group(1, 1, "s", "X", "buy", 0.0, SinglePlan()), "X", "buy", 1.0, 100.0, 0.0, 0.0)
     leg.stop, leg.target, leg.time_exit_at = 99.0, 90.0, 5.0  # crossed levels: all met at 95
     leg.trail_active, leg.trail_level = True, 98.0
     assert _exit_reason(leg, 95.0, 10.0) == "stop_loss"

@@ -286,12 +286,12 @@ def test_a_layer_filling_in_parts_moves_the_aggregate_and_the_grid_has_filled_wi
     s.enter()
     first, second = s.group.legs
     s.quote(97.9, 98.0, ask_size=0.5)
-    assert second.status == "open" and s.group.dca_filled_at is None  # half of the last layer is still working
-    assert s.group.agg_tp == tp_price((100 + 98 * 0.5) / 1.5, 1, "buy", 0.01)
+    assert second.status == "open" and s.group.plan.filled_at is None  # half of the last layer is still working
+    assert s.group.plan.agg_tp == tp_price((100 + 98 * 0.5) / 1.5, 1, "buy", 0.01)
     s.quote(97.9, 98.0, ask_size=5)
     assert (second.qty, second.entry_order_id) == (1.02, None)
-    assert s.group.agg_tp == tp_price((100 + 98 * 1.02) / 2.02, 1, "buy", 0.01)  # the average of all that filled
-    assert s.group.dca_filled_at == s.clock.now()
+    assert s.group.plan.agg_tp == tp_price((100 + 98 * 1.02) / 2.02, 1, "buy", 0.01)  # the average of all that filled
+    assert s.group.plan.filled_at == s.clock.now()
     assert [e["message"] for e in s.store.events("dca") if "every layer" in e["message"]] == [
         "s: every layer of #1 BTCUSDT has filled (average 98.99)"]
 
@@ -307,7 +307,7 @@ def test_a_layer_whose_rest_the_venue_ends_keeps_what_filled_and_the_grid_has_fi
     s.quote(97.9, 98.5)
     assert (layer.status, layer.filled_qty) == ("cancelled", 0.5)
     assert (second.status, second.qty, second.entry_order_id) == ("open", 0.5, None)
-    assert s.group.dca_filled_at is not None and s.group.status == "open"
+    assert s.group.plan.filled_at is not None and s.group.status == "open"
 
 
 # == 6. an event the order cannot take is refused, with an alert, and changes nothing ===========

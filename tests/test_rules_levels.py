@@ -10,6 +10,7 @@ import pytest
 
 from services.config import StrategyConfig
 from services.domain import Group, Leg
+from services.plans import SinglePlan
 from services.level_input import parse_activation, parse_price, parse_time_exit, parse_trail
 from services.rules.bounds import MAX_SECONDS
 from services.rules.distance import Distance
@@ -25,7 +26,7 @@ BELOW_100 = "must be below 100%"
 
 def leg(side: str = "buy", mark: float = 100.0, **levels) -> Leg:
     """One leg entered at 100 and marked at `mark`, with `levels` set on it."""
-    group = Group(1, 1, "s", "BTCUSDT", side, T0)
+    group = Group(1, 1, "s", "BTCUSDT", side, T0, SinglePlan())
     out = Leg(1, group, "BTCUSDT", side, 1.0, 100.0, 0.0, T0)
     out.mark = mark
     for name, value in levels.items():

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..amounts import entry_capital as _capital, px as _px, qty as _qty
 from ..domain import Fill, Group, Leg, Order, Run
+from ..plans import BasketPlan, GridPlan, SinglePlan
 from ..market import Quote, QuoteBook, fill_price_from_quotes, mark_of
 from ..rules.exits import apply_entry_levels
 from ..rules.precision import RulesSource, round_price
@@ -92,10 +93,9 @@ class Entries:
             "selected": list(slot.symbols), "reference_price": ref, "mark": mark_of(q),
             "scheduled_entry": entry_due(slot.schedule, now, None) if slot.schedule is not None else None,
         })
-        group = Group(self.journal.next_id("group"), run.id, rt.id, slot.symbol, side, now)
-        group.basket = [(s, lq) for s, lq, _, _ in legs[1:]]
-        if dca is not None:
-            group.tp_mode, group.capital = dca.tp_mode, capital
+        kind = (GridPlan(dca.tp_mode, capital, dca) if dca is not None else
+                BasketPlan([(s, lq) for s, lq, _, _ in legs[1:]]) if cfg.basket else SinglePlan())
+        group = Group(self.journal.next_id("group"), run.id, rt.id, slot.symbol, side, now, kind)
         self.ledger.reserve(group, notional)
         self.runs[run.id] = run
         self.groups[group.id] = group
@@ -132,7 +132,7 @@ class Entries:
     def _next_leg(self, group: Group) -> None:
         """A basket leg filled: enter the next one on its current quote, or unwind if it cannot go."""
         rt = self.strategies.get(group.strategy_id)
-        symbol, qty = group.basket.pop(0)
+        symbol, qty = group.plan.next_leg()
         q = self.book.fresh(symbol, self.clock.now())
         plan = self.plan(rt, symbol, q) if rt is not None and q is not None else f"no fresh quote for {symbol}"
         if isinstance(plan, str):
@@ -300,14 +300,14 @@ class Entries:
             # before anything below commits (a basket's next leg, a grid's layers) with the fill pending
             order.leg_id = fill.leg_id = leg.id
             group.legs.append(leg)
-            group.status = "entering" if group.basket else "open"
+            group.status = "entering" if group.plan.to_enter else "open"
             if done:
                 group.entry_order_id = group.entry_deadline = None
             group.entry_method = order.method
             group.entry_attempts = order.retry_count + 1
             run = self.runs.get(group.run_id)
             if run is not None:
-                run.status = "entering" if group.basket else "live"
+                run.status = "entering" if group.plan.to_enter else "live"
                 run.metadata = {**run.metadata, "attempts": group.entry_attempts, "filled_by": order.method,
                                 "fill_price": price}
                 self.journal.add(run)
@@ -329,9 +329,9 @@ class Entries:
         if leg.trail_active:
             self.journal.event("info", "trailing", f"trailing stop armed at entry on {leg.symbol} at {_px(leg.trail_level)}",
                         group, symbol=leg.symbol, payload={"level": leg.trail_level, "peak": leg.trail_peak})
-        if group.tp_mode and rt is not None:
-            self.grid.layer_filled(group, leg, rt.config, now)
-        if not group.basket:  # fully in: hold what the fills cost, not the estimate
+        if rt is not None:  # what the fill means to the group's plan: a grid's take-profits and resting layers
+            self.grid.opened(group, leg, now)
+        if not group.plan.to_enter:  # fully in: hold what the fills cost, not the estimate
             self.ledger.reserve(group, group.held())
         self._after_fill(group, done)
 
@@ -355,10 +355,8 @@ class Entries:
         self.journal.event("info", "fill", f"{group.strategy_id}: #{group.id} {leg.symbol} {_qty(qty)} more at {_px(price)}; "
                            f"{_qty(total)} held at {_px(leg.entry)}", group, symbol=leg.symbol,
                            payload={"price": price, "qty": qty, "fee": fill.fee, "held": total, "avg_entry": leg.entry})
-        if group.tp_mode:
-            rt = self.strategies.get(group.strategy_id)
-            self.grid.layer_grew(group, rt.config if rt is not None else None, done, self.clock.now())
-        if not group.basket:
+        self.grid.grew(group, done, self.clock.now())
+        if not group.plan.to_enter:
             self.ledger.reserve(group, group.held())
         self._after_fill(group, done)
 
@@ -367,14 +365,14 @@ class Entries:
             self.exits.send(group)
         elif done and group.id in self._giving_up:  # filled before the cancel landed: given up all the same
             self.failed(group, self._giving_up[group.id])
-        elif done and group.basket:
+        elif done and group.plan.to_enter:
             self._next_leg(group)
 
     def _leg_in(self, group: Group) -> None:
         """The current leg's entry is over with part of it filled: on to the next leg or the exit."""
         if group.pending_exit:
             self.exits.send(group)
-        elif group.basket:
+        elif group.plan.to_enter:
             self._next_leg(group)
         else:
             self.ledger.reserve(group, group.held())
@@ -402,7 +400,7 @@ class Entries:
             return
         self._giving_up.pop(group.id, None)
         if any(leg.status == "open" for leg in group.legs):  # a basket part-way in: get out of it
-            group.basket = []
+            group.plan.give_up()
             run = self.runs.get(group.run_id)
             if run is not None:
                 run.reason = f"{reason}; the filled legs are unwound"

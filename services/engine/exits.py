@@ -105,16 +105,17 @@ class Exits:
                 px = q.last or mark
             reason = exit_reason(leg, px, now)
             if reason is None:
-                if group.agg_tp is not None:
+                if group.plan.agg_tp is not None:
                     aggregates.append((leg, px))
-            elif reason == "target" and group.tp_mode:
+            elif group.plan.closes_alone(reason):
                 self.grid.exit_layer(group, leg, reason, px)  # a layer's own take-profit closes that layer only
             else:
                 self.decide(group, reason, px, leg)
         # A grid's aggregate take-profit is a group rule: judged once every layer's own rules
         # have acted on this quote, over the layers still open (it follows their average).
         for leg, px in aggregates:
-            group, agg = leg.group, leg.group.agg_tp
+            group = leg.group
+            agg = group.plan.agg_tp
             if group.status == "open" and agg is not None and (px - agg) * leg.dir >= 0:
                 self.decide(group, "aggregate_tp", px, leg)
         if scoped:
@@ -253,12 +254,9 @@ class Exits:
             self.ledger.leg_trade(leg, leg.qty, price, leg.exit_reason, realized, now)
         if leg.scopes:
             self.scopes.check(now)  # a realized loss can reach a daily loss limit
-        if group.tp_mode:
+        if group.plan.leg_closed(group, self.rules.rules(group.symbol)):
             self.ledger.reserve(group, group.held())
-            rt = self.strategies.get(group.strategy_id)
-            self.grid.rearm_aggregate(group, rt.config if rt is not None else None)  # a layer's own TP leaves the aggregate
-        if any(lg.status == "open" for lg in group.legs) or (
-                not group.pending_exit and any(lg.status == "pending" for lg in group.legs)):
+        if not group.plan.done(group):
             self.journal.add(group)  # legs still open, or layers still resting after their own take-profits
             return
         self.close_group(group, now)
@@ -325,12 +323,7 @@ class Exits:
         name = symbols_of(group)
         exit_price, at = None, ""
         if closed:
-            leg = closed[0]  # a basket's round trip is its first leg's, as the history shows it
-            qty, entry, exit_price = leg.qty, leg.entry, leg.exit_price
-            if group.tp_mode:  # a grid: the round trip of the layers it closed, at average prices
-                qty = sum(lg.qty for lg in closed)
-                entry = sum(lg.entry * lg.qty for lg in closed) / qty
-                exit_price = sum(lg.exit_price * lg.qty for lg in closed) / qty
+            qty, entry, exit_price = group.plan.round_trip(closed)
             self.ledger.record_trade(TradeView(group.id, group.strategy_id, group.symbol, group.side, qty, group.opened_at,
                                          entry, now, exit_price, group.exit_reason, sum(map(close_pnl, closed))))
             at = f" at {_px(exit_price)}"
@@ -402,11 +395,7 @@ class Exits:
         if group.pending_exit:
             return CommandResult.error(f"#{group_id} is exiting ({group.pending_exit}); its levels can no longer change")
         if leg_id is None and len(legs) > 1:
-            if group.tp_mode:
-                return CommandResult.error(f"#{group_id} is a DCA grid of {len(legs)} open layers; say which layer to edit "
-                                           f"({', '.join(f'{leg.id} {layer_name(leg)}' for leg in legs)})")
-            return CommandResult.error(f"#{group_id} is a basket of {len(legs)} legs; say which leg to edit "
-                                       f"({', '.join(f'{leg.id} {leg.symbol}' for leg in legs)})")
+            return CommandResult.error(f"#{group_id} is {group.plan.which_leg(legs)}")
         leg = next((leg for leg in legs if leg.id == leg_id), None) if leg_id is not None else legs[0]
         if leg is None:
             return CommandResult.error(f"#{group_id} has no open leg {leg_id}")
@@ -447,10 +436,6 @@ class Exits:
 def symbols_of(group: Group) -> str:
     """A group's symbol; a basket's, joined: BTCUSDT+ETHUSDT."""
     return "+".join(dict.fromkeys(leg.symbol for leg in group.legs)) or group.symbol
-
-
-def layer_name(leg: Leg) -> str:
-    return f"layer {(leg.layer or 0) + 1}" + (f" of pyramid {leg.pyramid}" if leg.pyramid else "")
 
 
 def _by_group_and_id(leg: Leg) -> tuple[int, int]:

@@ -1,7 +1,8 @@
-"""DCA grids and pyramids (DESIGN §3): the layers of a grid rest as limit orders measured
-from the first layer's fill, take profit per layer, on the average or both, and are placed
-again after a restart; a further entry signal adds a pyramid. The grid arithmetic is
-services.rules.dca's."""
+"""DCA grids and pyramids (DESIGN §3), the engine side: placing the layers a group's plan asks
+for as resting limit orders (measured from the first layer's fill), cancelling them when the
+group exits, placing them again after a restart, closing a layer on its own take-profit, and
+a further entry signal's pyramid. What a layer's fill means is services.plans.GridPlan's, the
+grid arithmetic services.rules.dca's."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from ..amounts import entry_capital as _capital, px as _px
 from ..config import StrategyConfig
 from ..domain import Group, Leg, Order
 from ..market import Quote, mark_of
-from ..rules.dca import LayerPlan, grid, layer_problem, tp_price
+from ..plans import GridPlan, layers_at, layers_problem
+from ..rules.dca import LayerPlan
 from ..rules.precision import RulesSource
-from ..views import CommandResult, GridLegView, GridView
+from ..views import CommandResult
 from .desk import Desk
 from .journal import Journal
 from .ledger import Ledger
@@ -35,56 +37,33 @@ class Grid:
         self.exits: Exits
 
     def plans(self, cfg: StrategyConfig, symbol: str, p0: float, capital: float) -> list[LayerPlan]:
-        rules = self.rules.rules(symbol)
-        return grid(cfg.dca.layers, cfg.side, p0, capital, rules.tick_size if rules else None,
-                    rules.lot_step if rules else None)
+        return layers_at(cfg.dca, cfg.side, p0, capital, self.rules.rules(symbol))
 
     def problem(self, symbol: str, plans: list[LayerPlan]) -> str:
         """Why the first of these layers that cannot be placed on `symbol` cannot ("" when all can)."""
-        rules = self.rules.rules(symbol)
-        min_notional, step = (rules.min_notional, rules.lot_step) if rules else (0.0, None)
-        return next((p for plan in plans if (p := layer_problem(plan, min_notional, step))), "")
+        return layers_problem(plans, self.rules.rules(symbol))
 
-    def layer_filled(self, group: Group, leg: Leg, cfg: StrategyConfig, now: float) -> None:
-        """A layer of a grid filled: its own take-profit, the group's aggregate one, and, for
-        the first layer of the first grid, the other layers placed as resting orders from P0 =
-        this fill."""
-        rules = self.rules.rules(leg.symbol)
-        tick = rules.tick_size if rules else None
-        if leg.layer is None:  # the first layer, entered like any entry
-            plans = self.plans(cfg, leg.symbol, leg.entry, group.capital)
-            first = plans[0]
-            leg.layer, leg.weight, leg.tp_pct = 0, first.weight, first.tp_pct
-            self._place_layers(group, plans[1:], 0, leg.entry, now)
-        leg.target = tp_price(leg.entry, leg.tp_pct, group.side, tick) if group.tp_mode != "aggregate" else None
-        self.rearm_aggregate(group, cfg)
+    def opened(self, group: Group, leg: Leg, now: float) -> None:
+        """A leg of `group` filled: its plan says what that means (a grid layer's own take-profit
+        and the aggregate one) and which layers to place from it as resting orders (for the first
+        layer of the first grid, the others from P0 = this fill)."""
+        layers = group.plan.opened(group, leg, self.rules.rules(leg.symbol))
+        if layers:
+            self._place_layers(group, layers, 0, leg.entry, now)
         self.check_filled(group, now)
 
-    def layer_grew(self, group: Group, cfg: StrategyConfig | None, done: bool, now: float) -> None:
-        """More of a layer's order filled: the aggregate take-profit follows the new average,
-        and with the rest of the order (`done`) the grid may have filled."""
-        self.rearm_aggregate(group, cfg)
+    def grew(self, group: Group, done: bool, now: float) -> None:
+        """More of a leg's order filled: its plan follows the new average (a grid's aggregate
+        take-profit), and with the rest of the order (`done`) every layer may have filled."""
+        group.plan.grew(group, self.rules.rules(group.symbol))
         if done:
             self.check_filled(group, now)
 
     def check_filled(self, group: Group, now: float) -> None:
-        """Whether every layer has now filled in full: none resting, none with the rest of its
-        order still working."""
-        if group.entry_order_id is None and not any(lg.status == "pending" or lg.entry_order_id is not None
-                                                    for lg in group.legs):
-            group.dca_filled_at = now
+        """Whether every layer has now filled in full (the plan notes when)."""
+        if group.plan.completed(group, now):
             self.journal.event("info", "dca", f"{group.strategy_id}: every layer of #{group.id} {group.symbol} has filled "
                         f"(average {_px(group.avg_entry())})", group)
-
-    def rearm_aggregate(self, group: Group, cfg: StrategyConfig | None) -> None:
-        """The aggregate take-profit follows the average entry of the open layers (a layer whose
-        own take-profit is working has left it)."""
-        if group.tp_mode in ("aggregate", "hybrid") and cfg is not None and cfg.dca is not None:
-            legs = [lg for lg in group.open_legs() if lg.exit_order_id is None]
-            qty = sum(lg.qty for lg in legs)
-            avg = sum(lg.entry * lg.qty for lg in legs) / qty if qty else None
-            rules = self.rules.rules(group.symbol)
-            group.agg_tp = tp_price(avg, cfg.dca.tp_pct, group.side, rules.tick_size if rules else None) if avg else None
 
     def _place_layers(self, group: Group, plans: list[LayerPlan], pyramid: int, p0: float, now: float,
                       first_at_market: bool = False) -> None:
@@ -92,23 +71,23 @@ class Grid:
         goes at market); all are committed before any is sent."""
         rt = self.strategies.get(group.strategy_id)
         orders = []
-        for plan in plans:
-            if self.problem(group.symbol, [plan]):
+        for layer in plans:
+            if self.problem(group.symbol, [layer]):
                 continue  # P0 moved since the entry was checked: this layer cannot be placed (said below)
-            leg = Leg(self.journal.next_id("leg"), group, group.symbol, group.side, plan.qty, plan.price, 0.0, now,
+            leg = Leg(self.journal.next_id("leg"), group, group.symbol, group.side, layer.qty, layer.price, 0.0, now,
                       rt.config.trigger_price if rt else "mark")
-            leg.status, leg.layer, leg.pyramid, leg.weight, leg.tp_pct = "pending", plan.index, pyramid, plan.weight, plan.tp_pct
-            market = first_at_market and plan is plans[0]
-            order = Order(self.journal.next_id("order"), group.id, leg.id, group.strategy_id, group.symbol, group.side, plan.qty,
+            leg.status, leg.layer, leg.pyramid, leg.weight, leg.tp_pct = "pending", layer.index, pyramid, layer.weight, layer.tp_pct
+            market = first_at_market and layer is plans[0]
+            order = Order(self.journal.next_id("order"), group.id, leg.id, group.strategy_id, group.symbol, group.side, layer.qty,
                           "market" if market else "limit", "dca_layer", "entry", now,
-                          limit_price=None if market else plan.price, reference_price=p0)
+                          limit_price=None if market else layer.price, reference_price=p0)
             leg.entry_order_id = order.id
             group.legs.append(leg)
             self.ledger.add_order(order)
             orders.append(order)
             self.journal.add(leg, order)
         skipped = len(plans) - len(orders)
-        group.dca_submitted_at, group.dca_filled_at = now, None
+        group.plan.placed(now)
         self.ledger.reserve(group, group.held())
         self.journal.add(group)
         what = f"pyramid {pyramid}" if pyramid else "DCA grid"
@@ -146,17 +125,19 @@ class Grid:
         """A further entry signal for an open DCA group adds a new grid from the current price
         (its first layer at market, the others resting), up to max_pyramids; no pool slot."""
         rt = self.strategies[group.strategy_id]
-        dca = rt.config.dca
+        dca, plan = rt.config.dca, group.plan
+        if not isinstance(plan, GridPlan):  # its strategy became a grid after it opened
+            return CommandResult.error(f"#{group.id} {group.symbol} is not a DCA grid; no pyramid")
         if group.status != "open" or group.pending_exit:
             return CommandResult.error(f"#{group.id} is {group.pending_exit and 'exiting' or group.status}; no pyramid")
-        if group.pyramids >= dca.max_pyramids:
+        if plan.pyramids >= dca.max_pyramids:
             return CommandResult.error(f"#{group.id} {group.symbol}: max_pyramids ({dca.max_pyramids}) reached")
         if rt.block:
             return CommandResult.error(f"{rt.id} {group.symbol}: entries are blocked: {rt.block}")
         if group.symbol in self.desk.quarantined:
             return CommandResult.error(f"{rt.id} {group.symbol}: no pyramid: {self.desk.quarantined[group.symbol]}")
         p0 = signal_price if signal_price is not None else mark_of(q)
-        capital = _capital(rt.config, size, p0) if size is not None else group.capital
+        capital = _capital(rt.config, size, p0) if size is not None else plan.capital
         plans = self.plans(rt.config, group.symbol, p0, capital)
         problem = self.problem(group.symbol, plans)
         if problem:
@@ -165,18 +146,16 @@ class Grid:
         if refusal:
             return CommandResult.error(f"{rt.id} {group.symbol}: no pyramid: {refusal}")
         now = self.clock.now()
-        group.pyramids += 1
-        if group.pyramids == 5:
-            group.fifth_pyramid_at = now
-        self._place_layers(group, plans, group.pyramids, p0, now, first_at_market=True)
-        return CommandResult.success(f"pyramid {group.pyramids} of {dca.max_pyramids} on #{group.id} {group.symbol} "
+        pyramid = plan.add_pyramid(now)
+        self._place_layers(group, plans, pyramid, p0, now, first_at_market=True)
+        return CommandResult.success(f"pyramid {pyramid} of {dca.max_pyramids} on #{group.id} {group.symbol} "
                                      f"({source}): {len(plans)} layer(s) from {_px(p0)}")
 
     def cancel_layers(self, group: Group, why: str) -> None:
         """Cancel the resting orders of a grid's unfilled layers, and the rest of a layer that
         filled in part (what filled stays open; a layer that fills before its cancel is
-        confirmed stays open too)."""
-        for leg in group.legs:
+        confirmed stays open too): what the group's plan says rests."""
+        for leg in group.plan.resting(group):
             order = self.orders.get(leg.entry_order_id) if leg.entry_order_id is not None else None
             if leg.status == "pending" and order is None:
                 self._layer_cancelled(group, leg, why)
@@ -200,8 +179,7 @@ class Grid:
                     f"{f' (pyramid {leg.pyramid})' if leg.pyramid else ''} at {_px(price)}", group,
                     payload={"reason": reason, "price": price, "leg_id": leg.id})
         self.exits.send_order(group, leg, 0, None, self.clock.now(), reason)
-        rt = self.strategies.get(group.strategy_id)
-        self.rearm_aggregate(group, rt.config if rt is not None else None)
+        group.plan.rearm(group, self.rules.rules(group.symbol))
 
     def layer_rejected(self, group: Group, layer: Leg, order: Order, reason: str) -> None:
         """One layer of a grid could not be placed: the grid goes on without it."""
@@ -211,29 +189,11 @@ class Grid:
         self.journal.event("warning", "order", f"{order.strategy_id}: #{group.id} {order.symbol} layer {layer.layer + 1} "
                            f"order rejected: {reason}; the grid goes on without it", group, needs_ack=True,
                            payload={"order_id": order.id, "reason": reason, "leg_id": layer.id})
-        if not any(lg.status in ("open", "pending") for lg in group.legs) and not group.pending_exit:
+        if not group.pending_exit and group.plan.done(group):
             self.exits.close_group(group, self.clock.now())
-
-    def view(self, group: Group) -> GridView:
-        rt = self.strategies.get(group.strategy_id)
-        dca = rt.config.dca if rt is not None else None
-        legs = sorted((lg for lg in group.legs if lg.layer is not None), key=lambda lg: (lg.pyramid, lg.layer))
-        return GridView(group.id, group.strategy_id, group.symbol, group.side, group.tp_mode, group.avg_entry(),
-                        group.agg_tp, group.pyramids, dca.max_pyramids if dca is not None else group.pyramids,
-                        tuple(GridLegView(lg.id, lg.pyramid, lg.layer, lg.entry, lg.weight, lg.target, lg.qty,
-                                          lg.qty if lg.status in ("open", "closed") else 0.0, _layer_state(lg),
-                                          lg.realized_pnl) for lg in legs), group.opened_at)
-
-
-def _layer_state(leg: Leg) -> str:
-    if leg.status == "open":
-        return "filled"
-    if leg.status == "closed":
-        return "tp-hit" if leg.exit_reason == "target" else "closed"
-    return leg.status  # pending | cancelled
 
 
 def unplaced_layers(group: Group) -> bool:
     """DCA layers whose resting order is to be placed again (the paper broker kept none over a restart)."""
-    return bool(group.tp_mode) and not group.pending_exit and any(
-        lg.status == "pending" and lg.entry_order_id is None for lg in group.legs)
+    return not group.pending_exit and any(
+        lg.status == "pending" and lg.entry_order_id is None for lg in group.plan.resting(group))

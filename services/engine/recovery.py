@@ -5,7 +5,9 @@ working orders are marked cancelled."""
 
 from __future__ import annotations
 
+from ..config import StrategyConfig
 from ..domain import Group, Leg, Order, Run
+from ..plans import BasketPlan, GridPlan, PositionPlan, SinglePlan
 from ..rules.distance import parse_distance
 from ..signal_queue import QueuedSignal, SignalQueue
 from ..store.loaded import LoadedState
@@ -20,9 +22,6 @@ from .scopes import Scopes
 
 KEPT_AT_STOP = "kept working at the engine stop"
 """Order.reason of an order engine.orders_on_stop = "keep" left working."""
-
-_GROUP_GRID_FIELDS = ("tp_mode", "agg_tp", "capital", "pyramids", "dca_submitted_at", "dca_filled_at",
-                      "fifth_pyramid_at", "risk_hold")
 
 
 class Recovery:
@@ -53,13 +52,14 @@ class Recovery:
         for row in st.legs:
             legs_by_group.setdefault(row["group_id"], []).append(row)
         for row in st.groups:
-            group = Group(row["id"], row["run_id"], row["strategy_id"], row["symbol"], row["side"], row["opened_at"])
+            lrows = legs_by_group.get(row["id"], [])
+            rt = self.strategies.get(row["strategy_id"])
+            group = Group(row["id"], row["run_id"], row["strategy_id"], row["symbol"], row["side"], row["opened_at"],
+                          _plan_from_row(row, lrows, rt.config if rt is not None else None))
             group.status, group.saved = row["status"], True
             group.realized_pnl, group.entry_method, group.entry_attempts = row["realized_pnl"], row["entry_method"], row["entry_attempts"]
-            group.pending_exit = row["pending_exit"]
-            for name in _GROUP_GRID_FIELDS:
-                setattr(group, name, row[name])
-            for lrow in legs_by_group.get(group.id, []):
+            group.pending_exit, group.risk_hold = row["pending_exit"], row["risk_hold"]
+            for lrow in lrows:
                 leg = _leg_from_row(lrow, group)
                 group.legs.append(leg)
                 if leg.status == "open":
@@ -145,6 +145,17 @@ class Recovery:
         self.journal.event("info", "engine", f"engine started ({mode}); resumed {open_count} open position(s)"
                     + (": managed again on their stored levels" if open_count else ""), payload={"open_positions": open_count})
         return open_count
+
+
+def _plan_from_row(row: dict, legs: list[dict], cfg: StrategyConfig | None) -> PositionPlan:
+    """The group's plan from its stored columns: a grid has a take-profit mode; a basket is
+    its strategy's kind, or holds more than one symbol (what it had still to enter is not
+    kept: an entry is not resumed past the leg that was working)."""
+    if row["tp_mode"]:
+        return GridPlan.from_row(row, cfg.dca if cfg is not None else None)
+    if (cfg is not None and cfg.basket) or len({lrow["symbol"] for lrow in legs}) > 1:
+        return BasketPlan([])
+    return SinglePlan()
 
 
 def _leg_from_row(row: dict, group: Group) -> Leg:

@@ -29,7 +29,7 @@ class Risk:
         self.journal, self.desk, self.book, self.rules = journal, desk, book, rules
         self.config = config  # None: the risk engine is off
         self.clock = journal.clock
-        self.groups, self.strategies = ledger.groups, desk.strategies
+        self.groups = ledger.groups
         self._fee = taker_fee_bps / 10_000.0
         self.exits: Exits  # wired by the core: how positions are closed
 
@@ -40,20 +40,12 @@ class Risk:
             legs = group.open_legs()
             if group.status != "open" or group.pending_exit or not legs:
                 continue
-            rt = self.strategies.get(group.strategy_id)
-            dca = rt.config.dca if rt is not None else None
-            layers = [lg for lg in group.legs if lg.layer is not None]
-            # a position that is not a grid is "full" from its entry
-            submitted_at = group.dca_submitted_at if group.tp_mode else group.opened_at
-            filled_at = group.dca_filled_at if group.tp_mode else group.opened_at
             out[group.id] = risk_plan.Position(
                 group.id, group.strategy_id, group.symbol, group.side,
                 tuple(risk_plan.Leg(lg.id, lg.qty, lg.entry, lg.entry_fee, lg.symbol, lg.mark, self._lot_step(lg.symbol))
                       for lg in legs), legs[0].mark,  # a basket's legs each on its own symbol
-                group.opened_at, self._lot_step(group.symbol), group.pyramids, dca.max_pyramids if dca else 0,
-                len(layers), sum(lg.status != "cancelled" for lg in layers),
-                sum(lg.status in ("open", "closed") for lg in layers), submitted_at, filled_at, group.fifth_pyramid_at,
-                group.risk_hold == "blocked", group.risk_hold == "skipped")
+                group.opened_at, self._lot_step(group.symbol), **group.plan.fullness(group),
+                blocked=group.risk_hold == "blocked", skipped=group.risk_hold == "skipped")
         return out
 
     def _lot_step(self, symbol: str) -> float | None:

@@ -84,7 +84,7 @@ class Snapshots:
             trades=tuple(self.ledger.trades), waiting=waiting, db_ok=self.journal.store.ok,
             notes=tuple(self.desk.notes), portfolio=self._portfolio_views(unrealized_by_strategy, now),
             session_start=self.scopes.day_start, session_end=self.scopes.day_end, queue=self.queue.views(self.mark_of),
-            grids=tuple(self.grid.view(g) for g in self.groups.values() if g.tp_mode),
+            grids=tuple(view for g in self.groups.values() if (view := g.plan.view(g)) is not None),
             risk=self.risk.views(now), alerts=self.journal.alerts_view(), started_at=started_at, resumed=resumed,
             risk_engine="off" if self.config.risk_engine is None else "auto" if self.config.risk_engine.enabled else "manual",
             entries_stopped=self.desk.entries.paused, account=self._account_view(positions, unrealized), ticks=self._ticks(),
