@@ -48,7 +48,8 @@ def exit_position(app: App, pos: PositionView) -> None:
     """Exit the position group `pos` belongs to (a basket: all its legs)."""
     host = _host(app)
     engine = host.engine
-    legs = [p for p in host.latest_snapshot.positions if p.group_id == pos.group_id] if host.latest_snapshot else []
+    group = host.latest_snapshot.group(pos.group_id) if host.latest_snapshot else None
+    legs = group.legs if group is not None else ()
     if len(legs) > 1:
         question = (f"Exit basket #{pos.group_id} ({', '.join(p.symbol for p in legs)}), all {len(legs)} legs, "
                     f"at market?\nP&L {money(sum(p.pnl for p in legs))}")
@@ -130,18 +131,15 @@ def _open_groups(snap: EngineSnapshot | None, strategy_id: str | None = None) ->
     """{group id: what it holds} of the open (not already exiting) groups, of one strategy or
     all: its symbol, a basket's symbols ("BTCUSDT+ETHUSDT"), a DCA grid's symbol once with its
     layers ("BTCUSDT grid, 2 of 3 layers filled"), also while only resting layers are left."""
-    groups: dict[int, list[str]] = {}
-    exiting = set()
-    for p in snap.positions if snap else ():
-        if p.status == "EXITING":
-            exiting.add(p.group_id)
-        elif strategy_id in (None, p.strategy_id):
-            groups.setdefault(p.group_id, []).append(p.symbol)
-    labels = {gid: "+".join(symbols) for gid, symbols in groups.items()}
-    for grid in snap.grids if snap else ():
-        if strategy_id in (None, grid.strategy_id) and grid.group_id not in exiting:
-            filled = sum(lg.state not in ("pending", "cancelled") for lg in grid.legs)
-            labels[grid.group_id] = f"{grid.symbol} grid, {filled} of {len(grid.legs)} layers filled"
+    labels = {}
+    for g in snap.groups if snap else ():
+        if strategy_id not in (None, g.strategy_id) or any(p.status == "EXITING" for p in g.legs):
+            continue
+        if g.grid is not None:
+            filled = sum(lg.state not in ("pending", "cancelled") for lg in g.grid.legs)
+            labels[g.id] = f"{g.grid.symbol} grid, {filled} of {len(g.grid.legs)} layers filled"
+        elif g.legs:
+            labels[g.id] = "+".join(p.symbol for p in g.legs)
     return labels
 
 

@@ -10,7 +10,8 @@ from typing import NamedTuple
 from rich.text import Text
 
 from services.views import (
-    AccountView, EngineSnapshot, GridLegView, GridView, PortfolioView, PositionView, TriggerView, triggers_of,
+    AccountView, EngineSnapshot, GridLegView, GridView, GroupView, PortfolioView, PositionView, TriggerView,
+    triggers_of,
 )
 
 from .format import (
@@ -81,7 +82,10 @@ class Group(NamedTuple):
         return " ".join(words).lower()
 
 
-def group_of(legs: tuple[PositionView, ...]) -> Group:
+def group_of(g: GroupView) -> Group:
+    legs = g.legs
+    if g.grid is not None:
+        return grid_group(g.grid, legs)
     if len(legs) == 1:  # most groups: the leg's own figures
         p = legs[0]
         return Group(p.group_id, p.strategy_id, legs, p.pnl, p.pnl_pct, p.fees, p.status, p.opened_at)
@@ -104,15 +108,9 @@ def grid_group(grid: GridView, legs: tuple[PositionView, ...]) -> Group:
 
 
 def groups_of(snap: EngineSnapshot) -> dict[int, Group]:
-    """The snapshot's open legs by group, in the engine's order (by id), and every DCA group
-    (one whose filled layers all took profit has no open leg but still rests orders)."""
-    legs: dict[int, list[PositionView]] = {}
-    for p in snap.positions:
-        legs.setdefault(p.group_id, []).append(p)
-    groups = {gid: group_of(tuple(ps)) for gid, ps in legs.items()}
-    for grid in snap.grids:
-        groups[grid.group_id] = grid_group(grid, tuple(legs.get(grid.group_id, ())))
-    return groups
+    """The groups with an open leg, in the engine's order (by id), and every DCA group (one
+    whose filled layers all took profit has no open leg but still rests orders)."""
+    return {g.id: group_of(g) for g in snap.groups if g.legs or g.grid is not None}
 
 
 # == cells ===================================================================================

@@ -102,6 +102,25 @@ class GridView:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupView:
+    """A position group: what one entry opened, with its open legs (its positions), its P&L and,
+    for a DCA grid, its layers (a grid shows while only resting layers are left)."""
+
+    id: int
+    strategy_id: str
+    symbols: tuple[str, ...]  # its legs' (a basket's several), else the one it enters
+    side: str
+    kind: str  # single | basket | grid
+    status: str  # entering | open | exiting
+    pending_exit: str  # the reason of an exit decided and not yet filled
+    legs: tuple[PositionView, ...]  # its open legs
+    realized_pnl: float
+    unrealized_pnl: float  # its open legs', net of their entry fees
+    opened_at: float
+    grid: GridView | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RiskView:
     """A losing position as the risk engine sees it: its eligibility and the projected offset plan."""
 
@@ -327,7 +346,8 @@ class EngineSnapshot:
     pool_total: int
     unread_alerts: int
     strategies: tuple[StrategyView, ...] = ()
-    positions: tuple[PositionView, ...] = ()
+    groups: tuple[GroupView, ...] = ()  # every group that is not closed, by id
+    positions: tuple[PositionView, ...] = ()  # the groups' open legs, one after the other
     orders: tuple[OrderView, ...] = ()
     events: tuple[EventView, ...] = ()
     trades: tuple[TradeView, ...] = ()
@@ -339,7 +359,6 @@ class EngineSnapshot:
     session_end: float = 0.0
     orphans: tuple[OrphanView, ...] = ()
     queue: tuple[QueuedSignalView, ...] = ()  # next first
-    grids: tuple[GridView, ...] = ()  # the DCA groups' layers
     risk: tuple[RiskView, ...] = ()  # losing positions, biggest loss first (when the risk engine is configured)
     alerts: tuple[EventView, ...] = ()  # unread alerts, newest first (at most MAX_ALERTS_SHOWN)
     started_at: float = 0.0
@@ -348,6 +367,14 @@ class EngineSnapshot:
     entries_stopped: bool = False  # the operator stopped every entry of the book (Engine.stop_entries)
     ticks: Mapping[str, float] = field(default_factory=dict)  # symbol -> tick size: prices are shown at it
     account: AccountView | None = None
+
+    @property
+    def grids(self) -> tuple[GridView, ...]:
+        """The DCA groups' layers."""
+        return tuple(g.grid for g in self.groups if g.grid is not None)
+
+    def group(self, group_id: int) -> GroupView | None:
+        return next((g for g in self.groups if g.id == group_id), None)
 
     def triggers(self) -> tuple[TriggerView, ...]:
         """Every armed trigger of every position and how far the mark is from it. Derived

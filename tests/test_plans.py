@@ -130,6 +130,21 @@ def enter_each(h: Harness) -> None:
         assert h.engine.enter_now(strategy).ok
 
 
+def test_the_snapshot_shows_each_group_with_its_kind_its_legs_and_a_grids_layers():
+    h = Harness(kinds_config(), store=RecordingStore())
+    enter_each(h)
+    snap = h.engine.snapshot()
+    one, pair, grid = snap.groups
+    assert [(g.strategy_id, g.kind, g.symbols, g.status) for g in snap.groups] == [
+        ("one", "single", ("ACME",), "open"), ("pair", "basket", ("BTCUSDT", "ETHUSDT"), "open"),
+        ("grid", "grid", ("BTCUSDT",), "open")]
+    assert [p.symbol for p in pair.legs] == ["BTCUSDT", "ETHUSDT"] and snap.positions == one.legs + pair.legs + grid.legs
+    assert one.grid is None and pair.grid is None
+    assert [lg.state for lg in grid.grid.legs] == ["filled", "pending"] and snap.grids == (grid.grid,)
+    assert pair.unrealized_pnl == pytest.approx(sum(p.pnl for p in pair.legs)) and pair.realized_pnl == 0.0
+    assert snap.group(pair.id) is pair and snap.group(999) is None
+
+
 def test_a_restart_rebuilds_each_groups_plan_from_its_stored_columns(db_url):
     store = SqlStore(db_url, flush_interval_s=0.05)
     h = Harness(kinds_config(), store=store)

@@ -692,13 +692,14 @@ async def test_at_80x24_an_open_grid_shows_each_layers_price_state_and_pnl_and_i
 
 
 def test_exit_all_counts_a_grid_with_only_resting_layers():
-    from services.views import EngineSnapshot, FeedView, GridLegView, GridView
+    from services.views import EngineSnapshot, FeedView, GridLegView, GridView, GroupView
 
     from screens.commands import _open_groups
 
     grid = GridView(7, "grid", "BTCUSDT", "buy", "per_leg", None, None, 0, 0,
                     (GridLegView(1, 0, 0, 100.0, 1.0, 101.0, 1.0, 1.0, "tp-hit"),
                      GridLegView(2, 0, 1, 98.0, 1.0, None, 1.0, 0.0, "pending")))
+    group = GroupView(7, "grid", ("BTCUSDT",), "buy", "grid", "open", "", (), 1.0, 0.0, 0.0, grid)
     snap = EngineSnapshot(1, 0.0, "PAPER", "running", FeedView("sim", True, None, 1, ()), 0.0, 0.0, 0.0, 1, 10, 0,
-                          grids=(grid,))
+                          groups=(group,))
     assert _open_groups(snap) == {7: "BTCUSDT grid, 1 of 2 layers filled"} and _open_groups(snap, "other") == {}

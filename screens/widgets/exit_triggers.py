@@ -126,19 +126,18 @@ class ExitTriggers(KeyedTable):
         rows: dict[str, Row] = {}
         old_keys, leg_keys = self._leg_keys, {}
         self._sorted = {}
-        now, index = snap.ts, -1
-        group = None
-        for p in snap.positions:  # a group's legs come together
-            index = index + 1 if p.group_id == group else 0
-            group = p.group_id
-            shape = _shape(p)
-            known = old_keys.get((group, index))
-            if known is None or known[0] != shape:
-                n = 1 if p.exit_pending else max(1, len(triggers_of(p, now)))
-                known = (shape, [f"{group}:{index}:{rank}" for rank in range(n)])
-            leg_keys[group, index] = known
-            for rank, key in enumerate(known[1]):
-                rows[key] = (p, index, rank, now)
+        now = snap.ts
+        for g in snap.groups:
+            group = g.id
+            for index, p in enumerate(g.legs):
+                shape = _shape(p)
+                known = old_keys.get((group, index))
+                if known is None or known[0] != shape:
+                    n = 1 if p.exit_pending else max(1, len(triggers_of(p, now)))
+                    known = (shape, [f"{group}:{index}:{rank}" for rank in range(n)])
+                leg_keys[group, index] = known
+                for rank, key in enumerate(known[1]):
+                    rows[key] = (p, index, rank, now)
         self._leg_keys = leg_keys
         for t in snap.trades:
             if now - t.exit_ts <= CLOSED_SHOWN_S and (t.group_id, 0) not in leg_keys:

@@ -1,6 +1,6 @@
-"""The engine's frozen snapshot (what screens, the CLI and the API read): positions with
-their levels and exit orders, strategies with their status and next entry, the book's and
-each strategy's P&L, the account, the queue, the grids, the risk engine's view."""
+"""The engine's frozen snapshot (what screens, the CLI and the API read): position groups with
+their open legs (levels and exit orders) and a grid's layers, strategies with their status and
+next entry, the book's and each strategy's P&L, the account, the queue, the risk engine's view."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from ..rules.precision import RulesSource
 from ..rules.schedule import entry_due, next_entry
 from ..signal_queue import SignalQueue
 from ..views import (
-    AccountView, EngineSnapshot, FeedView, OrderView, OrphanView, PortfolioView, PositionView, StrategyView,
-    WaitingEntry,
+    AccountView, EngineSnapshot, FeedView, GroupView, OrderView, OrphanView, PortfolioView, PositionView,
+    StrategyView, WaitingEntry,
 )
 from .desk import ENTRIES_STOPPED, Desk, Slot, StrategyRuntime
 from .grid import Grid
@@ -45,18 +45,21 @@ class Snapshots:
             self.journal.commit()  # nothing is shown before it is durable
         now = self.clock.now()
         book = self.book
-        positions = []
+        groups, positions = [], []
         unrealized_by_strategy: dict[str, float] = {}
         for group in self.groups.values():
+            legs: list[PositionView] = []
+            open_pnl = 0.0
             for leg in group.legs:
                 if leg.status != "open":
                     continue
                 stale = book.fresh(leg.symbol, now) is None
                 pnl = leg.unrealized()
+                open_pnl += pnl
                 unrealized_by_strategy[group.strategy_id] = unrealized_by_strategy.get(group.strategy_id, 0.0) + pnl
                 notional = leg.entry * leg.qty
                 status = "EXITING" if group.pending_exit else ("STALE" if stale else "OPEN")
-                positions.append(PositionView(
+                legs.append(PositionView(
                     group.id, leg.id, group.strategy_id, leg.symbol, leg.side, leg.qty, leg.entry, leg.mark, pnl,
                     pnl / notional * 100.0 if notional else 0.0, leg.entry_fee, leg.stop, leg.target,
                     _opt_str(leg.trail_distance), _opt_str(leg.trail_activation), leg.trail_active, leg.trail_peak,
@@ -64,6 +67,12 @@ class Snapshots:
                     leg.entry + leg.dir * leg.trail_act_amount if leg.trail_distance is not None and not leg.trail_active else None,
                     tuple(leg.trail_moves), self._exit_order_text(leg), tuple(leg.marks),
                 ))
+            positions.extend(legs)
+            groups.append(GroupView(
+                group.id, group.strategy_id, tuple(dict.fromkeys(lg.symbol for lg in group.legs)) or (group.symbol,),
+                group.side, group.plan.kind, group.status, group.pending_exit, tuple(legs), group.realized_pnl,
+                open_pnl, group.opened_at, group.plan.view(group),
+            ))
         strategies = tuple(self._strategy_view(rt, unrealized_by_strategy.get(rt.id, 0.0), now) for rt in self.strategies.values())
         realized = sum(self.ledger.realized_today.values())
         unrealized = sum(unrealized_by_strategy.values())
@@ -79,12 +88,11 @@ class Snapshots:
                           len(self.feed.symbols), stale_symbols),
             day_pnl=realized + unrealized, realized_today=realized, unrealized=unrealized,
             pool_used=len(self.groups), pool_total=self.config.engine.max_open_positions, unread_alerts=self.journal.unread_alerts,
-            strategies=strategies, positions=tuple(positions),
+            strategies=strategies, groups=tuple(groups), positions=tuple(positions),
             orders=tuple(_order_view(o) for o in self.ledger.recent_orders), events=tuple(self.journal.events),
             trades=tuple(self.ledger.trades), waiting=waiting, db_ok=self.journal.store.ok,
             notes=tuple(self.desk.notes), portfolio=self._portfolio_views(unrealized_by_strategy, now),
             session_start=self.scopes.day_start, session_end=self.scopes.day_end, queue=self.queue.views(self.mark_of),
-            grids=tuple(view for g in self.groups.values() if (view := g.plan.view(g)) is not None),
             risk=self.risk.views(now), alerts=self.journal.alerts_view(), started_at=started_at, resumed=resumed,
             risk_engine="off" if self.config.risk_engine is None else "auto" if self.config.risk_engine.enabled else "manual",
             entries_stopped=self.desk.entries.paused, account=self._account_view(positions, unrealized), ticks=self._ticks(),
