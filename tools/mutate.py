@@ -46,16 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every module of services/rules (new ones included), and the pure bookkeeping beside them.
 EXTRA_TARGETS = ("services/portfolio.py", "services/signal_queue.py")
 
-# A module's own tests, with tests/test_rules_<module>.py when it exists. A module with neither
-# runs the tests that import it, or else the fast suite.
-TESTS = {
-    "services/rules/risk_plan.py": ("tests/test_risk_plan.py", "tests/test_risk_engine.py"),
-    "services/rules/dca.py": ("tests/test_dca.py",),
-    "services/rules/schedule.py": ("tests/test_schedule.py",),
-    "services/rules/precision.py": ("tests/test_entry_execution.py",),
-    "services/portfolio.py": ("tests/test_portfolio.py",),
-    "services/signal_queue.py": ("tests/test_queue.py",),
-}
+# Tests of a module that do not import it by name (see test_files).
+TESTS = {"services/rules/risk_plan.py": ("tests/test_risk_engine.py",)}
 FAST_SUITE = ("tests",)
 # no:unraisableexception spares each run its closing garbage collections (a third of a second)
 PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-m", "not tui and not process")
@@ -64,6 +56,7 @@ PRELOAD = ("pydantic", "sqlalchemy", "sqlmodel", "textual.app", "syrupy")  # thi
 # Mutants no test should tell apart, keyed by (module, the line as written, the mutation), with
 # why: they behave exactly like the original, or differ only where no input can reach.
 _SIDE = "side_dir is 1 or -1, and x * d == x / d for those"
+_DIR = "a direction (and a level's wanted side) is 1 or -1: x * d == x / d, and only its sign is compared"
 _EPS = "differs only for an amount of exactly _EPS (1e-9), which is float noise either way"
 _SCAN = ("slack in the day scans: a window is at most 7 local dates from t (a skipped date's windows open at "
          "the transition), which each of these scans still reaches")
@@ -116,6 +109,31 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("services/rules/schedule.py",
      "if isinstance(step, int) and not isinstance(step, bool) and 1 <= step <= 720:", "720 -> 721"):
         "721 is refused by the field's own le=720 either way; the guard keeps range() from steps it cannot take",
+    **{("services/rules/exits.py", line, what): _DIR for line, what in (
+        ("if stop is not None and (px - stop) * d <= 0:", "(px - stop) * d -> (px - stop) / d"),
+        ("if leg.trail_active and (px - leg.trail_level) * d <= 0:",
+         "(px - leg.trail_level) * d -> (px - leg.trail_level) / d"),
+        ("if target is not None and (px - target) * d >= 0:", "(px - target) * d -> (px - target) / d"),
+        ("return (leg.exit_price - leg.entry) * leg.qty * leg.dir - leg.entry_fee - leg.exit_fee",
+         "(leg.exit_price - leg.entry) * leg.qty * leg.dir -> (leg.exit_price - leg.entry) * leg.qty / leg.dir"),
+        ("return (price - leg.entry) * qty * leg.dir - fee_in - fee, fee_in",
+         "(price - leg.entry) * qty * leg.dir -> (price - leg.entry) * qty / leg.dir"),
+        ("return q.bid if leg.dir > 0 else q.ask", "leg.dir > 0 -> leg.dir >= 0"),
+        ("return q.bid if leg.dir > 0 else q.ask", "0 -> -1"),
+    )},
+    ("services/rules/exits.py",
+     "if planned is not None and (leg.time_exit_at is None or planned < leg.time_exit_at):",
+     "planned < leg.time_exit_at -> planned <= leg.time_exit_at"): "when they are equal either one sets the same instant",
+    **{("services/rules/levels.py", line, what): _DIR for line, what in (
+        ('want = -1 if name == "stop" else 1  # the side of the mark the level belongs on, for a long', "1 -> 2"),
+        ("if (price - mark) * d * want > 0:", "(price - mark) * d * want -> (price - mark) * d / want"),
+        ("if (price - mark) * d * want > 0:", "(price - mark) * d -> (price - mark) / d"),
+        ('where = "above" if d * want > 0 else "below"', "d * want > 0 -> d * want >= 0"),
+        ('where = "above" if d * want > 0 else "below"', "d * want -> d / want"),
+        ('where = "above" if d * want > 0 else "below"', "0 -> -1"),
+        ("level = (max if d > 0 else min)(leg.trail_level, candidate)", "d > 0 -> d >= 0"),
+        ("level = (max if d > 0 else min)(leg.trail_level, candidate)", "0 -> -1"),
+    )},
     ("services/portfolio.py",
      "level = self.peak - rules.trail_distance if self.armed and self.peak is not None else None",
      "self.armed and self.peak is not None -> self.armed or self.peak is not None"):
@@ -281,15 +299,15 @@ def targets() -> list[str]:
 
 
 def test_files(module: str) -> list[str]:
-    own = f"tests/test_rules_{Path(module).stem}.py"
-    listed = [f for f in dict.fromkeys([*TESTS.get(module, ()), own]) if (ROOT / f).exists()]
-    if listed:
-        return listed
+    """Its own tests/test_rules_<module>.py, those listed in TESTS and every test file that
+    imports it; the fast suite when there are none."""
     dotted = module.removesuffix(".py").replace("/", ".")
     package, _, name = dotted.rpartition(".")
     imports = re.compile(rf"\b{re.escape(dotted)}\b|from {re.escape(package)} import [^\n]*\b{name}\b")
-    found = [p.relative_to(ROOT).as_posix() for p in sorted((ROOT / "tests").glob("test_*.py"))
-             if imports.search(p.read_text())]
+    importers = [p.relative_to(ROOT).as_posix() for p in sorted((ROOT / "tests").glob("test_*.py"))
+                 if imports.search(p.read_text())]
+    found = [f for f in dict.fromkeys([f"tests/test_rules_{name}.py", *TESTS.get(module, ()), *importers])
+             if (ROOT / f).exists()]
     return found or list(FAST_SUITE)
 
 
@@ -365,12 +383,14 @@ def run_module(box: Sandbox, module: str) -> list[Result] | None:
         print(f"{module}: {' '.join(missing)} not in the copy; skipped", flush=True)
         return None
     source = (box.path / module).read_text()
+    found = mutants(module, source)
+    if not found:
+        return []
     started = time.monotonic()
     if box.run(tests, timeout=600) != "passed":
         print(f"{module}: its tests fail without a mutant ({' '.join(tests)}); skipped", flush=True)
         return None
     timeout = 3 * (time.monotonic() - started) + 5
-    found = mutants(module, source)
     print(f"{module}: {len(found)} mutants, tests {' '.join(tests)}", flush=True)
     results = []
     try:
@@ -392,17 +412,23 @@ def run_module(box: Sandbox, module: str) -> list[Result] | None:
 
 
 def report(results: list[Result]) -> float:
+    """Print the survivors, the equivalent mutants and the score (killed of those not equivalent)."""
     for r in results:
         if r.status == "survived":
             print(f"SURVIVED {r.module}:{r.line}  {r.what}    # {r.code}")
     for r in results:
         if r.status == "equivalent":
             print(f"equivalent {r.module}:{r.line}  {r.what}: {r.why}")
+    matched, ran = {(r.module, r.code, r.what) for r in results}, {r.module for r in results}
+    for key in EQUIVALENT.keys() - matched:
+        if key[0] in ran:  # its line or mutation changed: the entry no longer says anything
+            print(f"stale EQUIVALENT entry, matches no mutant: {key}")
     count = {s: sum(r.status == s for r in results) for s in ("killed", "timeout", "survived", "equivalent")}
-    judged = count["killed"] + count["timeout"] + count["survived"]
-    score = 100.0 * (count["killed"] + count["timeout"]) / judged if judged else 100.0
+    dead = count["killed"] + count["timeout"]
+    score = 100.0 * dead / (dead + count["survived"]) if dead + count["survived"] else 100.0
     print(f"{len(results)} mutants: {count['killed']} killed, {count['timeout']} timed out, "
-          f"{count['survived']} survived, {count['equivalent']} equivalent (not run); score {score:.1f} %")
+          f"{count['survived']} survived, {count['equivalent']} equivalent (not run); score {score:.1f} % "
+          f"({100.0 * dead / max(1, len(results)):.1f} % of all, the equivalent ones counted as survivors)")
     return score
 
 
