@@ -20,6 +20,12 @@ class Timers:
     def at(self, due: float, kind: str, key: Hashable = None) -> None:
         heappush(self._heap, (due, next(self._seq), kind, key))
 
+    def wake(self, group: Hashable, at: float | None) -> None:
+        """Have the tick look at this group from `at` on (a time exit, an exit to send again);
+        nothing when there is no time."""
+        if at is not None:
+            heappush(self._heap, (at, next(self._seq), "group", group))
+
     def pop_due(self, now: float) -> dict[str, dict[Hashable, None]]:
         """Every item due at `now`, by kind, each key once (in the order they fell due)."""
         heap = self._heap

@@ -180,7 +180,7 @@ class TraderApp(App[None]):
             return
         orphan = waiting[0]
         self._orphans_asked.add(orphan.strategy_id)
-        held = {p.group_id: f"#{p.group_id} {p.symbol}" for p in snap.positions if p.group_id in orphan.group_ids}
+        held = {g.id: f"#{g.id} {'+'.join(g.symbols)}" for g in snap.groups if g.id in orphan.group_ids}
         engine = self.engine
 
         def answered(choice: str | None) -> None:

@@ -86,11 +86,11 @@ class Engine:
         entries = self.entering = Entries(journal, ledger, desk, scopes, book, rules, self.timers,
                                           engine.max_open_positions, state)
         exits = self.exits = Exits(journal, ledger, desk, scopes, book, rules, self.timers, self._touch, seq)
-        risk = self.risk = Risk(journal, ledger, desk, book, rules, config.risk_engine, config.paper.taker_fee_bps)
+        risk = self.risk = Risk(journal, ledger, book, rules, config.risk_engine, config.paper.taker_fee_bps)
         self.signals = Signals(journal, ledger, desk, book, self.timers, entries, exits, grid, self.queue,
                                engine.max_open_positions, engine.signal_price_gap_pct, state, seq)
         self.recovery = Recovery(journal, ledger, desk, scopes, self.queue, self.timers, entries, grid)
-        self.snapshots = Snapshots(config, journal, ledger, desk, scopes, book, feed, rules, self.queue, grid, risk,
+        self.snapshots = Snapshots(config, journal, ledger, desk, scopes, book, feed, rules, self.queue, risk,
                                    self._mark_of)
         # the components that hand work to each other
         grid.execution = entries.execution = exits.execution = execution
@@ -462,7 +462,7 @@ class Engine:
                 self.exits.decide(group, "time", leg.mark, leg)
         for group in groups:
             if self.groups.get(group.id) is group and _group_due(group, now):
-                self.entering.wake(group, now)
+                self.timers.wake(group, now)
 
     def _mark_of(self, symbol: str) -> float | None:
         q = self.book.get(symbol)

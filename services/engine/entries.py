@@ -42,11 +42,6 @@ class Entries:
         self.exits: Exits
         self.grid: Grid
 
-    def wake(self, group: Group, at: float | None) -> None:
-        """Have the tick look at this group from `at` on (a time exit, an exit to send again)."""
-        if at is not None:
-            self.timers.at(at, "group", group)
-
     def enter(self, slot: Slot, q: Quote, source: str, signal_price: float | None = None,
                beyond_pool: bool = False, size: float | None = None) -> CommandResult:
         if self.state() != "running":  # stopping: a quote or signal still in flight enters nothing
@@ -315,7 +310,7 @@ class Entries:
         leg.mark = mark_of(q) if q is not None else price
         if rt is not None:
             apply_entry_levels(leg, rt.config, now)
-            self.wake(group, leg.time_exit_at)
+            self.timers.wake(group, leg.time_exit_at)
         leg.scopes = self.scopes.of_leg(group.strategy_id)
         for scope in leg.scopes:
             scope.unrealized += leg.unrealized()

@@ -48,11 +48,6 @@ class Exits:
         self.grid: Grid
         self.entries: Entries
 
-    def wake(self, group: Group, at: float | None) -> None:
-        """Have the tick look at this group from `at` on (a time exit, an exit to send again)."""
-        if at is not None:
-            self.timers.at(at, "group", group)
-
     def mark_and_check(self, legs: list[Leg], q: Quote, now: float) -> None:
         """Steps (3) and (4) for the legs on the quote's symbol: mark each leg, move its trailing
         peak and level, and decide its group's exit when a rule triggers. The hot path: one call
@@ -271,7 +266,7 @@ class Exits:
         if leg is not None and leg.exit_order_id == order.id:
             leg.exit_order_id = None
         group.resend_at = self.clock.now() + EXIT_RETRY_S
-        self.wake(group, group.resend_at)
+        self.timers.wake(group, group.resend_at)
         rejected = sum(1 for o in self.ledger.recent_orders
                        if o.group_id == group.id and o.purpose == "exit" and o.status == "rejected")
         self.journal.event("warning", "order", f"{order.strategy_id}: exit order for #{group.id} {order.symbol} rejected "
@@ -419,7 +414,7 @@ class Exits:
         old = {k: level_value(getattr(leg, k)) for k in EDITABLE}
         for name in (*EDITABLE, "trail_act_amount", "trail_active", "trail_peak", "trail_updated_at", "trail_moves"):
             setattr(leg, name, getattr(probe, name))
-        self.wake(group, leg.time_exit_at)
+        self.timers.wake(group, leg.time_exit_at)
         new = {k: level_value(getattr(leg, k)) for k in EDITABLE}
         self.journal.add(leg)
         self.journal.event("info", "levels", f"#{group_id} {leg.symbol} levels edited: {', '.join(changes)}", group,

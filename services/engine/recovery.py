@@ -31,7 +31,6 @@ class Recovery:
         self.queue, self.timers, self.entries, self.grid = queue, timers, entries, grid
         self.clock = journal.clock
         self.groups, self.runs, self.strategies = ledger.groups, ledger.runs, desk.strategies
-        self.wake = entries.wake
 
     def restore(self, st: LoadedState, mode: str) -> int:
         """Take over what the previous run left (DESIGN §4 restart); returns how many open
@@ -99,11 +98,11 @@ class Recovery:
                 if leg.status == "pending":
                     leg.entry_order_id = None  # the paper broker kept no orders: placed again on a fresh quote
         for group in self.groups.values():
-            self.wake(group, self.clock.now())  # an entry or layers to place again, an exit to send again
+            self.timers.wake(group, self.clock.now())  # an entry or layers to place again, an exit to send again
             for leg in group.legs:
                 leg.scopes = self.scopes.of_leg(group.strategy_id)
                 if leg.status == "open":
-                    self.wake(group, leg.time_exit_at)
+                    self.timers.wake(group, leg.time_exit_at)
             rt = self.strategies.get(group.strategy_id)
             slot = rt.slots.get(group.symbol) if rt is not None else None
             if rt is None or not rt.config.enabled:

@@ -14,7 +14,6 @@ from ..market import QuoteBook
 from ..rules import risk_plan
 from ..rules.precision import RulesSource
 from ..views import CommandResult, RiskView
-from .desk import Desk
 from .journal import Journal
 from .ledger import Ledger
 
@@ -24,9 +23,9 @@ if TYPE_CHECKING:
 
 
 class Risk:
-    def __init__(self, journal: Journal, ledger: Ledger, desk: Desk, book: QuoteBook, rules: RulesSource,
+    def __init__(self, journal: Journal, ledger: Ledger, book: QuoteBook, rules: RulesSource,
                  config: RiskEngineConfig | None, taker_fee_bps: float) -> None:
-        self.journal, self.desk, self.book, self.rules = journal, desk, book, rules
+        self.journal, self.book, self.rules = journal, book, rules
         self.config = config  # None: the risk engine is off
         self.clock = journal.clock
         self.groups = ledger.groups

@@ -18,7 +18,6 @@ from ..views import (
     StrategyView, WaitingEntry,
 )
 from .desk import ENTRIES_STOPPED, Desk, Slot, StrategyRuntime
-from .grid import Grid
 from .journal import Journal
 from .ledger import Ledger
 from .risk import Risk
@@ -31,10 +30,10 @@ if TYPE_CHECKING:
 
 class Snapshots:
     def __init__(self, config: TradingConfig, journal: Journal, ledger: Ledger, desk: Desk, scopes: Scopes,
-                 book: QuoteBook, feed: Feed, rules: RulesSource, queue: SignalQueue, grid: Grid, risk: Risk,
+                 book: QuoteBook, feed: Feed, rules: RulesSource, queue: SignalQueue, risk: Risk,
                  mark_of: Callable[[str], float | None]) -> None:
         self.config, self.journal, self.ledger, self.desk, self.scopes = config, journal, ledger, desk, scopes
-        self.book, self.feed, self.rules, self.queue, self.grid, self.risk = book, feed, rules, queue, grid, risk
+        self.book, self.feed, self.rules, self.queue, self.risk = book, feed, rules, queue, risk
         self.mark_of = mark_of
         self.clock = journal.clock
         self.groups, self.orders, self.strategies = ledger.groups, ledger.orders, desk.strategies
