@@ -8,6 +8,7 @@ from collections import deque
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from .orders import OrderPurpose, OrderStatus
 from .rules.distance import Distance
 
 if TYPE_CHECKING:
@@ -258,7 +259,7 @@ class Order(Record):
     KIND = "order"
 
     def __init__(self, id: int, group_id: int, leg_id: int | None, strategy_id: str, symbol: str,
-                 side: str, qty: float, order_type: str, method: str, purpose: str,
+                 side: str, qty: float, order_type: str, method: str, purpose: OrderPurpose,
                  created_at: float, limit_price: float | None = None,
                  reference_price: float | None = None, retry_count: int = 0) -> None:
         self.id, self.saved = id, False
@@ -268,7 +269,7 @@ class Order(Record):
         self.order_type, self.method, self.purpose = order_type, method, purpose
         self.retry_count = retry_count
         self.limit_price, self.reference_price = limit_price, reference_price
-        self.status, self.reason = "new", ""
+        self.status, self.reason = OrderStatus.NEW, ""
         self.created_at = self.updated_at = created_at
         self.filled_qty = 0.0
         self.avg_fill_price: float | None = None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..amounts import entry_capital as _capital, px as _px, qty as _qty
 from ..domain import Fill, Group, Leg, Order, Run
+from ..orders import OrderPurpose
 from ..plans import BasketPlan, GridPlan, SinglePlan
 from ..market import Quote, QuoteBook, fill_price_from_quotes, mark_of
 from ..rules.exits import apply_entry_levels
@@ -170,7 +171,7 @@ class Entries:
                     attempt: int) -> None:
         now = self.clock.now()
         order = Order(self.journal.next_id("order"), group.id, None, group.strategy_id, group.entry_symbol, group.side, qty,
-                      order_type, method, "entry", now, limit_price=price, reference_price=group.entry_ref,
+                      order_type, method, OrderPurpose.ENTRY, now, limit_price=price, reference_price=group.entry_ref,
                       retry_count=attempt)
         rt = self.strategies.get(group.strategy_id)
         group.entry_order_id = order.id

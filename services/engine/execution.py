@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Callable
 
 from ..domain import Fill, Order
-from ..orders import ExecEvent, ExecKind, OrderRequest, OrderState, OrderStatus, advance
+from ..orders import ExecEvent, ExecKind, OrderPurpose, OrderRequest, OrderState, OrderStatus, advance
 from .journal import Journal
 from .ledger import Ledger
 
@@ -90,7 +90,7 @@ class Execution:
         elif kind is ExecKind.REJECTED:
             self._cancels.pop(order.id, None)
             self.ledger.order_final(order, OrderStatus.REJECTED, event.reason)
-            (self.entries if order.purpose == "entry" else self.exits).rejected(order, event.reason)
+            (self.entries if order.purpose == OrderPurpose.ENTRY else self.exits).rejected(order, event.reason)
         else:  # accepted, or the venue's acknowledgement of a cancel request
             order.status = new.status
             self.journal.add(order)
@@ -112,7 +112,7 @@ class Execution:
             order.status = status
             self.journal.add(order)
         done = status is OrderStatus.FILLED
-        if order.purpose == "entry":
+        if order.purpose == OrderPurpose.ENTRY:
             self.entries.filled(order, fill, done)
         else:
             self.exits.filled(order, qty, price, fee, done)
@@ -124,7 +124,7 @@ class Execution:
         asked = self._cancels.pop(order.id, None)
         if asked is None:  # the venue ended it on its own: like a rejection of what is left
             self.ledger.order_final(order, status, reason or f"{status} by the venue")
-            (self.entries if order.purpose == "entry" else self.exits).rejected(order, order.reason)
+            (self.entries if order.purpose == OrderPurpose.ENTRY else self.exits).rejected(order, order.reason)
             return
         why, then = asked
         self.ledger.order_final(order, status, why)

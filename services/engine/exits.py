@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from ..amounts import px as _px, qty as _qty
 from ..domain import Group, Leg, Order
 from ..market import Quote, QuoteBook, fill_price_from_quotes, mark_of
+from ..orders import OrderPurpose, OrderStatus
 from ..rules.exits import close_pnl, exit_reason, reduce_pnl, trigger_px
 from ..rules.levels import EDITABLE, KEEP, LEVEL_LABELS, edit_errors, fmt_level, level_value
 from ..rules.precision import RulesSource, round_price
@@ -174,7 +175,7 @@ class Exits:
             ref = ref if ref is not None else (mark_of(q) if q is not None else None)
             order_type, method, limit = "market", "market_fallback" if attempt else "market", None
         order = Order(self.journal.next_id("order"), group.id, leg.id, group.strategy_id, leg.symbol, side,
-                      qty or leg.qty, order_type, method, "exit", now, limit_price=limit, reference_price=ref,
+                      qty or leg.qty, order_type, method, OrderPurpose.EXIT, now, limit_price=limit, reference_price=ref,
                       retry_count=attempt)
         order.reason = reason
         leg.exit_order_id = order.id
@@ -268,7 +269,7 @@ class Exits:
         group.resend_at = self.clock.now() + EXIT_RETRY_S
         self.timers.wake(group, group.resend_at)
         rejected = sum(1 for o in self.ledger.recent_orders
-                       if o.group_id == group.id and o.purpose == "exit" and o.status == "rejected")
+                       if o.group_id == group.id and o.purpose == OrderPurpose.EXIT and o.status == OrderStatus.REJECTED)
         self.journal.event("warning", "order", f"{order.strategy_id}: exit order for #{group.id} {order.symbol} rejected "
                            f"({rejected} so far): {reason}; retrying on the next fresh quote", group, symbol=order.symbol,
                            payload={"order_id": order.id, "reason": reason, "rejections": rejected},

@@ -12,6 +12,7 @@ from ..amounts import entry_capital as _capital, px as _px
 from ..config import StrategyConfig
 from ..domain import Group, Leg, Order
 from ..market import Quote, mark_of
+from ..orders import OrderPurpose
 from ..plans import GridPlan, layers_at, layers_problem
 from ..rules.dca import LayerPlan
 from ..rules.precision import RulesSource
@@ -79,7 +80,7 @@ class Grid:
             leg.status, leg.layer, leg.pyramid, leg.weight, leg.tp_pct = "pending", layer.index, pyramid, layer.weight, layer.tp_pct
             market = first_at_market and layer is plans[0]
             order = Order(self.journal.next_id("order"), group.id, leg.id, group.strategy_id, group.symbol, group.side, layer.qty,
-                          "market" if market else "limit", "dca_layer", "entry", now,
+                          "market" if market else "limit", "dca_layer", OrderPurpose.ENTRY, now,
                           limit_price=None if market else layer.price, reference_price=p0)
             leg.entry_order_id = order.id
             group.legs.append(leg)
@@ -108,7 +109,7 @@ class Grid:
             if leg.status != "pending" or leg.entry_order_id is not None:
                 continue
             order = Order(self.journal.next_id("order"), group.id, leg.id, group.strategy_id, leg.symbol, leg.side, leg.qty,
-                          "limit", "dca_layer", "entry", now, limit_price=leg.entry)
+                          "limit", "dca_layer", OrderPurpose.ENTRY, now, limit_price=leg.entry)
             leg.entry_order_id = order.id
             self.ledger.add_order(order)
             orders.append(order)

@@ -11,6 +11,7 @@ from ..views import TradeView
 from .journal import Journal
 
 if TYPE_CHECKING:
+    from ..orders import OrderStatus
     from ..ports import Clock
 
 
@@ -46,7 +47,7 @@ class Ledger:
         self.orders[order.id] = order
         self.recent_orders.append(order)
 
-    def order_final(self, order: Order, status: str, reason: str) -> None:
+    def order_final(self, order: Order, status: OrderStatus, reason: str) -> None:
         order.status, order.reason = status, reason
         order.updated_at = self.clock.now()
         self.orders.pop(order.id, None)

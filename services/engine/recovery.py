@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..config import StrategyConfig
 from ..domain import Group, Leg, Order, Run
+from ..orders import OrderPurpose, OrderStatus
 from ..plans import BasketPlan, GridPlan, PositionPlan, SinglePlan
 from ..rules.distance import parse_distance
 from ..signal_queue import QueuedSignal, SignalQueue
@@ -70,16 +71,16 @@ class Recovery:
         for row in st.working_orders:
             order = cancelled[row["id"]] = order_from_row(row)
             group = self.groups.get(order.group_id)
-            if row["reason"] == KEPT_AT_STOP and order.purpose == "entry" and group is not None and group.status == "entering":
+            if row["reason"] == KEPT_AT_STOP and order.purpose == OrderPurpose.ENTRY and group is not None and group.status == "entering":
                 # the paper broker keeps no orders across processes: the same order is placed again
-                self.ledger.order_final(order, "cancelled", "placed again after the restart")
+                self.ledger.order_final(order, OrderStatus.CANCELLED, "placed again after the restart")
                 group.entry_symbol, group.entry_ref = order.symbol, order.reference_price
                 group.resume_entry = (order.qty - order.filled_qty, order.order_type, order.method, order.limit_price,
                                       order.retry_count)
                 self.journal.event("info", "recovery", f"entry #{group.id} {order.symbol} was kept working at the stop: its order "
                             "is placed again on the next fresh quote", group, payload={"order_id": order.id})
                 continue
-            self.ledger.order_final(order, "cancelled", "not working after a restart (the paper broker keeps no orders)")
+            self.ledger.order_final(order, OrderStatus.CANCELLED, "not working after a restart (the paper broker keeps no orders)")
             self.journal.event("warning", "recovery", f"order {order.client_id} ({order.purpose} {order.side} {order.symbol}) was "
                         f"{row['status']} when the engine stopped; marked cancelled", payload={"order_id": order.id})
         for group in list(self.groups.values()):
