@@ -90,7 +90,7 @@ class Run(Record):
     def __init__(self, id: int, strategy_id: str, symbol: str, started_at: float, metadata: dict) -> None:
         self.id, self.saved = id, False
         self.strategy_id, self.symbol = strategy_id, symbol
-        self.status, self.reason = "entering", ""
+        self.status, self.reason = RunStatus.ENTERING, ""
         self.started_at, self.ended_at = started_at, None
         self.metadata = metadata
 
@@ -120,7 +120,7 @@ class Group(Record):
         self.id, self.saved = id, False
         self.run_id, self.strategy_id, self.symbol, self.side = run_id, strategy_id, symbol, side
         self.plan = plan
-        self.status = "entering"
+        self.status = GroupStatus.ENTERING
         self.legs: list[Leg] = []
         self.opened_at, self.closed_at = opened_at, None
         self.exit_reason = ""
@@ -137,7 +137,7 @@ class Group(Record):
         self.risk_hold = ""  # the operator's word to the risk engine: "blocked" | "skipped" | ""
 
     def open_legs(self) -> list["Leg"]:
-        return [leg for leg in self.legs if leg.status == "open"]
+        return [leg for leg in self.legs if leg.status == LegStatus.OPEN]
 
     def held(self) -> float:
         """Funds the group holds (its plan's word)."""
@@ -145,7 +145,7 @@ class Group(Record):
 
     def cost(self) -> float:
         """What its open legs cost."""
-        return sum(leg.entry * leg.qty for leg in self.legs if leg.status == "open")
+        return sum(leg.entry * leg.qty for leg in self.legs if leg.status == LegStatus.OPEN)
 
     def avg_entry(self) -> float | None:
         legs = self.open_legs()
@@ -153,7 +153,7 @@ class Group(Record):
         return sum(leg.entry * leg.qty for leg in legs) / qty if qty else None
 
     def unrealized(self) -> float:
-        return sum(leg.unrealized() for leg in self.legs if leg.status == "open")
+        return sum(leg.unrealized() for leg in self.legs if leg.status == LegStatus.OPEN)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -200,7 +200,7 @@ class Leg(Record):
         self.trail_updated_at: float | None = None
         self.time_exit_at: float | None = None
         self.trigger = trigger
-        self.status = "open"
+        self.status = LegStatus.OPEN
         self.opened_at, self.closed_at = opened_at, None
         self.exit_price: float | None = None
         self.exit_fee = 0.0
@@ -236,7 +236,7 @@ class Leg(Record):
             "id": self.id, "group_id": self.group.id, "strategy_id": self.group.strategy_id,
             "symbol": self.symbol, "side": self.side, "qty": self.qty, "avg_entry": self.entry,
             "entry_fee": self.entry_fee, "mark": self.mark, "mark_ts": self.mark_ts,
-            "unrealized_pnl": self.unrealized() if self.status == "open" else 0.0,
+            "unrealized_pnl": self.unrealized() if self.status == LegStatus.OPEN else 0.0,
             "stop": self.stop, "target": self.target,
             "trail_activation": None if self.trail_activation is None else str(self.trail_activation),
             "trail_distance": None if self.trail_distance is None else str(self.trail_distance),

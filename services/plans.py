@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .domain import LegStatus
 from .rules.dca import LayerPlan, grid, layer_problem, tp_price
 from .views import GridLegView, GridView
 
@@ -120,11 +121,11 @@ class SinglePlan:
         return leg.qty, leg.entry, leg.exit_price
 
     def done(self, group: Group) -> bool:
-        return not any(leg.status == "open" for leg in group.legs)
+        return not any(leg.status == LegStatus.OPEN for leg in group.legs)
 
     def held(self, group: Group) -> float:
         """Its open legs, and the resting orders of its pending layers."""
-        return sum(leg.entry * leg.qty for leg in group.legs if leg.status in ("open", "pending"))
+        return sum(leg.entry * leg.qty for leg in group.legs if leg.status in (LegStatus.OPEN, LegStatus.PENDING))
 
     def fullness(self, group: Group) -> dict[str, Any]:
         # not a grid: "full" from its entry
@@ -220,7 +221,7 @@ class GridPlan(SinglePlan):
 
     def completed(self, group: Group, now: float) -> bool:
         """None resting, none with the rest of its order still working."""
-        if group.entry_order_id is not None or any(lg.status == "pending" or lg.entry_order_id is not None
+        if group.entry_order_id is not None or any(lg.status == LegStatus.PENDING or lg.entry_order_id is not None
                                                    for lg in group.legs):
             return False
         self.filled_at = now
@@ -234,7 +235,7 @@ class GridPlan(SinglePlan):
         return True
 
     def resting(self, group: Group) -> list[Leg]:
-        return [lg for lg in group.legs if lg.status == "pending" or lg.entry_order_id is not None]
+        return [lg for lg in group.legs if lg.status == LegStatus.PENDING or lg.entry_order_id is not None]
 
     def round_trip(self, closed: list[Leg]) -> tuple[float, float, float]:
         """The layers it closed, at average prices."""
@@ -243,13 +244,14 @@ class GridPlan(SinglePlan):
 
     def done(self, group: Group) -> bool:
         # layers still resting after their own take-profits keep it going, unless it exits
-        return not any(lg.status == "open" or (lg.status == "pending" and not group.pending_exit) for lg in group.legs)
+        return not any(lg.status == LegStatus.OPEN or (lg.status == LegStatus.PENDING and not group.pending_exit)
+                       for lg in group.legs)
 
     def fullness(self, group: Group) -> dict[str, Any]:
         layers = [lg for lg in group.legs if lg.layer is not None]
         return {"pyramids": self.pyramids, "max_pyramids": self.dca.max_pyramids if self.dca is not None else 0,
-                "layers_total": len(layers), "layers_submitted": sum(lg.status != "cancelled" for lg in layers),
-                "layers_filled": sum(lg.status in ("open", "closed") for lg in layers),
+                "layers_total": len(layers), "layers_submitted": sum(lg.status != LegStatus.CANCELLED for lg in layers),
+                "layers_filled": sum(lg.status in (LegStatus.OPEN, LegStatus.CLOSED) for lg in layers),
                 "dca_submitted_at": self.submitted_at, "dca_filled_at": self.filled_at,
                 "fifth_pyramid_at": self.fifth_pyramid_at}
 
@@ -262,7 +264,7 @@ class GridPlan(SinglePlan):
         return GridView(group.id, group.strategy_id, group.symbol, group.side, self.tp_mode, group.avg_entry(),
                         self.agg_tp, self.pyramids, self.dca.max_pyramids if self.dca is not None else self.pyramids,
                         tuple(GridLegView(lg.id, lg.pyramid, lg.layer, lg.entry, lg.weight, lg.target, lg.qty,
-                                          lg.qty if lg.status in ("open", "closed") else 0.0, _layer_state(lg),
+                                          lg.qty if lg.status in (LegStatus.OPEN, LegStatus.CLOSED) else 0.0, _layer_state(lg),
                                           lg.realized_pnl) for lg in legs), group.opened_at)
 
     def columns(self) -> dict[str, Any]:
@@ -287,8 +289,8 @@ def layer_name(leg: Leg) -> str:
 
 
 def _layer_state(leg: Leg) -> str:
-    if leg.status == "open":
+    if leg.status == LegStatus.OPEN:
         return "filled"
-    if leg.status == "closed":
+    if leg.status == LegStatus.CLOSED:
         return "tp-hit" if leg.exit_reason == "target" else "closed"
     return leg.status  # pending | cancelled

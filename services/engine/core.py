@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..amounts import local_time
 from ..config import TradingConfig
-from ..domain import Group, LastQuote, Leg
+from ..domain import Group, GroupStatus, LastQuote, Leg, LegStatus
 from ..event_log import EventQuery
 from ..market import Quote, QuoteBook, mark_of
 from ..rules.levels import KEEP
@@ -446,10 +446,10 @@ class Engine:
             if group.pending_exit:
                 if group.resend_at is not None and now >= group.resend_at:
                     due.append((group, None))  # an exit to send again
-            elif group.status == "open":
+            elif group.status == GroupStatus.OPEN:
                 for leg in group.legs:
                     t = leg.time_exit_at
-                    if t is not None and now >= t and leg.status == "open":
+                    if t is not None and now >= t and leg.status == LegStatus.OPEN:
                         due.append((group, leg))
                         break
         for group in unplaced:
@@ -558,7 +558,7 @@ def _group_due(group: Group, now: float) -> bool:
         return True
     if group.pending_exit:
         return group.resend_at is not None and now >= group.resend_at
-    return any(lg.status == "open" and lg.time_exit_at is not None and now >= lg.time_exit_at for lg in group.legs)
+    return any(lg.status == LegStatus.OPEN and lg.time_exit_at is not None and now >= lg.time_exit_at for lg in group.legs)
 
 
 def _stopped_text(open_positions: int, orders: dict[str, int]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..amounts import entry_capital as _capital, px as _px, qty as _qty
-from ..domain import Fill, Group, Leg, Order, Run
+from ..domain import Fill, Group, GroupStatus, Leg, LegStatus, Order, Run, RunStatus
 from ..orders import OrderPurpose
 from ..plans import BasketPlan, GridPlan, SinglePlan
 from ..market import Quote, QuoteBook, fill_price_from_quotes, mark_of
@@ -103,12 +103,12 @@ class Entries:
         self.journal.add(run, group)
         self._start_leg(group, sym, qty, price, ref, source)
         self.execution.settle()  # a venue that answers at once has answered: the reply says what happened
-        if group.status == "open":
+        if group.status == GroupStatus.OPEN:
             filled = ", ".join(f"{_qty(leg.qty)} {leg.symbol} at {_px(leg.entry)}" for leg in group.open_legs())
-            resting = [leg for leg in group.legs if leg.status == "pending"]
+            resting = [leg for leg in group.legs if leg.status == LegStatus.PENDING]
             rest = f"; {len(resting)} DCA layer(s) resting at {', '.join(_px(leg.entry) for leg in resting)}" if resting else ""
             return CommandResult.success(f"entered {side} {filled} (#{group.id}){rest}")
-        if group.status == "entering":
+        if group.status == GroupStatus.ENTERING:
             return CommandResult.success(f"entry #{group.id} for {group.entry_symbol}: limit {_px(group.entry_ref)} is working"
                                          if ex.order_type == "limit" else f"entry #{group.id} is working")
         return CommandResult.error(f"entry for {slot.symbol} failed: {run.reason}")
@@ -199,7 +199,7 @@ class Entries:
             order = self.orders.get(group.entry_order_id) if group.entry_order_id is not None else None
             if order is None or self.execution.cancelling(order):
                 continue  # filled (or gone) meanwhile, or its cancel is on its way
-            if group.status == "open":
+            if group.status == GroupStatus.OPEN:
                 self.execution.cancel(order, "not filled in time: the position keeps what filled",
                                       lambda o, g=group: self.rest_ended(g, o))
                 continue
@@ -251,7 +251,7 @@ class Entries:
                            f"{_qty(order.filled_qty)} of {_qty(order.qty)} filled; the rest is not ({order.reason})",
                            group, symbol=order.symbol, payload={"order_id": order.id, "filled": order.filled_qty})
         self.journal.add(group)
-        if group.status == "entering":
+        if group.status == GroupStatus.ENTERING:
             self._leg_in(group)
 
     def give_up_rest(self, group: Group, why: str) -> None:
@@ -282,12 +282,12 @@ class Entries:
         now = self.clock.now()
         qty, price, fee = fill.qty, fill.price, fill.fee
         leg = next((lg for lg in group.legs if lg.id == order.leg_id), None) if order.leg_id is not None else None
-        if leg is not None and leg.status == "open":
+        if leg is not None and leg.status == LegStatus.OPEN:
             self._grow(group, leg, order, fill, done)
             return
         if leg is not None:  # a DCA layer's order filled: its pending leg opens
             leg.qty, leg.entry, leg.entry_fee, leg.opened_at = qty, price, fee, now
-            leg.status = "open"
+            leg.status = LegStatus.OPEN
             if done:
                 leg.entry_order_id = None
         else:
@@ -296,14 +296,14 @@ class Entries:
             # before anything below commits (a basket's next leg, a grid's layers) with the fill pending
             order.leg_id = fill.leg_id = leg.id
             group.legs.append(leg)
-            group.status = "entering" if group.plan.to_enter else "open"
+            group.status = GroupStatus.ENTERING if group.plan.to_enter else GroupStatus.OPEN
             if done:
                 group.entry_order_id = group.entry_deadline = None
             group.entry_method = order.method
             group.entry_attempts = order.retry_count + 1
             run = self.runs.get(group.run_id)
             if run is not None:
-                run.status = "entering" if group.plan.to_enter else "live"
+                run.status = RunStatus.ENTERING if group.plan.to_enter else RunStatus.LIVE
                 run.metadata = {**run.metadata, "attempts": group.entry_attempts, "filled_by": order.method,
                                 "fill_price": price}
                 self.journal.add(run)
@@ -377,7 +377,7 @@ class Entries:
         """An entry order was rejected, or ended by the venue without being asked."""
         group = self.groups.get(order.group_id)
         layer = next((lg for lg in group.legs if lg.id == order.leg_id), None) if group and order.leg_id else None
-        if layer is not None and layer.status == "pending":
+        if layer is not None and layer.status == LegStatus.PENDING:
             self.grid.layer_rejected(group, layer, order, reason)
         elif group is not None and order.filled_qty > 0:  # what filled stays
             if layer is not None:
@@ -395,23 +395,23 @@ class Entries:
         if group is None:
             return
         self._giving_up.pop(group.id, None)
-        if any(leg.status == "open" for leg in group.legs):  # a basket part-way in: get out of it
+        if any(leg.status == LegStatus.OPEN for leg in group.legs):  # a basket part-way in: get out of it
             group.plan.give_up()
             run = self.runs.get(group.run_id)
             if run is not None:
                 run.reason = f"{reason}; the filled legs are unwound"
             self.journal.event("error", "entry", f"{group.strategy_id}: entry #{group.id} failed: {reason}; unwinding "
-                        f"{', '.join(leg.symbol for leg in group.legs if leg.status == 'open')}", group, needs_ack=True)
+                        f"{', '.join(leg.symbol for leg in group.legs if leg.status == LegStatus.OPEN)}", group, needs_ack=True)
             self.exits.decide(group, "unwind", None)
             return
-        group.status = "closed"
+        group.status = GroupStatus.CLOSED
         group.exit_reason = "entry_failed"
         group.closed_at = self.clock.now()
         self.ledger.reserve(group, 0.0)
         self.groups.pop(group.id, None)
         run = self.runs.pop(group.run_id, None)
         if run is not None:
-            run.status, run.reason, run.ended_at = "error", reason, group.closed_at
+            run.status, run.reason, run.ended_at = RunStatus.ERROR, reason, group.closed_at
             self.journal.add(run)
         self.journal.add(group)
         rt = self.strategies.get(group.strategy_id)

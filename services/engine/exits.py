@@ -10,7 +10,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..amounts import px as _px, qty as _qty
-from ..domain import Group, Leg, Order
+from ..domain import Group, GroupStatus, Leg, LegStatus, Order, RunStatus
 from ..market import Quote, QuoteBook, fill_price_from_quotes, mark_of
 from ..orders import OrderPurpose, OrderStatus
 from ..rules.exits import close_pnl, exit_reason, reduce_pnl, trigger_px
@@ -25,6 +25,9 @@ from .ledger import Ledger
 from .scopes import Scopes
 
 EXIT_RETRY_S = 1.0  # a rejected exit order is sent again on the first fresh quote after this
+# Bound once for the per-quote loop of mark_and_check: looking a member up on its enum class
+# (EnumType.__getattr__ on Python 3.11) costs several times the comparison itself.
+LEG_OPEN, GROUP_OPEN = LegStatus.OPEN, GroupStatus.OPEN
 
 if TYPE_CHECKING:
     from .entries import Entries
@@ -60,7 +63,7 @@ class Exits:
         scoped = False
         aggregates: list[tuple[Leg, float]] = []  # DCA grids to check in step (5)
         for leg in legs[:]:  # a copy: an exit that fills at once removes its leg from the list
-            if leg.status != "open":
+            if leg.status != LEG_OPEN:
                 continue  # closed by an exit earlier on this same quote
             if leg.scopes:  # P&L rules watch this leg: keep their running P&L current
                 delta = (mark - leg.mark) * leg.qty * leg.dir
@@ -112,7 +115,7 @@ class Exits:
         for leg, px in aggregates:
             group = leg.group
             agg = group.plan.agg_tp
-            if group.status == "open" and agg is not None and (px - agg) * leg.dir >= 0:
+            if group.status == GROUP_OPEN and agg is not None and (px - agg) * leg.dir >= 0:
                 self.decide(group, "aggregate_tp", px, leg)
         if scoped:
             self.scopes.check(now)
@@ -120,10 +123,10 @@ class Exits:
     def decide(self, group: Group, reason: str, price: float | None, leg: Leg | None = None) -> None:
         """`price`: that of `leg` (the one whose rule triggered, or whose mark is shown)."""
         group.pending_exit = reason
-        group.status = "exiting"
+        group.status = GroupStatus.EXITING
         run = self.runs.get(group.run_id)
         if run is not None:
-            run.status = "exiting"
+            run.status = RunStatus.EXITING
             self.journal.add(run)
         self.journal.add(group)
         name = symbols_of(group)
@@ -136,7 +139,7 @@ class Exits:
         self.grid.cancel_layers(group, f"the group exits ({reason})")
         self.entries.give_up_rest(group, f"the group exits ({reason})")
         self.send(group)
-        if group.status != "closed" and not any(leg.status == "open" for leg in group.legs):
+        if group.status != GroupStatus.CLOSED and not any(leg.status == LegStatus.OPEN for leg in group.legs):
             self.close_group(group, self.clock.now())  # only resting layers were left: nothing to sell
         if self.journal.pending:  # no leg had a fresh quote to send on: the decision is durable all the same
             self.journal.commit()
@@ -148,7 +151,7 @@ class Exits:
         group.resend_at = None
         now = self.clock.now()
         for leg in group.legs:
-            if leg.status == "open" and leg.exit_order_id is None and self.book.fresh(leg.symbol, now) is not None:
+            if leg.status == LegStatus.OPEN and leg.exit_order_id is None and self.book.fresh(leg.symbol, now) is not None:
                 self.send_order(group, leg, 0, None, now)
 
     def send_order(self, group: Group, leg: Leg, attempt: int, ref: float | None, now: float,
@@ -209,7 +212,7 @@ class Exits:
     def _reprice(self, leg: Leg, order: Order, attempt: int, reason: str) -> None:
         """A limit exit was cancelled after its delay: the rest goes again, re-priced or at market."""
         group = leg.group
-        if leg.status != "open" or leg.exit_order_id != order.id or self.groups.get(group.id) is not group:
+        if leg.status != LegStatus.OPEN or leg.exit_order_id != order.id or self.groups.get(group.id) is not group:
             return
         leg.exit_order_id = None
         rest = order.qty - order.filled_qty
@@ -223,7 +226,7 @@ class Exits:
         if group is None:
             return
         leg = next((lg for lg in group.legs if lg.id == order.leg_id), None)
-        if leg is None or leg.status != "open":
+        if leg is None or leg.status != LegStatus.OPEN:
             return
         now = self.clock.now()
         if qty < leg.qty * (1 - 1e-9):
@@ -233,7 +236,7 @@ class Exits:
                 if group.pending_exit:  # the leg grew while its exit worked: the rest goes too
                     self.send(group)
             return
-        leg.status = "closed"
+        leg.status = LegStatus.CLOSED
         leg.closed_at = now
         leg.exit_price, leg.exit_fee = price, fee
         leg.exit_reason = group.pending_exit or order.reason
@@ -296,26 +299,26 @@ class Exits:
             self.scopes.check(now)
 
     def close_group(self, group: Group, now: float) -> None:
-        group.status = "closed"
+        group.status = GroupStatus.CLOSED
         group.closed_at = now
         exit_reason = group.pending_exit
         # (a grid whose layers all reached their own take-profit ends with the last one's reason)
         group.exit_reason = exit_reason or next(
-            (lg.exit_reason for lg in reversed(group.legs) if lg.status == "closed"), "")
+            (lg.exit_reason for lg in reversed(group.legs) if lg.status == LegStatus.CLOSED), "")
         group.pending_exit = ""
         self.groups.pop(group.id, None)
         run = self.runs.pop(group.run_id, None)
         if run is not None:
             run.ended_at = now
             if group.exit_reason == "unwind":  # the entry failed: the run ends in error, with its reason
-                run.status = "error"
+                run.status = RunStatus.ERROR
             else:
-                run.status, run.reason = "closed", group.exit_reason
+                run.status, run.reason = RunStatus.CLOSED, group.exit_reason
             self.journal.add(run)
         self.journal.add(group)
         self.ledger.reserve(group, 0.0)
         # The trade of the legs the group's exit closed (a leg closed on its own before was a trade then).
-        closed = [lg for lg in group.legs if lg.status == "closed" and lg.exit_reason == exit_reason] if exit_reason else []
+        closed = [lg for lg in group.legs if lg.status == LegStatus.CLOSED and lg.exit_reason == exit_reason] if exit_reason else []
         name = symbols_of(group)
         exit_price, at = None, ""
         if closed:
@@ -340,7 +343,7 @@ class Exits:
         group = self.groups.get(group_id)
         if group is None:
             return CommandResult.error(f"no open position #{group_id}")
-        if group.status == "entering":
+        if group.status == GroupStatus.ENTERING:
             return CommandResult.error(f"#{group_id} is still entering; wait for its fill")
         if group.pending_exit:
             return CommandResult.error(f"#{group_id} is already exiting ({group.pending_exit})")
@@ -348,7 +351,7 @@ class Exits:
         self.decide(group, reason, legs[0].mark if legs else None, legs[0] if legs else None)
         self.execution.settle()  # a venue that answers at once has answered: the reply says what happened
         self.journal.changed()
-        if group.status == "closed":
+        if group.status == GroupStatus.CLOSED:
             return CommandResult.success(f"closed #{group_id} {group.symbol}, P&L {group.realized_pnl:+,.2f}")
         if any(leg.exit_order_id is not None for leg in group.open_legs()):
             return CommandResult.success(f"exit of #{group_id} {group.symbol} sent: its order is working")
@@ -359,13 +362,13 @@ class Exits:
             return CommandResult.error(f"unknown strategy {strategy_id!r}")
         if strategy_id in self.desk.orphans:
             self.desk.orphans[strategy_id][1] = "close"
-        ids = [g.id for g in self.groups.values() if g.strategy_id == strategy_id and g.status == "open"]
+        ids = [g.id for g in self.groups.values() if g.strategy_id == strategy_id and g.status == GroupStatus.OPEN]
         if not ids:
             return CommandResult.error(f"{strategy_id} has no open position to exit")
         return combine([self.exit_position(gid) for gid in ids])
 
     def exit_all(self) -> CommandResult:
-        ids = [g.id for g in self.groups.values() if g.status == "open"]
+        ids = [g.id for g in self.groups.values() if g.status == GroupStatus.OPEN]
         if not ids:
             return CommandResult.error("there is no open position to exit")
         return combine([self.exit_position(gid) for gid in ids])
@@ -385,7 +388,7 @@ class Exits:
         this quote). Persisted and audited with old and new values before it takes effect. A
         basket's levels are its legs' own: `leg_id` says which."""
         group = self.groups.get(group_id)
-        legs = [leg for leg in group.legs if leg.status == "open"] if group is not None else []
+        legs = [leg for leg in group.legs if leg.status == LegStatus.OPEN] if group is not None else []
         if not legs:
             return CommandResult.error(f"no open position #{group_id}")
         if group.pending_exit:

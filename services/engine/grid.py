@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..amounts import entry_capital as _capital, px as _px
 from ..config import StrategyConfig
-from ..domain import Group, Leg, Order
+from ..domain import Group, GroupStatus, Leg, LegStatus, Order
 from ..market import Quote, mark_of
 from ..orders import OrderPurpose
 from ..plans import GridPlan, layers_at, layers_problem
@@ -77,7 +77,8 @@ class Grid:
                 continue  # P0 moved since the entry was checked: this layer cannot be placed (said below)
             leg = Leg(self.journal.next_id("leg"), group, group.symbol, group.side, layer.qty, layer.price, 0.0, now,
                       rt.config.trigger_price if rt else "mark")
-            leg.status, leg.layer, leg.pyramid, leg.weight, leg.tp_pct = "pending", layer.index, pyramid, layer.weight, layer.tp_pct
+            leg.status, leg.layer, leg.pyramid = LegStatus.PENDING, layer.index, pyramid
+            leg.weight, leg.tp_pct = layer.weight, layer.tp_pct
             market = first_at_market and layer is plans[0]
             order = Order(self.journal.next_id("order"), group.id, leg.id, group.strategy_id, group.symbol, group.side, layer.qty,
                           "market" if market else "limit", "dca_layer", OrderPurpose.ENTRY, now,
@@ -106,7 +107,7 @@ class Grid:
         order is placed again, as it was (on the symbol's first fresh quote)."""
         orders = []
         for leg in group.legs:
-            if leg.status != "pending" or leg.entry_order_id is not None:
+            if leg.status != LegStatus.PENDING or leg.entry_order_id is not None:
                 continue
             order = Order(self.journal.next_id("order"), group.id, leg.id, group.strategy_id, leg.symbol, leg.side, leg.qty,
                           "limit", "dca_layer", OrderPurpose.ENTRY, now, limit_price=leg.entry)
@@ -129,7 +130,7 @@ class Grid:
         dca, plan = rt.config.dca, group.plan
         if not isinstance(plan, GridPlan):  # its strategy became a grid after it opened
             return CommandResult.error(f"#{group.id} {group.symbol} is not a DCA grid; no pyramid")
-        if group.status != "open" or group.pending_exit:
+        if group.status != GroupStatus.OPEN or group.pending_exit:
             return CommandResult.error(f"#{group.id} is {group.pending_exit and 'exiting' or group.status}; no pyramid")
         if plan.pyramids >= dca.max_pyramids:
             return CommandResult.error(f"#{group.id} {group.symbol}: max_pyramids ({dca.max_pyramids}) reached")
@@ -158,16 +159,16 @@ class Grid:
         confirmed stays open too): what the group's plan says rests."""
         for leg in group.plan.resting(group):
             order = self.orders.get(leg.entry_order_id) if leg.entry_order_id is not None else None
-            if leg.status == "pending" and order is None:
+            if leg.status == LegStatus.PENDING and order is None:
                 self._layer_cancelled(group, leg, why)
-            elif order is not None and leg.status in ("pending", "open"):
+            elif order is not None and leg.status in (LegStatus.PENDING, LegStatus.OPEN):
                 self.execution.cancel(order, why, lambda o, leg=leg: self._layer_cancelled(group, leg, why))
         self.ledger.reserve(group, group.held())
 
     def _layer_cancelled(self, group: Group, leg: Leg, why: str) -> None:
         leg.entry_order_id = None
-        if leg.status == "pending":
-            leg.status, leg.exit_reason, leg.closed_at = "cancelled", why, self.clock.now()
+        if leg.status == LegStatus.PENDING:
+            leg.status, leg.exit_reason, leg.closed_at = LegStatus.CANCELLED, why, self.clock.now()
         self.journal.add(leg)
         if self.ledger.groups.get(group.id) is group:
             self.ledger.reserve(group, group.held())
@@ -184,7 +185,7 @@ class Grid:
 
     def layer_rejected(self, group: Group, layer: Leg, order: Order, reason: str) -> None:
         """One layer of a grid could not be placed: the grid goes on without it."""
-        layer.status, layer.entry_order_id, layer.exit_reason = "cancelled", None, f"rejected: {reason}"
+        layer.status, layer.entry_order_id, layer.exit_reason = LegStatus.CANCELLED, None, f"rejected: {reason}"
         self.ledger.reserve(group, group.held())
         self.journal.add(layer)
         self.journal.event("warning", "order", f"{order.strategy_id}: #{group.id} {order.symbol} layer {layer.layer + 1} "
@@ -197,4 +198,4 @@ class Grid:
 def unplaced_layers(group: Group) -> bool:
     """DCA layers whose resting order is to be placed again (the paper broker kept none over a restart)."""
     return not group.pending_exit and any(
-        lg.status == "pending" and lg.entry_order_id is None for lg in group.plan.resting(group))
+        lg.status == LegStatus.PENDING and lg.entry_order_id is None for lg in group.plan.resting(group))

@@ -6,7 +6,7 @@ working orders are marked cancelled."""
 from __future__ import annotations
 
 from ..config import StrategyConfig
-from ..domain import Group, Leg, Order, Run
+from ..domain import Group, GroupStatus, Leg, LegStatus, Order, Run
 from ..orders import OrderPurpose, OrderStatus
 from ..plans import BasketPlan, GridPlan, PositionPlan, SinglePlan
 from ..rules.distance import parse_distance
@@ -62,7 +62,7 @@ class Recovery:
             for lrow in lrows:
                 leg = _leg_from_row(lrow, group)
                 group.legs.append(leg)
-                if leg.status == "open":
+                if leg.status == LegStatus.OPEN:
                     self.ledger.leg_opened(leg)
             self.groups[group.id] = group
             self.ledger.reserve(group, group.held())
@@ -71,7 +71,8 @@ class Recovery:
         for row in st.working_orders:
             order = cancelled[row["id"]] = order_from_row(row)
             group = self.groups.get(order.group_id)
-            if row["reason"] == KEPT_AT_STOP and order.purpose == OrderPurpose.ENTRY and group is not None and group.status == "entering":
+            if (row["reason"] == KEPT_AT_STOP and order.purpose == OrderPurpose.ENTRY and group is not None
+                    and group.status == GroupStatus.ENTERING):
                 # the paper broker keeps no orders across processes: the same order is placed again
                 self.ledger.order_final(order, OrderStatus.CANCELLED, "placed again after the restart")
                 group.entry_symbol, group.entry_ref = order.symbol, order.reference_price
@@ -85,24 +86,25 @@ class Recovery:
                         f"{row['status']} when the engine stopped; marked cancelled", payload={"order_id": order.id})
         for group in list(self.groups.values()):
             if group.resume_entry is None and (
-                    group.status == "entering" or not any(leg.status in ("open", "pending") for leg in group.legs)):
+                    group.status == GroupStatus.ENTERING
+                    or not any(leg.status in (LegStatus.OPEN, LegStatus.PENDING) for leg in group.legs)):
                 self.journal.event("warning", "recovery", f"entry #{group.id} {group.symbol} had not filled when the engine stopped; "
                             "it is abandoned", group)
                 self.entries.failed(group, "the engine stopped before the entry filled")
             elif group.pending_exit:
-                group.status = "exiting"
+                group.status = GroupStatus.EXITING
                 group.resend_at = 0.0
                 self.journal.event("warning", "recovery", f"resuming the exit of #{group.id} {group.symbol} ({group.pending_exit}); "
                             "it is sent on the next fresh quote", group)
                 self.grid.cancel_layers(group, "the group was exiting when the engine stopped")
             for leg in group.legs:
-                if leg.status == "pending":
+                if leg.status == LegStatus.PENDING:
                     leg.entry_order_id = None  # the paper broker kept no orders: placed again on a fresh quote
         for group in self.groups.values():
             self.timers.wake(group, self.clock.now())  # an entry or layers to place again, an exit to send again
             for leg in group.legs:
                 leg.scopes = self.scopes.of_leg(group.strategy_id)
-                if leg.status == "open":
+                if leg.status == LegStatus.OPEN:
                     self.timers.wake(group, leg.time_exit_at)
             rt = self.strategies.get(group.strategy_id)
             slot = rt.slots.get(group.symbol) if rt is not None else None

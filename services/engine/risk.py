@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..amounts import qty as _qty
 from ..config import RiskEngineConfig
+from ..domain import GroupStatus
 from ..market import QuoteBook
 from ..rules import risk_plan
 from ..rules.precision import RulesSource
@@ -37,7 +38,7 @@ class Risk:
         out = {}
         for group in self.groups.values():
             legs = group.open_legs()
-            if group.status != "open" or group.pending_exit or not legs:
+            if group.status != GroupStatus.OPEN or group.pending_exit or not legs:
                 continue
             out[group.id] = risk_plan.Position(
                 group.id, group.strategy_id, group.symbol, group.side,

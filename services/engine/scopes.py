@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from ..amounts import local_time
-from ..domain import Group
+from ..domain import Group, GroupStatus
 from ..portfolio import BOOK, RULE_LABEL, PnlScope
 from ..rules.schedule import session_bounds
 from .desk import Desk
@@ -84,9 +84,9 @@ class Scopes:
         if flatten:
             reason = kind if kind == "daily_loss_limit" else f"{'book' if book else 'strategy'}_{kind}"
             for group in groups:
-                if group.status == "entering":
+                if group.status == GroupStatus.ENTERING:
                     self.cancel_entry(group, f"{RULE_LABEL[kind]} of {who} reached")
-                elif not group.pending_exit and group.status == "open":
+                elif not group.pending_exit and group.status == GroupStatus.OPEN:
                     self.decide_exit(group, reason)
         self.journal.commit()
 

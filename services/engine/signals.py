@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..amounts import px as _px
-from ..domain import Signal
+from ..domain import GroupStatus, Signal
 from ..market import Quote, QuoteBook, mark_of
 from ..signal_queue import QueuedSignal, SignalQueue
 from ..timers import Timers
@@ -180,7 +180,7 @@ class Signals:
                 self._close_queued(queued, "removed", f"cancelled by an exit signal (#{signal.id})", now)
                 results.append(CommandResult.success(f"queued entry #{queued.id} {queued.symbol} cancelled"))
         for group in [g for g in self.groups.values() if g.strategy_id == strategy_id and g.symbol in symbols]:
-            if group.status == "entering":
+            if group.status == GroupStatus.ENTERING:
                 self.entries.cancel(group, f"cancelled by an exit signal (#{signal.id})")
                 results.append(CommandResult.success(f"entry #{group.id} {group.symbol} cancelled"))
             else:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..amounts import local_time, px as _px
 from ..config import StrategyConfig, TradingConfig
+from ..domain import GroupStatus, LegStatus
 from ..market import QuoteBook
 from ..portfolio import BOOK
 from ..rules.precision import RulesSource
@@ -50,7 +51,7 @@ class Snapshots:
             legs: list[PositionView] = []
             open_pnl = 0.0
             for leg in group.legs:
-                if leg.status != "open":
+                if leg.status != LegStatus.OPEN:
                     continue
                 stale = book.fresh(leg.symbol, now) is None
                 pnl = leg.unrealized()
@@ -166,11 +167,11 @@ class Snapshots:
             status, reason = "cooldown", rt.block
             scope = rt.scope if rt.scope is not None and rt.scope.blocked(now) else self.scopes.book
             next_entry_at = scope.blocked_until
-        elif "exiting" in statuses:
+        elif GroupStatus.EXITING in statuses:
             status = "exiting"
-        elif "open" in statuses:
+        elif GroupStatus.OPEN in statuses:
             status = "live"
-        elif "entering" in statuses:
+        elif GroupStatus.ENTERING in statuses:
             status = "entering"
         elif cfg.entry == "scheduled":
             hold = next((s.hold for s in rt.slots.values() if s.hold), "")
@@ -192,7 +193,7 @@ class Snapshots:
                 reason = next((s.hold for s in rt.slots.values() if s.hold), "") or "waiting for a fresh quote"
             else:
                 status, reason = "closed", "entered today; re-entry is off"
-        exits = [leg.time_exit_at for g in groups for leg in g.legs if leg.status == "open" and leg.time_exit_at]
+        exits = [leg.time_exit_at for g in groups for leg in g.legs if leg.status == LegStatus.OPEN and leg.time_exit_at]
         return StrategyView(
             rt.id, status, reason, cfg.entry, cfg.side, tuple(cfg.symbols), _exit_summary(cfg), len(groups),
             self.ledger.realized_today.get(rt.id, 0.0), unrealized, next_entry_at, cfg.enabled,

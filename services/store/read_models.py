@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
+from ..domain import GroupStatus, LegStatus
 from .sql import open_existing
 from .tables import LegRow, PnlStateRow, PositionGroupRow
 
@@ -19,7 +20,7 @@ def read_open_positions(url: str) -> list[dict]:
         stmt = (
             select(leg, g.c.status.label("group_status"), g.c.pending_exit)
             .join(g, g.c.id == leg.c.group_id)
-            .where(leg.c.status == "open", or_(g.c.status == "open", g.c.status == "exiting"))
+            .where(leg.c.status == LegStatus.OPEN, or_(g.c.status == GroupStatus.OPEN, g.c.status == GroupStatus.EXITING))
             .order_by(leg.c.group_id, leg.c.id)
         )
         with db.connect() as conn:

@@ -28,7 +28,7 @@ from sqlalchemy import bindparam, create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..domain import Record
+from ..domain import GroupStatus, Record, RunStatus
 from ..event_log import EventQuery
 from ..orders import FINAL, OrderStatus
 from ..views import EventView
@@ -466,9 +466,9 @@ class SqlStore:
             def rows(stmt):
                 return [dict(r._mapping) for r in conn.execute(stmt)]
 
-            st.runs = rows(select(StrategyRunRow.__table__).where(StrategyRunRow.__table__.c.status != "closed"))
+            st.runs = rows(select(StrategyRunRow.__table__).where(StrategyRunRow.__table__.c.status != RunStatus.CLOSED))
             g = PositionGroupRow.__table__
-            st.groups = rows(select(g).where(g.c.status != "closed").order_by(g.c.id))
+            st.groups = rows(select(g).where(g.c.status != GroupStatus.CLOSED).order_by(g.c.id))
             group_ids = [r["id"] for r in st.groups]
             leg = LegRow.__table__
             # every leg of an open group: a grid's pending and finished layers too
@@ -480,7 +480,7 @@ class SqlStore:
             qs = QueuedSignalRow.__table__
             st.queued_signals = rows(select(qs).where(qs.c.status == "queued").order_by(qs.c.id))
             for r in conn.execute(
-                select(g.c.strategy_id, g.c.symbol, func.max(g.c.closed_at)).where(g.c.status == "closed")
+                select(g.c.strategy_id, g.c.symbol, func.max(g.c.closed_at)).where(g.c.status == GroupStatus.CLOSED)
                 .group_by(g.c.strategy_id, g.c.symbol)
             ):
                 st.last_exit[(r[0], r[1])] = r[2]
@@ -489,7 +489,7 @@ class SqlStore:
             for r in conn.execute(select(g.c.strategy_id, g.c.symbol).where(g.c.opened_at >= day_start).distinct()):
                 st.entered_today.add((r[0], r[1]))
             for r in conn.execute(
-                select(g.c.strategy_id, func.sum(g.c.realized_pnl)).where(g.c.status == "closed", g.c.closed_at >= day_start)
+                select(g.c.strategy_id, func.sum(g.c.realized_pnl)).where(g.c.status == GroupStatus.CLOSED, g.c.closed_at >= day_start)
                 .group_by(g.c.strategy_id)
             ):
                 st.realized_today[r[0]] = float(r[1] or 0.0)
@@ -506,7 +506,7 @@ class SqlStore:
             st.recent_trades = list(reversed(rows(
                 select(g, leg.c.qty, leg.c.avg_entry, leg.c.exit_price)
                 .select_from(g).join(leg, leg.c.id == first_leg)
-                .where(g.c.status == "closed").order_by(g.c.id.desc()).limit(200))))
+                .where(g.c.status == GroupStatus.CLOSED).order_by(g.c.id.desc()).limit(200))))
             st.last_quotes = rows(select(TABLES["last_quote"]))
             for kind, table in TABLES.items():
                 pk = PRIMARY_KEY[kind]
