@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .domain import LegStatus
+from .domain import ExitReason, LegStatus
 from .rules.dca import LayerPlan, grid, layer_problem, tp_price
 from .views import GridLegView, GridView
 
@@ -228,7 +228,7 @@ class GridPlan(SinglePlan):
         return True
 
     def closes_alone(self, reason: str) -> bool:
-        return reason == "target"  # a layer's own take-profit closes that layer only
+        return reason == ExitReason.TARGET  # a layer's own take-profit closes that layer only
 
     def leg_closed(self, group: Group, rules: Rules | None) -> bool:
         self.rearm(group, rules)  # a layer's own take-profit leaves the aggregate
@@ -292,5 +292,5 @@ def _layer_state(leg: Leg) -> str:
     if leg.status == LegStatus.OPEN:
         return "filled"
     if leg.status == LegStatus.CLOSED:
-        return "tp-hit" if leg.exit_reason == "target" else "closed"
+        return "tp-hit" if leg.exit_reason == ExitReason.TARGET else "closed"
     return leg.status  # pending | cancelled

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol
 
+from .domain import ExitReason
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -230,7 +232,7 @@ class EngineCommands(Protocol):
     def risk_preview(self, strategy_id: str) -> tuple[RiskPreview, ...]: ...
 
     # -- exits and levels --
-    def exit_position(self, group_id: int, reason: str = "manual") -> CommandResult: ...
+    def exit_position(self, group_id: int, reason: ExitReason = ExitReason.MANUAL) -> CommandResult: ...
 
     def exit_positions(self, group_ids: Iterable[int]) -> CommandResult: ...
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..amounts import local_time
 from ..config import TradingConfig
-from ..domain import Group, GroupStatus, LastQuote, Leg, LegStatus
+from ..domain import ExitReason, Group, GroupStatus, LastQuote, Leg, LegStatus
 from ..event_log import EventQuery
 from ..market import Quote, QuoteBook, mark_of
 from ..rules.levels import KEEP
@@ -459,7 +459,7 @@ class Engine:
             if leg is None:
                 self.exits.send(group)
             elif self.book.fresh(leg.symbol, now) is not None:  # a stale price triggers nothing
-                self.exits.decide(group, "time", leg.mark, leg)
+                self.exits.decide(group, ExitReason.TIME, leg.mark, leg)
         for group in groups:
             if self.groups.get(group.id) is group and _group_due(group, now):
                 self.timers.wake(group, now)
@@ -487,7 +487,7 @@ class Engine:
     def force_add(self, queued_id: int) -> CommandResult:
         return self._after(self.signals.force_add(queued_id))
 
-    def exit_position(self, group_id: int, reason: str = "manual") -> CommandResult:
+    def exit_position(self, group_id: int, reason: ExitReason = ExitReason.MANUAL) -> CommandResult:
         return self._after(self.exits.exit_position(group_id, reason))
 
     def exit_positions(self, group_ids) -> CommandResult:

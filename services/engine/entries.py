@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..amounts import entry_capital as _capital, px as _px, qty as _qty
-from ..domain import Fill, Group, GroupStatus, Leg, LegStatus, Order, Run, RunStatus
+from ..domain import ExitReason, Fill, Group, GroupStatus, Leg, LegStatus, Order, Run, RunStatus
 from ..orders import OrderPurpose
 from ..plans import BasketPlan, GridPlan, SinglePlan
 from ..market import Quote, QuoteBook, fill_price_from_quotes, mark_of
@@ -402,10 +402,10 @@ class Entries:
                 run.reason = f"{reason}; the filled legs are unwound"
             self.journal.event("error", "entry", f"{group.strategy_id}: entry #{group.id} failed: {reason}; unwinding "
                         f"{', '.join(leg.symbol for leg in group.legs if leg.status == LegStatus.OPEN)}", group, needs_ack=True)
-            self.exits.decide(group, "unwind", None)
+            self.exits.decide(group, ExitReason.UNWIND, None)
             return
         group.status = GroupStatus.CLOSED
-        group.exit_reason = "entry_failed"
+        group.exit_reason = ExitReason.ENTRY_FAILED
         group.closed_at = self.clock.now()
         self.ledger.reserve(group, 0.0)
         self.groups.pop(group.id, None)

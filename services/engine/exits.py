@@ -10,7 +10,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..amounts import px as _px, qty as _qty
-from ..domain import Group, GroupStatus, Leg, LegStatus, Order, RunStatus
+from ..domain import ExitReason, Group, GroupStatus, Leg, LegStatus, Order, RunStatus
 from ..market import Quote, QuoteBook, fill_price_from_quotes, mark_of
 from ..orders import OrderPurpose, OrderStatus
 from ..rules.exits import close_pnl, exit_reason, reduce_pnl, trigger_px
@@ -116,7 +116,7 @@ class Exits:
             group = leg.group
             agg = group.plan.agg_tp
             if group.status == GROUP_OPEN and agg is not None and (px - agg) * leg.dir >= 0:
-                self.decide(group, "aggregate_tp", px, leg)
+                self.decide(group, ExitReason.AGGREGATE_TP, px, leg)
         if scoped:
             self.scopes.check(now)
 
@@ -133,7 +133,7 @@ class Exits:
         symbol = leg.symbol if leg is not None else None
         on = f" on {symbol}" if symbol is not None and symbol != name else ""
         at = f"{on} at {_px(price)}" if price is not None else ""
-        self.journal.event("info" if reason != "stop_loss" else "warning", "exit",
+        self.journal.event("info" if reason != ExitReason.STOP_LOSS else "warning", "exit",
                     f"{group.strategy_id}: exit #{group.id} {name}: {reason}{at}", group, symbol=symbol,
                     payload={"reason": reason, "price": price, "symbol": symbol})
         self.grid.cancel_layers(group, f"the group exits ({reason})")
@@ -166,7 +166,7 @@ class Exits:
         reason = reason or group.pending_exit
         # an exit signal and the risk engine close at market (DESIGN §3); other exits are worked as configured
         if (ex is not None and ex.order_type == "limit" and q is not None and attempt <= ex.max_retries
-                and reason not in ("signal", "risk_offset")):
+                and reason not in (ExitReason.SIGNAL, ExitReason.RISK_OFFSET)):
             if ref is None:
                 ref = fill_price_from_quotes(side, q.bid, q.ask, ex.bias)
             rules = self.rules.rules(leg.symbol)
@@ -310,7 +310,7 @@ class Exits:
         run = self.runs.pop(group.run_id, None)
         if run is not None:
             run.ended_at = now
-            if group.exit_reason == "unwind":  # the entry failed: the run ends in error, with its reason
+            if group.exit_reason == ExitReason.UNWIND:  # the entry failed: the run ends in error, with its reason
                 run.status = RunStatus.ERROR
             else:
                 run.status, run.reason = RunStatus.CLOSED, group.exit_reason
@@ -339,7 +339,7 @@ class Exits:
             slot.exit_seq = self.quote_seq()  # an exit and an entry never happen on the same quote
             self.desk.refresh(slot)
 
-    def exit_position(self, group_id: int, reason: str = "manual") -> CommandResult:
+    def exit_position(self, group_id: int, reason: ExitReason = ExitReason.MANUAL) -> CommandResult:
         group = self.groups.get(group_id)
         if group is None:
             return CommandResult.error(f"no open position #{group_id}")

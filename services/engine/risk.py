@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..amounts import qty as _qty
 from ..config import RiskEngineConfig
-from ..domain import GroupStatus
+from ..domain import ExitReason, GroupStatus
 from ..market import QuoteBook
 from ..rules import risk_plan
 from ..rules.precision import RulesSource
@@ -97,10 +97,10 @@ class Risk:
             self.journal.event("info", "risk", f"risk offset for #{loser.id}: closing {_qty(step.qty)} {step.symbol} of "
                         f"#{group.id} (expected {step.expected_realized:+,.2f})", group, symbol=step.symbol,
                         payload={"loser": loser.id, "leg_id": leg.id, "qty": step.qty, "expected": step.expected_realized})
-            self.exits.send_order(group, leg, 0, None, now, "risk_offset", step.qty if step.qty < leg.qty else None)
+            self.exits.send_order(group, leg, 0, None, now, ExitReason.RISK_OFFSET, step.qty if step.qty < leg.qty else None)
         if loser.id in self.groups and not loser.pending_exit:
             legs = loser.open_legs()
-            self.exits.decide(loser, "risk_offset", legs[0].mark if legs else None)
+            self.exits.decide(loser, ExitReason.RISK_OFFSET, legs[0].mark if legs else None)
         self.journal.commit()
 
     def risk_run(self, group_id: int) -> CommandResult:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from ..amounts import local_time
-from ..domain import Group, GroupStatus
+from ..domain import ExitReason, Group, GroupStatus
 from ..portfolio import BOOK, RULE_LABEL, PnlScope
 from ..rules.schedule import session_bounds
 from .desk import Desk
@@ -82,7 +82,7 @@ class Scopes:
                            payload={"scope": scope.scope, "rule": kind, "level": level, "pnl": pnl, "until": until})
         self.apply_blocks(now)
         if flatten:
-            reason = kind if kind == "daily_loss_limit" else f"{'book' if book else 'strategy'}_{kind}"
+            reason = ExitReason(kind if kind == "daily_loss_limit" else f"{'book' if book else 'strategy'}_{kind}")
             for group in groups:
                 if group.status == GroupStatus.ENTERING:
                     self.cancel_entry(group, f"{RULE_LABEL[kind]} of {who} reached")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..amounts import px as _px
-from ..domain import GroupStatus, Signal
+from ..domain import ExitReason, GroupStatus, Signal
 from ..market import Quote, QuoteBook, mark_of
 from ..signal_queue import QueuedSignal, SignalQueue
 from ..timers import Timers
@@ -184,7 +184,7 @@ class Signals:
                 self.entries.cancel(group, f"cancelled by an exit signal (#{signal.id})")
                 results.append(CommandResult.success(f"entry #{group.id} {group.symbol} cancelled"))
             else:
-                results.append(self.exits.exit_position(group.id, reason="signal"))
+                results.append(self.exits.exit_position(group.id, reason=ExitReason.SIGNAL))
         result = combine(results) if results else CommandResult.error(
             f"{strategy_id} has no position or queued entry on {', '.join(symbols) or 'any symbol'} to exit")
         signal.status, signal.outcome = ("done" if result.ok else "rejected"), result.message
