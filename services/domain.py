@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .orders import OrderPurpose, OrderStatus
 from .rules.distance import Distance
+from .rules.exits import trail_level
 
 if TYPE_CHECKING:
     from .plans import PositionPlan
@@ -64,13 +65,6 @@ class ExitReason(StrEnum):
 
 def side_dir(side: str) -> int:
     return LONG if side == "buy" else SHORT
-
-
-def trail_level(distance: Distance, d: int, extreme: float) -> float:
-    """The trailing level a distance puts behind a peak (long, d = +1) or a trough (short, -1)."""
-    if distance.unit == "pct":
-        return extreme * (1.0 - distance.value * d)
-    return extreme - distance.value * d
 
 
 class Record:

@@ -1,6 +1,8 @@
 """A leg's exit rules on their own (DESIGN §3 Stop-loss / target, Trailing stop, Evaluation
 order, trigger_price): which rule a price meets and in what precedence, the price the rules
-compare, what a close or a partial close realizes, and the levels a leg takes at entry."""
+compare, where a trailing stop stands and how a mark moves it (and that the engine's inlined
+copy moves it the same way), what a close or a partial close realizes, and the levels a leg
+takes at entry."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ import pytest
 
 from services.domain import Leg
 from services.market import Quote
-from services.rules.exits import apply_entry_levels, close_pnl, exit_reason, reduce_pnl, trigger_px
-from tests.conftest import T0
+from services.rules.distance import Distance
+from services.rules.exits import (
+    apply_entry_levels, close_pnl, exit_reason, reduce_pnl, trail_level, trail_step, trigger_px)
+from tests.conftest import T0, Harness
 from tests.engine_support import make_config, strat
 
 
@@ -105,3 +109,60 @@ def test_the_schedules_planned_exit_applies_when_it_comes_first(time_exit_s, exi
     schedule = {"entry_times": ["00:00"], "exit_after_s": exit_after_s}
     apply_entry_levels(lg, strategy(time_exit_s=time_exit_s, schedule=schedule), T0)
     assert lg.time_exit_at == exit_at
+
+
+# -- the trailing stop's level and its steps ---------------------------------------------------------
+
+PCT, POINTS = Distance(0.02, "pct"), Distance(1.5, "points")
+
+
+@pytest.mark.parametrize(("distance", "d", "extreme", "level"), [
+    (PCT, 1, 100.0, 98.0), (PCT, -1, 100.0, 102.0),  # 2 % behind a peak, above a trough
+    (POINTS, 1, 100.0, 98.5), (POINTS, -1, 100.0, 101.5),
+])
+def test_the_trailing_level_stands_its_distance_behind_the_extreme(distance, d, extreme, level):
+    assert trail_level(distance, d, extreme) == pytest.approx(level)
+
+
+@pytest.mark.parametrize(("d", "beyond", "short_of_it"), [(1, 101.0, 99.0), (-1, 99.0, 101.0)])
+def test_a_mark_beyond_the_peak_moves_it_and_the_level_with_it(d, beyond, short_of_it):
+    level = trail_level(POINTS, d, 100.0)
+    assert trail_step(POINTS, d, 100.0, level, beyond) == (beyond, pytest.approx(trail_level(POINTS, d, beyond)))
+    assert trail_step(POINTS, d, 100.0, level, short_of_it) == (100.0, level)  # against the trade: nothing moves
+
+
+@pytest.mark.parametrize("d", [1, -1])
+def test_a_mark_at_the_peak_moves_nothing(d):
+    # a level left looser than its peak's (restored, or behind a distance since narrowed): only a new peak tightens it
+    loose = 100.0 - 5.0 * d
+    assert trail_step(POINTS, d, 100.0, loose, 100.0) == (100.0, loose)
+
+
+@pytest.mark.parametrize("d", [1, -1])
+def test_a_level_never_loosens_when_the_peak_moves_under_a_wider_distance(d):
+    tight = 100.0 - 1.0 * d  # 1 point behind the peak; the distance has since been widened to 1.5
+    assert trail_step(POINTS, d, 100.0, tight, 100.0 + 0.4 * d) == (100.0 + 0.4 * d, tight)  # candidate 1.1 behind
+    peak, level = trail_step(POINTS, d, 100.0, tight, 100.0 + 0.6 * d)  # candidate 0.9 behind: tighter
+    assert (peak, level) == (100.0 + 0.6 * d, pytest.approx(100.0 - 0.9 * d))
+
+
+@pytest.mark.parametrize(("side", "path"), [
+    ("buy", [100.5, 100.5, 100.2, 101.0, 101.3, 100.9, 102.0]),
+    ("sell", [99.5, 99.5, 99.8, 99.0, 98.7, 99.1, 98.0]),
+])
+def test_the_engines_inlined_trailing_update_takes_the_same_steps_as_the_rule(side, path):
+    """services.engine.exits.mark_and_check inlines trail_step for speed: on the same marks, and
+    across an edit that widens the distance, the two agree on the peak and the level."""
+    h = Harness(make_config({"s": strat(side=side, trail_distance="1%", reentry=False)}))
+    h.quote("BTCUSDT", 100.0)  # enters, armed at the entry quote's mark
+    d = 1 if side == "buy" else -1
+    distance, peak, level = Distance(0.01, "pct"), 100.0, trail_level(Distance(0.01, "pct"), d, 100.0)
+    for i, mark in enumerate(path):
+        if i == 3:  # widened: the level stays until the peak has gone far enough
+            [group] = h.engine.snapshot().groups
+            assert h.engine.edit_levels(group.id, trail_distance="1.5%", confirm=True).ok
+            distance = Distance(0.015, "pct")
+        h.quote("BTCUSDT", mark)
+        peak, level = trail_step(distance, d, peak, level, mark)
+        p = h.position()
+        assert (p.trail_peak, p.trail_level) == (peak, pytest.approx(level)), i

@@ -82,6 +82,8 @@ class Exits:
             d = leg.dir
             if leg.trail_distance is not None:
                 if leg.trail_active:
+                    # services.rules.exits.trail_step, inlined: the replay bench spends most of its
+                    # time in this loop (tests/test_rules_exits.py holds the two to the same moves)
                     if (mark - leg.trail_peak) * d > 0:
                         leg.trail_peak = mark
                         level = leg.trail_level_from(mark)

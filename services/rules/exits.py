@@ -1,5 +1,6 @@
 """Exit rules of one leg (DESIGN §3): which rule a price meets, the price the rules compare,
-what a close realizes, and the levels a leg takes from its strategy at entry."""
+where a trailing stop stands and how a mark moves it, what a close realizes, and the levels a
+leg takes from its strategy at entry."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .schedule import planned_exit
 if TYPE_CHECKING:
     from ..config import StrategyConfig
     from ..domain import Leg
+    from .distance import Distance
 
 
 def exit_reason(leg: Leg, px: float, now: float) -> str | None:
@@ -27,6 +29,23 @@ def exit_reason(leg: Leg, px: float, now: float) -> str | None:
     if leg.time_exit_at is not None and now >= leg.time_exit_at:
         return "time"
     return None
+
+
+def trail_level(distance: Distance, d: int, extreme: float) -> float:
+    """The trailing level a distance puts behind a peak (long, d = +1) or a trough (short, -1)."""
+    if distance.unit == "pct":
+        return extreme * (1.0 - distance.value * d)
+    return extreme - distance.value * d
+
+
+def trail_step(distance: Distance, d: int, peak: float, level: float, mark: float) -> tuple[float, float]:
+    """An armed trailing stop's (peak, level) after a mark: the peak follows a mark beyond it in
+    the trade's favour, and the level follows the peak but never loosens (a distance widened by
+    an edit leaves it where it was until the peak has gone far enough)."""
+    if (mark - peak) * d <= 0:
+        return peak, level
+    candidate = trail_level(distance, d, mark)
+    return mark, candidate if (candidate - level) * d > 0 else level
 
 
 def trigger_px(leg: Leg, q: Quote) -> float:
