@@ -1,19 +1,17 @@
 """The queue of entry signals that found no free slot in the execution pool (DESIGN §3 pool
 & queue). Pure bookkeeping: the engine adds to it, asks it for the next signal when a slot
-frees, and persists its records.
+frees (in the order of services.rules.queue_rank), and persists its records.
 
-Order when a slot frees: (0) a signal the operator promoted, (1) a pyramid continuation of
-an active group, (2) the deepest loss %: how far the current price is through the signal's
-price in the trade's favour (a buy signal at 100 with the price now at 98 is 2 % deep), (3)
-the highest replacement count, (4) first in. A newer signal for the same strategy, symbol
-and timeframe replaces the queued one (its price and time) and increments its count; it
-keeps its place in the FIFO order. Queued signals expire after `queue_ttl_s`."""
+A newer signal for the same strategy, symbol and timeframe replaces the queued one (its price
+and time) and increments its count; it keeps its place in the FIFO order. Queued signals
+expire after `queue_ttl_s`."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from .domain import Record
+from .rules.queue_rank import Standing, depth_pct, rank_key, rank_reasons
 from .views import QueuedSignalView
 
 
@@ -50,35 +48,10 @@ class QueuedSignal(Record):
         q.pinned = bool(row["pinned"])
         return q
 
-    def depth_pct(self, mark: float | None) -> float | None:
-        """How far `mark` is through the signal's price in the trade's favour, in %."""
-        if mark is None or not self.price:
-            return None
-        d = 1 if self.side == "buy" else -1
-        return (self.price - mark) * d / self.price * 100.0
-
-
-def _rank_key(q: QueuedSignal, depth: float | None) -> tuple:
-    return (not q.pinned, not q.pyramid, -(depth if depth is not None else float("-inf")), -q.replacements,
-            q.queued_at, q.id)
-
-
-def _rank_reason(q: QueuedSignal, depth: float | None, other: QueuedSignal | None, other_depth: float | None,
-                 last: bool) -> str:
-    """What places this signal ahead of the next one (`other`); for the last one, what keeps
-    it behind the one ahead when they tie on depth."""
-    if q.pinned:
-        return "promoted by the operator"
-    if q.pyramid:
-        return "pyramid of an open group"
-    tied = other is not None and not (other.pinned or other.pyramid) and depth == other_depth
-    if not tied:
-        if depth is None:
-            return "no current price to compare" if q.price else "no signal price to compare"
-        return f"{depth:+.2f}% through its price"
-    if q.replacements != other.replacements:
-        return f"{'fewer' if last else 'more'} replacements ({q.replacements})"
-    return "later in" if last else "first in"
+    def standing(self, mark: float | None) -> Standing:
+        """The signal as the ranking sees it, with the symbol's current price."""
+        return Standing(self.id, self.pinned, self.pyramid, depth_pct(self.side, self.price, mark), self.replacements,
+                        self.queued_at, bool(self.price))
 
 
 class SignalQueue:
@@ -111,18 +84,15 @@ class SignalQueue:
     def expired(self, now: float) -> list[QueuedSignal]:
         return [q for q in self.items.values() if now >= q.expires_at]
 
-    def ranked(self, mark: Callable[[str], float | None]) -> list[tuple[QueuedSignal, float | None]]:
-        """Every queued signal with its depth %, next first."""
-        with_depth = [(q, q.depth_pct(mark(q.symbol))) for q in self.items.values()]
-        return sorted(with_depth, key=lambda item: _rank_key(*item))
+    def ranked(self, mark: Callable[[str], float | None]) -> list[tuple[QueuedSignal, Standing]]:
+        """Every queued signal with its standing (its depth %), next first."""
+        standings = [(q, q.standing(mark(q.symbol))) for q in self.items.values()]
+        return sorted(standings, key=lambda item: rank_key(item[1]))
 
     def views(self, mark: Callable[[str], float | None]) -> tuple[QueuedSignalView, ...]:
         ranked = self.ranked(mark)
-        out = []
-        for i, (q, depth) in enumerate(ranked):
-            last = i == len(ranked) - 1
-            other, other_depth = ranked[i - 1] if last and i else ranked[i + 1] if not last else (None, None)
-            out.append(QueuedSignalView(
-                q.id, q.strategy_id, q.symbol, q.timeframe, q.side, q.price, mark(q.symbol), depth, q.replacements,
-                q.queued_at, q.expires_at, i + 1, _rank_reason(q, depth, other, other_depth, last), q.pinned, q.pyramid))
-        return tuple(out)
+        reasons = rank_reasons([s for _, s in ranked])
+        return tuple(QueuedSignalView(
+            q.id, q.strategy_id, q.symbol, q.timeframe, q.side, q.price, mark(q.symbol), s.depth, q.replacements,
+            q.queued_at, q.expires_at, i, reason, q.pinned, q.pyramid)
+            for i, ((q, s), reason) in enumerate(zip(ranked, reasons), 1))

@@ -180,9 +180,10 @@ def test_first_in_means_queued_first_whatever_the_ids():
 def test_without_a_current_or_a_signal_price_there_is_no_depth():
     buy = QueuedSignal(1, 1, "a", "X", "", "buy", 100.0, T0, 60.0)
     sell = QueuedSignal(2, 2, "s", "X", "", "sell", 100.0, T0, 60.0)
-    assert (buy.depth_pct(98.0), sell.depth_pct(98.0)) == (2.0, -2.0)  # through the price in the trade's favour
-    assert buy.depth_pct(None) is None
-    assert QueuedSignal(3, 3, "m", "X", "", "buy", None, T0, 60.0).depth_pct(98.0) is None  # a market signal
+    assert (buy.standing(98.0).depth, sell.standing(98.0).depth) == (2.0, -2.0)  # in the trade's favour
+    assert buy.standing(None).depth is None
+    market = QueuedSignal(3, 3, "m", "X", "", "buy", None, T0, 60.0).standing(98.0)
+    assert (market.depth, market.priced) == (None, False)
 
 
 def test_behind_a_promoted_signal_the_reason_is_its_own_depth_not_a_tie():
