@@ -19,7 +19,7 @@ from typing import Any
 from .inbox import Inbox
 from .ports import EngineCommands
 from .store import inboxes
-from .store.inboxes import CommandOutcome, claim_commands, post_row, read_row, record_command_outcomes
+from .store.inboxes import CommandOutcome, InboxStatus, claim_commands, post_row, read_row, record_command_outcomes
 from .store.sql import Database
 from .views import CommandResult
 
@@ -38,7 +38,7 @@ def post_command(url: str, kind: str, args: dict[str, Any], now: float, wait_s: 
     """Record one pending command that an engine may take until `now + wait_s`; returns its id.
     Raises StoreError if the database cannot be written."""
     return post_row(url, "command", {"kind": kind, "args": args, "created_at": now, "expires_at": now + wait_s,
-                                     "status": "pending", "outcome": ""})
+                                     "status": InboxStatus.PENDING, "outcome": ""})
 
 
 def read_command(db: Database, command_id: int) -> dict | None:
@@ -77,23 +77,23 @@ class CommandInbox(Inbox):
         if cid in claimed:
             return self._execute(cid, row["kind"], row["args"])
         if row["taken_at"] is not None:
-            return CommandOutcome(cid, "refused", "interrupted: an engine took it and stopped before recording what "
-                                                  "it did; check the position (tui-trader positions)")
+            return CommandOutcome(cid, InboxStatus.REFUSED, "interrupted: an engine took it and stopped before "
+                                                            "recording what it did; check the position (tui-trader positions)")
         if self.engine.state == "running" and self.engine.clock.now() > row["expires_at"] + CLOCK_SKEW_S:
-            return CommandOutcome(cid, "cancelled", "not run: no engine took it before its poster stopped waiting")
+            return CommandOutcome(cid, InboxStatus.CANCELLED, "not run: no engine took it before its poster stopped waiting")
         return None  # its poster cancelled it meanwhile, or this engine is stopping
 
     def _execute(self, cid: int, kind: str, args: Any) -> CommandOutcome:
         what = describe(kind, args) if isinstance(args, dict) else kind
         if self.engine.state != "running":
-            return CommandOutcome(cid, "refused", f"the engine is {self.engine.state}; nothing was changed")
+            return CommandOutcome(cid, InboxStatus.REFUSED, f"the engine is {self.engine.state}; nothing was changed")
         try:
             result = self._call(kind, args)
         except Exception as exc:  # a bug in the engine: recorded on the row, never retried
             log.exception("command #%d (%s): the engine failed to handle it", cid, what)
-            return CommandOutcome(cid, "refused", f"internal error in the engine: {exc!r}; see the log file")
+            return CommandOutcome(cid, InboxStatus.REFUSED, f"internal error in the engine: {exc!r}; see the log file")
         log.info("command #%d (%s): %s", cid, what, result.message)
-        return CommandOutcome(cid, "done" if result.ok else "refused", result.message, result.needs_confirm)
+        return CommandOutcome(cid, InboxStatus.DONE if result.ok else InboxStatus.REFUSED, result.message, result.needs_confirm)
 
     def _call(self, kind: str, args: Any) -> CommandResult:
         eng = self.engine

@@ -96,6 +96,13 @@ class Run(Record):
         }
 
 
+class RiskHold(StrEnum):
+    """The operator's word to the risk engine about a group (its risk_hold; "" when none)."""
+
+    BLOCKED = "blocked"  # the risk engine never closes it
+    SKIPPED = "skipped"  # left alone until it stops being eligible
+
+
 class Group(Record):
     """What one entry opened: one symbol with one leg, a basket of symbols, or a DCA grid (its
     layers are legs, pending until their resting order fills; pyramids add further grids). Its
@@ -128,7 +135,7 @@ class Group(Record):
         self.notional = 0.0  # funds this group holds (estimated until the entry fills)
         self.entry_symbol = symbol  # the leg being entered now
         self.resume_entry: tuple | None = None  # an entry order kept at the stop: (qty, type, method, limit, attempt)
-        self.risk_hold = ""  # the operator's word to the risk engine: "blocked" | "skipped" | ""
+        self.risk_hold = ""  # the operator's word to the risk engine (a RiskHold), "" when none
 
     def open_legs(self) -> list["Leg"]:
         return [leg for leg in self.legs if leg.status == LegStatus.OPEN]
@@ -291,6 +298,23 @@ class Fill(Record):
             "id", "order_id", "leg_id", "symbol", "side", "qty", "price", "fee", "liquidity", "ts")}
 
 
+class SignalStatus(StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"  # waiting for a free slot: its QueuedSignal says what became of it
+    DONE = "done"
+    REJECTED = "rejected"
+
+
+class QueuedStatus(StrEnum):
+    """A queued entry signal's (services.signal_queue.QueuedSignal)."""
+
+    QUEUED = "queued"
+    ENTERED = "entered"
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # no slot within queue_ttl_s
+    REMOVED = "removed"  # by an exit signal or the operator
+
+
 class Signal(Record):
     """An intent to enter or exit (today: the operator's manual entries)."""
 
@@ -304,7 +328,7 @@ class Signal(Record):
         self.id, self.saved = id, False
         self.strategy_id, self.symbol, self.side, self.kind = strategy_id, symbol, side, kind
         self.source, self.price, self.received_at = source, price, received_at
-        self.status, self.outcome = "received", ""
+        self.status, self.outcome = SignalStatus.RECEIVED, ""
         self.payload = payload or {}
 
     def row(self) -> dict[str, Any]:

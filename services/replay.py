@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Collection, Iterable, Iterator, Sequ
 from .clock import FakeClock
 from .config import TradingConfig
 from .adapters.paper.execution import PaperExecution
-from .domain import Fill
+from .domain import Fill, QueuedStatus, SignalStatus
 from .engine import Engine
 from .market import Quote, QuoteBook
 from .ports import FeedHealth
@@ -344,7 +344,7 @@ class _Deliveries:
         self.clock.t = s.ts
         before = {q.id: q.signal_id for q in engine.queue.items.values()}
         result = act_on(engine, s.message, "replay", {"line": s.line})
-        out = _outcome(s, "done" if result.ok else "rejected", result.message)
+        out = _outcome(s, SignalStatus.DONE if result.ok else SignalStatus.REJECTED, result.message)
         # A queued signal's answer only says it is queued: what becomes of it is followed on the
         # queue records it made (or took over from an older signal of its strategy, symbol and
         # timeframe).
@@ -353,7 +353,7 @@ class _Deliveries:
                 older = self._following.pop(q.id, None)
                 if older is not None:
                     older[1].update(status="replaced", ts=s.ts, outcome=f"replaced by the signal on line {s.line}")
-                entry = {"symbol": q.symbol, "status": "queued", "ts": None, "outcome": "still queued at the end"}
+                entry = {"symbol": q.symbol, "status": QueuedStatus.QUEUED, "ts": None, "outcome": "still queued at the end"}
                 out.setdefault("queue", []).append(entry)
                 self._following[q.id] = (q, entry)
         self._outcomes.append(out)
@@ -362,7 +362,7 @@ class _Deliveries:
         """Every signal's outcome at the end of the run; a queued one's status is what became
         of it in the queue (entered, expired, removed, rejected, replaced, or still queued)."""
         for q, entry in self._following.values():
-            if q.status != "queued":
+            if q.status != QueuedStatus.QUEUED:
                 entry.update(status=q.status, ts=q.updated_at, outcome=q.outcome)
         for out in self._outcomes:
             if "queue" in out:  # a signal for every symbol may queue on several

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 
+from .domain import SignalStatus
 from .inbox import Inbox
 from .ports import EngineCommands
 from .signal_message import SignalMessage, act_on, check_signal
-from .store.inboxes import SignalOutcome, pending_signals, post_row, read_row, record_signal_outcomes
+from .store.inboxes import InboxStatus, SignalOutcome, pending_signals, post_row, read_row, record_signal_outcomes
 from .store.sql import Database
 
 log = logging.getLogger("tui_trader.signal_inbox")
@@ -42,14 +43,14 @@ def post_signal(url: str, message: SignalMessage, now: float, source: str = SOUR
     return post_row(url, "signal", {
         "strategy_id": message.strategy_id, "symbol": message.symbol, "side": message.side, "price": message.price,
         "intent": message.intent, "timeframe": message.timeframe, "size": message.size,
-        "source": source, "created_at": now, "status": "pending", "outcome": ""})
+        "source": source, "created_at": now, "status": InboxStatus.PENDING, "outcome": ""})
 
 
 def post_rejected(url: str, strategy_id: str, problems: list[str], now: float, source: str = SOURCE) -> int:
     """Record a signal refused before any engine saw it (unreadable, or not for these
     settings) with its reasons, so that it is on record like the ones the engine rejects."""
-    return post_row(url, "signal", {"strategy_id": strategy_id, "source": source, "created_at": now, "status": "rejected",
-                                 "outcome": "; ".join(problems), "taken_at": now})
+    return post_row(url, "signal", {"strategy_id": strategy_id, "source": source, "created_at": now,
+                                    "status": InboxStatus.REJECTED, "outcome": "; ".join(problems), "taken_at": now})
 
 
 def _message_of(row: dict) -> SignalMessage:
@@ -96,21 +97,21 @@ class SignalInbox(Inbox):
         message = _message_of(row)
         iid, sid, symbol = row["id"], message.strategy_id, message.symbol
         if signals:  # the engine already acted on it (the row was not marked before a crash)
-            done = any(s["status"] == "done" for s in signals)
+            done = any(s["status"] == SignalStatus.DONE for s in signals)
             outcome = "; ".join(s["outcome"] or f"engine signal #{s['id']} is {s['status']}" for s in signals)
-            return SignalOutcome(iid, "taken" if done else "rejected", outcome, now,
+            return SignalOutcome(iid, InboxStatus.TAKEN if done else InboxStatus.REJECTED, outcome, now,
                                  ",".join(str(s["id"]) for s in signals))
         age = now - row["created_at"]
         if age > self.ttl_s:
             eng.note("warning", "signal", f"signal #{iid} ({sid}) expired after {age:.0f} s unhandled",
                               strategy_id=sid, payload={"inbox_id": iid})
-            return SignalOutcome(iid, "expired", f"expired after {age:.0f} s (signal_ttl_s is {self.ttl_s:g} s)", now)
+            return SignalOutcome(iid, InboxStatus.EXPIRED, f"expired after {age:.0f} s (signal_ttl_s is {self.ttl_s:g} s)", now)
         problems = check_signal(message, eng.config)
         if problems:
             problem = "; ".join(problems)
             eng.note("warning", "signal", f"signal #{iid} rejected: {problem}",
                               strategy_id=sid, payload={"inbox_id": iid})
-            return SignalOutcome(iid, "rejected", problem, now)
+            return SignalOutcome(iid, InboxStatus.REJECTED, problem, now)
         rt = eng.strategies[sid]
         symbols = [symbol] if symbol else list(rt.config.symbols)
         if now - self._bound_at < self.startup_grace_s and any(eng.book.fresh(s, now) is None for s in symbols):
@@ -119,10 +120,10 @@ class SignalInbox(Inbox):
             result = act_on(eng, message, row["source"] or SOURCE, {"inbox_id": iid, "posted_at": row["created_at"]})
         except Exception as exc:  # a bug in the engine: recorded on the row, never retried in a loop
             log.exception("signal #%d (%s): the engine failed to handle it", iid, sid)
-            return SignalOutcome(iid, "rejected", f"internal error in the engine: {exc!r}; see the log file", now,
+            return SignalOutcome(iid, InboxStatus.REJECTED, f"internal error in the engine: {exc!r}; see the log file", now,
                                  strategy_id=sid, find_signals=True)
         log.info("signal #%d (%s %s%s): %s", iid, message.intent, sid, f" {symbol}" if symbol else "", result.message)
-        return SignalOutcome(iid, "taken" if result.ok else "rejected", result.message, now, strategy_id=sid,
+        return SignalOutcome(iid, InboxStatus.TAKEN if result.ok else InboxStatus.REJECTED, result.message, now, strategy_id=sid,
                              find_signals=True)
 
     # -- database (worker thread) ---------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .domain import Record
+from .domain import QueuedStatus, Record
 from .rules.queue_rank import Standing, depth_pct, rank_key, rank_reasons
 from .views import QueuedSignalView
 
@@ -29,7 +29,7 @@ class QueuedSignal(Record):
         self.expires_at = now + ttl_s
         self.replacements = 0
         self.pinned = False  # promoted by the operator: first in line
-        self.status = "queued"  # -> entered | rejected | expired | removed
+        self.status = QueuedStatus.QUEUED
         self.outcome = ""
         self.size: float | None = None  # the signal's quantity, instead of the strategy's sizing
 
@@ -77,7 +77,7 @@ class SignalQueue:
         q.updated_at = now
         q.expires_at = now + self.ttl_s
 
-    def close(self, q: QueuedSignal, status: str, outcome: str, now: float) -> None:
+    def close(self, q: QueuedSignal, status: QueuedStatus, outcome: str, now: float) -> None:
         q.status, q.outcome, q.updated_at = status, outcome, now
         self.items.pop(q.id, None)
 

@@ -442,6 +442,7 @@ _SIGNAL_FIELDS = ("strategy", "symbol", "action", "price", "timeframe", "size")
 def cmd_signal(args, settings: Settings) -> int:
     from services.signal_inbox import post_signal
     from services.signal_message import SignalError, read_signal, read_signal_json
+    from services.store.inboxes import InboxStatus
     from services.store.sql import StoreError, database_busy
 
     from_json = args.json_file is not None
@@ -476,12 +477,12 @@ def cmd_signal(args, settings: Settings) -> int:
     if not args.wait:
         print(f"a running engine takes it within a second, or the next one to start, unless it is older than "
               f"signal_ttl_s ({ttl:g} s) by then")
-    elif row is None or row["status"] == "pending":
+    elif row is None or row["status"] == InboxStatus.PENDING:
         print(f"no engine took it within {args.wait:g} s — it is handled when an engine starts, unless older "
               f"than signal_ttl_s ({ttl:g} s)")
     else:  # taken, rejected or expired: what the engine did with it
         print(f"{row['status']}: {row['outcome']}")
-        return 0 if row["status"] == "taken" else 1  # refused by the engine, like levels / exit
+        return 0 if row["status"] == InboxStatus.TAKEN else 1  # refused by the engine, like levels / exit
     return 0
 
 
@@ -512,6 +513,7 @@ def _wait_for_signal(url: str, inbox_id: int, wait_s: float) -> dict | None:
 
 def _wait_for_answer(eng, read, row_id: int, wait_s: float) -> dict | None:
     """Poll an inbox row until it is no longer pending or wait_s have passed; the last read."""
+    from services.store.inboxes import InboxStatus
     from services.store.sql import StoreError
 
     deadline = time.monotonic() + wait_s
@@ -521,7 +523,7 @@ def _wait_for_answer(eng, read, row_id: int, wait_s: float) -> dict | None:
             row = read(eng, row_id)
         except StoreError as exc:  # recorded already; only the answer is missing
             log.warning("reading #%d back failed: %s", row_id, exc)
-        if (row is not None and row["status"] != "pending") or time.monotonic() >= deadline:
+        if (row is not None and row["status"] != InboxStatus.PENDING) or time.monotonic() >= deadline:
             return row
         time.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
 
@@ -623,6 +625,7 @@ def _send_command(url: str, kind: str, command: dict, wait_s: float, ask=None) -
     """Post a command for the running engine and report its answer (see services/command_inbox.py)."""
     from services import command_inbox
     from services.store import open_store_readonly
+    from services.store.inboxes import InboxStatus
     from services.store.sql import StoreError, database_busy, engine_running
 
     if engine_running(url) is False:
@@ -648,7 +651,7 @@ def _send_command(url: str, kind: str, command: dict, wait_s: float, ask=None) -
                 print("tui-trader: interrupted, but the engine had already taken the command; see "
                       "`tui-trader positions`", file=sys.stderr)
             raise
-        if row is None or row["status"] == "pending":
+        if row is None or row["status"] == InboxStatus.PENDING:
             if command_inbox.cancel_command(eng, command_id, f"cancelled: no engine took it within {wait_s:g} s"):
                 print(f"tui-trader: no engine answered within {wait_s:g} s; the command was cancelled, nothing was "
                       "changed", file=sys.stderr)
@@ -656,11 +659,11 @@ def _send_command(url: str, kind: str, command: dict, wait_s: float, ask=None) -
             row = _wait_for_answer(eng, command_inbox.read_command, command_id, TAKEN_GRACE_S)  # taken just in time
     finally:
         eng.dispose()
-    if row is None or row["status"] == "pending":
+    if row is None or row["status"] == InboxStatus.PENDING:
         print("tui-trader: the engine took the command but has not recorded what it did yet; check "
               "`tui-trader positions`", file=sys.stderr)
         return 1
-    if row["status"] == "done":
+    if row["status"] == InboxStatus.DONE:
         print(row["outcome"])
         return 0
     print(f"tui-trader: {row['status']}: {row['outcome']}", file=sys.stderr)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..amounts import qty as _qty
 from ..config import RiskEngineConfig
-from ..domain import ExitReason, GroupStatus
+from ..domain import ExitReason, GroupStatus, RiskHold
 from ..market import QuoteBook
 from ..rules import risk_plan
 from ..rules.precision import RulesSource
@@ -45,7 +45,7 @@ class Risk:
                 tuple(risk_plan.Leg(lg.id, lg.qty, lg.entry, lg.entry_fee, lg.symbol, lg.mark, self._lot_step(lg.symbol))
                       for lg in legs), legs[0].mark,  # a basket's legs each on its own symbol
                 group.opened_at, self._lot_step(group.symbol), **group.plan.fullness(group),
-                blocked=group.risk_hold == "blocked", skipped=group.risk_hold == "skipped")
+                blocked=group.risk_hold == RiskHold.BLOCKED, skipped=group.risk_hold == RiskHold.SKIPPED)
         return out
 
     def _lot_step(self, symbol: str) -> float | None:
@@ -57,7 +57,7 @@ class Risk:
         check: the next sees the book after it). A skip lasts until the loser stops being eligible."""
         cfg = self.config
         threshold = cfg.loss_threshold_pct / 100.0
-        if not any(g.unrealized() <= -threshold * g.cost() < 0 or g.risk_hold == "skipped" for g in self.groups.values()):
+        if not any(g.unrealized() <= -threshold * g.cost() < 0 or g.risk_hold == RiskHold.SKIPPED for g in self.groups.values()):
             return  # nothing near a decision: the usual case, kept cheap
         positions = self._risk_positions()
         for gid, p in sorted(positions.items(), key=lambda item: -item[1].loss_pct):
@@ -65,7 +65,7 @@ class Risk:
                 continue
             checks = risk_plan.eligibility(p, cfg, now).checks
             group = self.groups[gid]
-            if group.risk_hold == "skipped" and not all(c.passed for c in checks if c.name != "skipped"):
+            if group.risk_hold == RiskHold.SKIPPED and not all(c.passed for c in checks if c.name != "skipped"):
                 group.risk_hold = ""  # it stopped being eligible: the skip is used up
                 self.journal.add(group)
                 continue
@@ -130,14 +130,14 @@ class Risk:
             if el is None or not all(c.passed for c in el.checks if c.name not in ("skipped", "blocked")):
                 return CommandResult.error(f"#{group_id} is not eligible now, so there is no run to skip; "
                                            "b blocks it instead")
-        return self._risk_hold(group_id, "skipped", "skipped once: the risk engine leaves it until it stops being eligible",
+        return self._risk_hold(group_id, RiskHold.SKIPPED, "skipped once: the risk engine leaves it until it stops being eligible",
                                "the skip is withdrawn")
 
     def risk_block(self, group_id: int) -> CommandResult:
-        return self._risk_hold(group_id, "blocked", "blocked: the risk engine never closes it (b again unblocks)",
+        return self._risk_hold(group_id, RiskHold.BLOCKED, "blocked: the risk engine never closes it (b again unblocks)",
                                "unblocked: the risk engine may close it again")
 
-    def _risk_hold(self, group_id: int, hold: str, set_text: str, cleared_text: str) -> CommandResult:
+    def _risk_hold(self, group_id: int, hold: RiskHold, set_text: str, cleared_text: str) -> CommandResult:
         group = self.groups.get(group_id)
         if group is None:
             return CommandResult.error(f"no open position #{group_id}")

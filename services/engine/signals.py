@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..amounts import px as _px
-from ..domain import ExitReason, GroupStatus, Signal
+from ..domain import ExitReason, GroupStatus, QueuedStatus, Signal, SignalStatus
 from ..market import Quote, QuoteBook, mark_of
 from ..signal_queue import QueuedSignal, SignalQueue
 from ..timers import Timers
@@ -75,7 +75,8 @@ class Signals:
                 result = CommandResult.error(f"{slot.symbol}: no fresh quote (older than {self.book.max_age_s:g}s); not entering on a stale price")
             else:
                 result = self.entries.enter(slot, q, source, price, size=size)
-            signal.status = "queued" if signal.status == "queued" else "done" if result.ok else "rejected"
+            signal.status = (SignalStatus.QUEUED if signal.status == SignalStatus.QUEUED
+                             else SignalStatus.DONE if result.ok else SignalStatus.REJECTED)
             signal.outcome = result.message
             self.journal.add(signal)
             results.append(result)
@@ -98,7 +99,7 @@ class Signals:
     def _queue_signal(self, signal: Signal, timeframe: str, size: float | None, now: float) -> CommandResult:
         """The pool is full: the signal waits for a slot, replacing a queued one of the same
         strategy, symbol and timeframe."""
-        signal.status = "queued"
+        signal.status = SignalStatus.QUEUED
         queued = self.queue.find(signal.strategy_id, signal.symbol, timeframe)
         if queued is not None:
             self.queue.replace(queued, signal.id, signal.side, signal.price, size, now)
@@ -126,7 +127,7 @@ class Signals:
     def tick(self, now: float) -> None:
         """Expire old signals, then give free slots to the queue in rank order."""
         for queued in self.queue.expired(now):
-            self._close_queued(queued, "expired", f"no slot within queue_ttl_s ({self.queue.ttl_s:g} s)", now)
+            self._close_queued(queued, QueuedStatus.EXPIRED, f"no slot within queue_ttl_s ({self.queue.ttl_s:g} s)", now)
         if self.state() != "running" or self.desk.entries.paused:
             return
         for queued, _ in self.queue.ranked(self._mark_of):
@@ -152,13 +153,13 @@ class Signals:
             result = CommandResult.error(far)
         else:
             result = self.entries.enter(slot, q, "queue", queued.price, beyond_pool=beyond_pool, size=queued.size)
-        self._close_queued(queued, "entered" if result.ok else "rejected", result.message, now)
+        self._close_queued(queued, QueuedStatus.ENTERED if result.ok else QueuedStatus.REJECTED, result.message, now)
         return result
 
-    def _close_queued(self, queued: QueuedSignal, status: str, outcome: str, now: float) -> None:
+    def _close_queued(self, queued: QueuedSignal, status: QueuedStatus, outcome: str, now: float) -> None:
         self.queue.close(queued, status, outcome, now)
         self.journal.add(queued)
-        level = "info" if status == "entered" else "warning"
+        level = "info" if status == QueuedStatus.ENTERED else "warning"
         self.journal.event(level, "queue", f"queued signal #{queued.id} {queued.strategy_id} {queued.symbol} {status}: {outcome}",
                     strategy_id=queued.strategy_id, payload={"queued": queued.id, "status": status})
 
@@ -177,7 +178,7 @@ class Signals:
         results = []
         for queued in list(self.queue.items.values()):
             if queued.strategy_id == strategy_id and queued.symbol in symbols and timeframe in ("", queued.timeframe):
-                self._close_queued(queued, "removed", f"cancelled by an exit signal (#{signal.id})", now)
+                self._close_queued(queued, QueuedStatus.REMOVED, f"cancelled by an exit signal (#{signal.id})", now)
                 results.append(CommandResult.success(f"queued entry #{queued.id} {queued.symbol} cancelled"))
         for group in [g for g in self.groups.values() if g.strategy_id == strategy_id and g.symbol in symbols]:
             if group.status == GroupStatus.ENTERING:
@@ -187,7 +188,7 @@ class Signals:
                 results.append(self.exits.exit_position(group.id, reason=ExitReason.SIGNAL))
         result = combine(results) if results else CommandResult.error(
             f"{strategy_id} has no position or queued entry on {', '.join(symbols) or 'any symbol'} to exit")
-        signal.status, signal.outcome = ("done" if result.ok else "rejected"), result.message
+        signal.status, signal.outcome = (SignalStatus.DONE if result.ok else SignalStatus.REJECTED), result.message
         self.journal.add(signal)
         self.journal.commit()
         return result
@@ -210,7 +211,7 @@ class Signals:
         queued = self.queue.items.get(queued_id)
         if queued is None:
             return CommandResult.error(f"no queued signal #{queued_id}")
-        self._close_queued(queued, "removed", "removed by the operator", self.clock.now())
+        self._close_queued(queued, QueuedStatus.REMOVED, "removed by the operator", self.clock.now())
         self.journal.commit()
         return CommandResult.success(f"removed queued signal #{queued_id} {queued.strategy_id} {queued.symbol}")
 

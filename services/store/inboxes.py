@@ -6,6 +6,7 @@ thread on the inbox's own connection pool, never on the store's write connection
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Callable, Literal
 
 from sqlalchemy import select, update
@@ -18,6 +19,18 @@ Inbox = Literal["signal", "command"]
 TABLES = {"signal": SignalInboxRow.__table__, "command": CommandInboxRow.__table__}
 SIGNAL_INBOX, COMMAND_INBOX = TABLES["signal"], TABLES["command"]
 SIGNALS = SignalRow.__table__
+
+
+class InboxStatus(StrEnum):
+    """An inbox row's status: pending until an engine decides it, or its poster cancels it."""
+
+    PENDING = "pending"
+    TAKEN = "taken"  # a signal the engine acted on
+    REJECTED = "rejected"  # a signal refused (by the shell's checks, or by the engine)
+    EXPIRED = "expired"  # a signal older than signal_ttl_s when an engine saw it
+    DONE = "done"  # a command the engine carried out
+    REFUSED = "refused"  # a command the engine refused, or one it was interrupted in
+    CANCELLED = "cancelled"  # a command its poster gave up on, or that no engine took in time
 
 
 def open_inbox_database(url: str) -> Database:
@@ -50,9 +63,9 @@ def cancel_command(db: Database, command_id: int, why: str) -> bool:
     """Cancel a command no engine has taken; False when one took it (or it is decided)."""
     with db.begin() as conn:
         result = conn.execute(update(COMMAND_INBOX).where(
-            COMMAND_INBOX.c.id == command_id, COMMAND_INBOX.c.status == "pending",
+            COMMAND_INBOX.c.id == command_id, COMMAND_INBOX.c.status == InboxStatus.PENDING,
             COMMAND_INBOX.c.taken_at.is_(None),
-        ).values(status="cancelled", outcome=why))
+        ).values(status=InboxStatus.CANCELLED, outcome=why))
     return result.rowcount == 1
 
 
@@ -64,7 +77,7 @@ class SignalOutcome:
     """What is recorded on a signal inbox row."""
 
     inbox_id: int
-    status: str  # taken | rejected | expired
+    status: InboxStatus  # taken | rejected | expired
     outcome: str
     taken_at: float
     signal_id: str | None = None
@@ -77,7 +90,7 @@ def pending_signals(db: Database, clock_skew_s: float) -> tuple[list[dict], dict
     its Signal rows (see signals_for)."""
     with db.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(
-            select(SIGNAL_INBOX).where(SIGNAL_INBOX.c.status == "pending").order_by(SIGNAL_INBOX.c.id).limit(500))]
+            select(SIGNAL_INBOX).where(SIGNAL_INBOX.c.status == InboxStatus.PENDING).order_by(SIGNAL_INBOX.c.id).limit(500))]
         seen = _signals_for(conn, {r["id"] for r in rows}, min((r["created_at"] for r in rows), default=0.0),
                             clock_skew_s)
     return rows, seen
@@ -96,7 +109,7 @@ def record_signal_outcomes(db: Database, batch: list[SignalOutcome], clock_skew_
                     o.signal_id = ",".join(str(s["id"]) for s in found[o.inbox_id])
         for o in batch:
             conn.execute(update(SIGNAL_INBOX).where(
-                SIGNAL_INBOX.c.id == o.inbox_id, SIGNAL_INBOX.c.status == "pending",
+                SIGNAL_INBOX.c.id == o.inbox_id, SIGNAL_INBOX.c.status == InboxStatus.PENDING,
             ).values(status=o.status, outcome=o.outcome, taken_at=o.taken_at, signal_id=o.signal_id))
 
 
@@ -124,7 +137,7 @@ class CommandOutcome:
     """What is recorded on a command inbox row."""
 
     command_id: int
-    status: str  # done | refused | cancelled
+    status: InboxStatus  # done | refused | cancelled
     outcome: str
     needs_confirm: bool = False
 
@@ -136,11 +149,11 @@ def claim_commands(db: Database, now: float, may_claim: Callable[[dict], bool]) 
     claimed: set[int] = set()
     with db.begin() as conn:
         rows = [dict(r._mapping) for r in conn.execute(
-            select(COMMAND_INBOX).where(COMMAND_INBOX.c.status == "pending").order_by(COMMAND_INBOX.c.id).limit(100))]
+            select(COMMAND_INBOX).where(COMMAND_INBOX.c.status == InboxStatus.PENDING).order_by(COMMAND_INBOX.c.id).limit(100))]
         for row in rows:
             if row["taken_at"] is None and may_claim(row):
                 taken = conn.execute(update(COMMAND_INBOX).where(
-                    COMMAND_INBOX.c.id == row["id"], COMMAND_INBOX.c.status == "pending",
+                    COMMAND_INBOX.c.id == row["id"], COMMAND_INBOX.c.status == InboxStatus.PENDING,
                     COMMAND_INBOX.c.taken_at.is_(None),
                 ).values(taken_at=now))
                 if taken.rowcount == 1:
@@ -154,5 +167,5 @@ def record_command_outcomes(db: Database, batch: list[CommandOutcome]) -> None:
     with db.begin() as conn:
         for o in batch:
             conn.execute(update(COMMAND_INBOX).where(
-                COMMAND_INBOX.c.id == o.command_id, COMMAND_INBOX.c.status == "pending",
+                COMMAND_INBOX.c.id == o.command_id, COMMAND_INBOX.c.status == InboxStatus.PENDING,
             ).values(status=o.status, outcome=o.outcome, needs_confirm=o.needs_confirm))

@@ -28,7 +28,7 @@ from sqlalchemy import bindparam, create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..domain import GroupStatus, Record, RunStatus
+from ..domain import GroupStatus, QueuedStatus, Record, RunStatus
 from ..event_log import EventQuery
 from ..orders import FINAL, OrderStatus
 from ..views import EventView
@@ -478,7 +478,7 @@ class SqlStore:
             st.strategy_state = rows(select(StrategyStateRow.__table__))
             st.pnl_state = rows(select(PnlStateRow.__table__))
             qs = QueuedSignalRow.__table__
-            st.queued_signals = rows(select(qs).where(qs.c.status == "queued").order_by(qs.c.id))
+            st.queued_signals = rows(select(qs).where(qs.c.status == QueuedStatus.QUEUED).order_by(qs.c.id))
             for r in conn.execute(
                 select(g.c.strategy_id, g.c.symbol, func.max(g.c.closed_at)).where(g.c.status == GroupStatus.CLOSED)
                 .group_by(g.c.strategy_id, g.c.symbol)
