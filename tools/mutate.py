@@ -120,7 +120,14 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
          "(price - leg.entry) * qty * leg.dir -> (price - leg.entry) * qty / leg.dir"),
         ("return q.bid if leg.dir > 0 else q.ask", "leg.dir > 0 -> leg.dir >= 0"),
         ("return q.bid if leg.dir > 0 else q.ask", "0 -> -1"),
+        ("return extreme * (1.0 - distance.value * d)", "distance.value * d -> distance.value / d"),
+        ("return extreme - distance.value * d", "distance.value * d -> distance.value / d"),
+        ("if (mark - peak) * d <= 0:", "(mark - peak) * d -> (mark - peak) / d"),
+        ("return mark, candidate if (candidate - level) * d > 0 else level",
+         "(candidate - level) * d -> (candidate - level) / d"),
     )},
+    ("services/rules/exits.py", "return mark, candidate if (candidate - level) * d > 0 else level",
+     "(candidate - level) * d > 0 -> (candidate - level) * d >= 0"): "when they are equal, candidate is level",
     ("services/rules/exits.py",
      "if planned is not None and (leg.time_exit_at is None or planned < leg.time_exit_at):",
      "planned < leg.time_exit_at -> planned <= leg.time_exit_at"): "when they are equal either one sets the same instant",
@@ -134,12 +141,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         ("level = (max if d > 0 else min)(leg.trail_level, candidate)", "d > 0 -> d >= 0"),
         ("level = (max if d > 0 else min)(leg.trail_level, candidate)", "0 -> -1"),
     )},
-    ("services/portfolio.py",
-     "level = self.peak - rules.trail_distance if self.armed and self.peak is not None else None",
-     "self.armed and self.peak is not None -> self.armed or self.peak is not None"):
-        "armed and peak are set and cleared together (check, release, new_day), so and/or agree",
-    ("services/signal_queue.py", "return (self.price - mark) * d / self.price * 100.0",
-     "(self.price - mark) * d -> (self.price - mark) / d"): "d is 1 or -1, and x * d == x / d for those",
+    ("services/rules/queue_rank.py", "return (price - mark) * side_dir(side) / price * 100.0",
+     "(price - mark) * side_dir(side) -> (price - mark) / side_dir(side)"): _SIDE,
 }
 
 # --- mutants -------------------------------------------------------------------------------------
