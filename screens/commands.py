@@ -9,7 +9,10 @@ from textual.app import App
 
 from services.portfolio import BOOK
 from services.ports import EngineCommands
-from services.views import CommandResult, EngineSnapshot, PositionView, QueuedSignalView, RiskView, StrategyView
+from services.views import (
+    CommandResult, EngineSnapshot, LayerState, PositionStatus, PositionView, QueuedSignalView, RiskView, StrategyStatus,
+    StrategyView,
+)
 
 from .base import TraderHost
 from .format import money, pct, px, qty, side_word
@@ -133,10 +136,10 @@ def _open_groups(snap: EngineSnapshot | None, strategy_id: str | None = None) ->
     layers ("BTCUSDT grid, 2 of 3 layers filled"), also while only resting layers are left."""
     labels = {}
     for g in snap.groups if snap else ():
-        if strategy_id not in (None, g.strategy_id) or any(p.status == "EXITING" for p in g.legs):
+        if strategy_id not in (None, g.strategy_id) or any(p.status == PositionStatus.EXITING for p in g.legs):
             continue
         if g.grid is not None:
-            filled = sum(lg.state not in ("pending", "cancelled") for lg in g.grid.legs)
+            filled = sum(lg.state not in (LayerState.PENDING, LayerState.CANCELLED) for lg in g.grid.legs)
             labels[g.id] = f"{g.grid.symbol} grid, {filled} of {len(g.grid.legs)} layers filled"
         elif g.legs:
             labels[g.id] = "+".join(p.symbol for p in g.legs)
@@ -152,7 +155,7 @@ def listing(groups: Mapping[int, str], most: int = LISTED) -> str:
 
 def toggle_pause(app: App, strategy: StrategyView) -> None:
     engine = _host(app).engine
-    report(app, engine.resume(strategy.id) if strategy.status == "paused" else engine.pause(strategy.id))
+    report(app, engine.resume(strategy.id) if strategy.status == StrategyStatus.PAUSED else engine.pause(strategy.id))
 
 
 def enter_now(app: App, strategy: StrategyView) -> None:
@@ -174,9 +177,9 @@ def entry_refusal(snap: EngineSnapshot | None, strategy: StrategyView) -> str:
     """Why the engine refuses the strategy's entries now ("" if it takes them): disabled,
     paused, every entry stopped (E), or blocked by a P&L rule or a daily loss limit of the
     book or the strategy."""
-    if strategy.status == "disabled":
+    if strategy.status == StrategyStatus.DISABLED:
         return "it is disabled in the settings"
-    if strategy.status == "paused":
+    if strategy.status == StrategyStatus.PAUSED:
         return "it is paused; resume it first (p)"
     if snap is not None and snap.entries_stopped:
         return "entries are stopped for the whole book; resume them first (E)"

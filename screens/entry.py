@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
-from services.orders import FINAL
+from services.orders import FINAL, OrderPurpose, OrderStatus
 from services.views import EngineSnapshot, OrderView
 
 from .base import EngineScreen, set_subtitle
@@ -85,7 +85,7 @@ class Attempt(NamedTuple):
 def attempt_reason(o: OrderView) -> str:
     """Why an attempt did not fill (the engine says what came next: a re-price, the market
     fallback, or the end of the entry)."""
-    return o.reason if o.status in ("cancelled", "rejected") else ""
+    return o.reason if o.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) else ""
 
 
 class Styles(NamedTuple):
@@ -104,7 +104,7 @@ def attempt_style(o: OrderView, styles: Styles) -> str:
 def attempt_cells(a: Attempt, styles: Styles) -> tuple:
     o = a.order
     style = attempt_style(o, styles)
-    filled = o.status == "filled"
+    filled = o.status == OrderStatus.FILLED
     word = filled_by(o) if filled else attempt_word(o)
     price = o.avg_fill_price if filled and o.avg_fill_price is not None else o.limit_price
     adverse, bps = slippage(o), slippage_bps(o)
@@ -114,7 +114,7 @@ def attempt_cells(a: Attempt, styles: Styles) -> tuple:
         slip_style = LOSS if bps > 0.05 else PROFIT if bps < -0.05 else ""
         slip_cell, bp_cell = num(signed_px(adverse), slip_style), num(f"{bps:+.1f}bp", slip_style)
     lead, leg = a.first, a.leg_first
-    result = o.status if o.status != "new" else "sent"
+    result = o.status if o.status != OrderStatus.NEW else "sent"
     return (
         cell(hms(o.created_at)), num(str(o.group_id), "" if lead else DIM),
         cell(o.strategy_id if lead else ""), cell(o.symbol if leg else ""),
@@ -149,12 +149,12 @@ def legs_of(attempts: list[OrderView]) -> dict[str, list[OrderView]]:
 
 def leg_state(attempts: list[OrderView]) -> str:
     """filled / working / failed / rejected for one leg's attempts (in order)."""
-    if any(o.status == "filled" for o in attempts):
+    if any(o.status == OrderStatus.FILLED for o in attempts):
         return "filled"
     last = attempts[-1]
     if last.status not in FINAL:  # new, working, partly filled, cancel requested
         return "working"
-    return "rejected" if last.status == "rejected" else "failed"
+    return "rejected" if last.status == OrderStatus.REJECTED else "failed"
 
 
 def entry_state(attempts: list[OrderView], legs_expected: int = 1) -> str:
@@ -185,7 +185,7 @@ def leg_detail(attempts: list[OrderView], symbol_config: Any = None) -> list[str
     parts.append(f"{len(attempts)} attempt{'s' if len(attempts) != 1 else ''}: {prices}")
     state = leg_state(attempts)
     if state == "filled":
-        filled = next(o for o in attempts if o.status == "filled")
+        filled = next(o for o in attempts if o.status == OrderStatus.FILLED)
         outcome = f"filled at {px(filled.avg_fill_price, filled.symbol)} by {filled_by(filled)}"
         bps = slippage_bps(filled)
         if bps is not None:
@@ -246,7 +246,7 @@ class EntryScreen(EngineScreen):
             yield KeyedTable(EXIT_COLUMNS, id="exit-orders", follow=True)
 
     def render_snapshot(self, snap: EngineSnapshot) -> None:
-        entries = sorted((o for o in snap.orders if o.purpose == "entry"), key=lambda o: (o.group_id, o.id))
+        entries = sorted((o for o in snap.orders if o.purpose == OrderPurpose.ENTRY), key=lambda o: (o.group_id, o.id))
         groups: dict[int, list[OrderView]] = {}
         for o in entries:
             groups.setdefault(o.group_id, []).append(o)
@@ -265,7 +265,7 @@ class EntryScreen(EngineScreen):
         self.attempts = attempts
         styles = self._styles()
         self.query_one("#entries", KeyedTable).sync(attempts, lambda a: attempt_cells(a, styles))
-        exits = {str(o.id): o for o in snap.orders if o.purpose != "entry"}
+        exits = {str(o.id): o for o in snap.orders if o.purpose != OrderPurpose.ENTRY}
         self.query_one("#exit-orders", KeyedTable).sync(exits, exit_cells)
         n = len(groups)
         set_subtitle(self.query_one("#entries-box"), f"{n} entr{'y' if n == 1 else 'ies'} · {working} working")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from services.views import GridLegView, TriggerView
+from services.views import GridLegView, LayerState, PositionStatus, TriggerView
 
 from .format import (
     DIM, PROFIT, cell, duration, money, num, pct, pnl_cell, pnl_pct_cell, px, qty, side_word, signed_style, sparkline,
@@ -16,7 +16,8 @@ from .position_health import (
     status_cell, sub_head_cells,
 )
 
-LAYER_STYLE = {"pending": DIM, "filled": "", "tp-hit": PROFIT, "closed": DIM, "cancelled": "dim strike"}
+LAYER_STYLE = {LayerState.PENDING: DIM, LayerState.FILLED: "", LayerState.TP_HIT: PROFIT, LayerState.CLOSED: DIM,
+               LayerState.CANCELLED: "dim strike"}
 """A layer's state as the table colours it: what rests is dim, what took profit green."""
 
 RESTING = "resting"
@@ -52,7 +53,7 @@ def grid_tp(g: Group) -> float | None:
 
 def filled_count(g: Group) -> int:
     """Layers that filled (open, or closed since)."""
-    return sum(lg.state not in ("pending", "cancelled") for lg in g.grid.legs)
+    return sum(lg.state not in (LayerState.PENDING, LayerState.CANCELLED) for lg in g.grid.legs)
 
 
 # == cells ===================================================================================
@@ -88,7 +89,7 @@ def layer_cells(row: Row, now: float) -> tuple:
     size = num(f"{qty(lg.filled_qty)}/{qty(lg.qty)}")
     if p is not None:  # filled: its live health, as a basket's leg
         return *head, *leg_cells(p, now, state, size)
-    closed = lg.state in ("tp-hit", "closed")
+    closed = lg.state in (LayerState.TP_HIT, LayerState.CLOSED)
     cost = lg.price * lg.filled_qty
     blank = num("")
     return (
@@ -120,10 +121,10 @@ def grid_detail(g: Group, now: float, expanded: bool) -> str:
             f", nearest layer TP {px(nearest, grid.symbol)}{away_text(toward(g, nearest, 'target'))}"
             if nearest is not None else ""))
     parts.append(f"pyramids {grid.pyramids} of {grid.max_pyramids}")
-    layers = f"layers filled {filled_count(g)} of {len(grid.legs)}, {states['pending']} resting"
-    parts.append(layers + (f", {states['tp-hit']} took profit" if states["tp-hit"] else ""))
+    layers = f"layers filled {filled_count(g)} of {len(grid.legs)}, {states[LayerState.PENDING]} resting"
+    parts.append(layers + (f", {states[LayerState.TP_HIT]} took profit" if states[LayerState.TP_HIT] else ""))
     parts.append(f"P&L {money(g.pnl)} ({pct(g.pnl_pct)}): realized {money(realized)}, open {money(g.pnl - realized)}")
-    if g.status != "OPEN":  # the table says OPEN; the detail has no room to spare at 80 columns
+    if g.status != PositionStatus.OPEN:  # the table says OPEN; the detail has no room to spare at 80 columns
         parts.append(state_text(g.status, g.legs) if g.legs else f"{RESTING}: no layer is open, its orders wait to fill")
     parts.append("enter hides the layers" if expanded else "enter shows the layers")
     return " · ".join(parts)
@@ -146,20 +147,20 @@ def layer_detail(row: Row, now: float) -> str:
     if p is not None:
         parts += [f"{side_word(p.side)} {qty(p.qty)} at {px(p.entry, grid.symbol)} → mark {px(p.mark, grid.symbol)}",
                   f"P&L {money(p.pnl)} ({pct(p.pnl_pct)}), fees {p.fees:,.2f}", f"age {duration(now - p.opened_at)}"]
-        if p.status != "OPEN":
+        if p.status != PositionStatus.OPEN:
             parts.append(state_text(p.status, (p,)))
         parts.append(levels_text(p, now))
         if grid.agg_tp is not None:
             parts.append(f"the grid's aggregate TP {px(grid.agg_tp, grid.symbol)} closes it too")
-    elif lg.state == "pending":
+    elif lg.state == LayerState.PENDING:
         away = away_text(toward(g, lg.price, "fill"))
         parts += [f"resting limit {grid.side} {qty(lg.qty)} at {px(lg.price, grid.symbol)}{away}",
                   "it joins the aggregate TP once filled" if grid.tp_mode == "aggregate"
                   else "its own TP is set from its fill"]
-    elif lg.state == "cancelled":
+    elif lg.state == LayerState.CANCELLED:
         parts.append(f"its limit {grid.side} {qty(lg.qty)} at {px(lg.price, grid.symbol)} never filled")
     else:
-        took = f", took profit at its TP {px(lg.tp_target, grid.symbol)}" if lg.state == "tp-hit" else ""
+        took = f", took profit at its TP {px(lg.tp_target, grid.symbol)}" if lg.state == LayerState.TP_HIT else ""
         parts += [f"filled {qty(lg.filled_qty)} at {px(lg.price, grid.symbol)}{took}", f"realized {money(lg.realized)}"]
     weight = _weight_text(row)
     if weight:
@@ -170,7 +171,7 @@ def layer_detail(row: Row, now: float) -> str:
 def grid_exit_question(g: Group) -> str:
     """What exiting the grid does: its filled layers close at market, its resting ones are cancelled."""
     grid = g.grid
-    resting = sum(lg.state == "pending" for lg in grid.legs)
+    resting = sum(lg.state == LayerState.PENDING for lg in grid.legs)
     steps = []
     if g.legs:
         n = len(g.legs)

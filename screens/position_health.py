@@ -10,8 +10,8 @@ from typing import NamedTuple
 from rich.text import Text
 
 from services.views import (
-    AccountView, EngineSnapshot, GridLegView, GridView, GroupView, PortfolioView, PositionView, TriggerView,
-    triggers_of,
+    AccountView, EngineSnapshot, GridLegView, GridView, GroupView, LayerState, PortfolioView, PositionStatus, PositionView,
+    TriggerKind, TriggerView, triggers_of,
 )
 
 from .format import (
@@ -34,10 +34,11 @@ TREND_WIDTH = 8
 """Cells of the mark sparkline (the marks are sampled about once a second)."""
 
 SELECTED_MARK = "●"
-STATUS_RANK = {"OPEN": 0, "STALE": 1, "EXITING": 2}
+STATUS_RANK = {PositionStatus.OPEN: 0, PositionStatus.STALE: 1, PositionStatus.EXITING: 2}
 """A group shows the worst status of its legs."""
 
-EXIT_TRIGGERS = {"stop_loss": ("stop", LOSS), "trailing_stop": ("trail", WARN), "target": ("target", PROFIT)}
+EXIT_TRIGGERS = {TriggerKind.STOP_LOSS: ("stop", LOSS), TriggerKind.TRAILING_STOP: ("trail", WARN),
+                 TriggerKind.TARGET: ("target", PROFIT)}
 """The price triggers that exit a position: their short label and colour."""
 
 
@@ -101,7 +102,7 @@ def grid_group(grid: GridView, legs: tuple[PositionView, ...]) -> Group:
     without an open layer it is "resting" on its unfilled layers' orders."""
     realized = sum(lg.realized for lg in grid.legs)
     pnl = realized + sum(p.pnl for p in legs)
-    notional = sum(lg.price * lg.filled_qty for lg in grid.legs if lg.state != "cancelled")
+    notional = sum(lg.price * lg.filled_qty for lg in grid.legs if lg.state != LayerState.CANCELLED)
     status = max((p.status for p in legs), key=lambda s: STATUS_RANK.get(s, 0)) if legs else "resting"
     return Group(grid.group_id, grid.strategy_id, legs, pnl, pnl / notional * 100.0 if notional else 0.0,
                  sum(p.fees for p in legs), status, grid.opened_at, grid)
@@ -137,7 +138,7 @@ def nearest_exit(triggers: list[TriggerView]) -> TriggerView | None:
     prices = [t for t in triggers if t.kind in EXIT_TRIGGERS and t.distance_pct is not None]
     if prices:
         return min(prices, key=lambda t: t.distance_pct)
-    times = [t for t in triggers if t.kind == "time" and t.distance is not None]
+    times = [t for t in triggers if t.kind == TriggerKind.TIME and t.distance is not None]
     return min(times, key=lambda t: t.distance) if times else None
 
 
@@ -145,7 +146,7 @@ def next_exit_cell(triggers: list[TriggerView]) -> Cell:
     t = nearest_exit(triggers)
     if t is None:
         return cell("—", DIM)
-    if t.kind == "time":
+    if t.kind == TriggerKind.TIME:
         return cell(f"time {duration(t.distance)}" if t.distance > 0 else "time due", "cyan")
     label, style = EXIT_TRIGGERS[t.kind]
     return cell(f"{label} {t.distance_pct:.2f}%", style)
@@ -212,17 +213,17 @@ def levels_text(p: PositionView, now: float) -> str:
     """Each exit level with how far the mark is from it, the trailing stop's state, the time exit."""
     triggers = {t.kind: t for t in triggers_of(p, now)}
     parts = []
-    for kind, label, level in (("stop_loss", "stop", p.stop), ("target", "target", p.target)):
+    for kind, label, level in ((TriggerKind.STOP_LOSS, "stop", p.stop), (TriggerKind.TARGET, "target", p.target)):
         parts.append(f"no {label}" if level is None else f"{label} {px(level, p.symbol)}{away_text(triggers.get(kind))}")
     if p.trail_distance is None:
         parts.append("no trailing stop")
     elif p.trail_active:
         extreme = "peak" if p.side == "buy" else "trough"
-        away = away_text(triggers.get("trailing_stop"))
+        away = away_text(triggers.get(TriggerKind.TRAILING_STOP))
         parts.append(f"trail {p.trail_distance} armed: level {px(p.trail_level, p.symbol)}{away}, "
                      f"{extreme} {px(p.trail_peak, p.symbol)}, last move {hms(p.trail_updated_at)}")
     else:
-        away = away_text(triggers.get("trail_arms"))
+        away = away_text(triggers.get(TriggerKind.TRAIL_ARMS))
         parts.append(f"trail {p.trail_distance} not armed: arms at {px(p.trail_arm_at, p.symbol)}{away}")
     if p.time_exit_at is not None:
         left = p.time_exit_at - now
@@ -232,9 +233,9 @@ def levels_text(p: PositionView, now: float) -> str:
 
 def state_text(status: str, legs: tuple[PositionView, ...]) -> str:
     """STALE and EXITING said in words, with the exit order that is working."""
-    if status == "STALE":
+    if status == PositionStatus.STALE:
         return "STALE: no fresh quote, so no exit rule can act until one comes"
-    if status == "EXITING":
+    if status == PositionStatus.EXITING:
         order = next((p.exit_order for p in legs if p.exit_order), "")
         working = f"exit order {order}" if order else "exit order to be sent"
         return f"EXITING ({reason_label(legs[0].exit_pending)}): {working}"

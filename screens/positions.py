@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label
 
-from services.views import EngineSnapshot, PositionView
+from services.views import EngineSnapshot, PositionStatus, PositionView
 
 from . import commands
 from .base import EngineScreen
@@ -123,7 +123,7 @@ class PositionsScreen(EngineScreen):
         self.now = snap.ts
         self.groups = groups_of(snap)
         # groups that closed or are exiting already drop out of the selection
-        self.selection = {gid for gid in self.selection if gid in self.groups and self.groups[gid].status != "EXITING"}
+        self.selection = {gid for gid in self.selection if gid in self.groups and self.groups[gid].status != PositionStatus.EXITING}
         self.expanded &= self.groups.keys()
         self._render_rows()
         summary = book_summary(snap.portfolio, snap.account)
@@ -251,7 +251,7 @@ class PositionsScreen(EngineScreen):
     def action_toggle_select(self) -> None:
         if (g := self._require_group()) is None:
             return
-        if g.status == "EXITING":
+        if g.status == PositionStatus.EXITING:
             self.notify(f"#{g.id} is already exiting", severity="warning")
             return
         self.selection ^= {g.id}

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from services.views import EngineSnapshot, StrategyView
+from services.views import EngineSnapshot, StrategyStatus, StrategyView
 
 from . import commands
 from .base import EngineScreen
@@ -32,7 +32,7 @@ def next_entry(s: StrategyView, now: float) -> str:
     """The countdown to the next entry ("in 1m23s", "now" when due), or what it waits for."""
     if s.next_entry_at is not None:
         return countdown(s.next_entry_at, now)
-    if s.status == "waiting":
+    if s.status == StrategyStatus.WAITING:
         return "manual (n)" if s.entry == "manual" else "next quote"
     return "—"
 

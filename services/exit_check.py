@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from .config import TradingConfig
 from .portfolio import BOOK, PnlScope
 from .rules.schedule import session_bounds
-from .views import PositionView, RuleView, TriggerView, triggers_of
+from .views import PositionStatus, PositionView, RuleView, TriggerKind, TriggerView, triggers_of
 
-TRIGGER_TIER = {"time": 1, "trail_arms": 2}
+TRIGGER_TIER = {TriggerKind.TIME: 1, TriggerKind.TRAIL_ARMS: 2}
 """Sort order: price triggers by distance in % of the mark, then time exits by time left,
 then trailing stops not armed yet (arming is not an exit) by distance."""
 
@@ -51,12 +51,12 @@ def leg_triggers(row: dict, now: float) -> list[TriggerView]:
         stop=row["stop"], target=row["target"], trail_distance=row["trail_distance"],
         trail_activation=row["trail_activation"], trail_active=row["trail_active"], trail_peak=row["trail_peak"],
         trail_level=row["trail_level"], trail_updated_at=row["trail_updated_at"], time_exit_at=row["time_exit_at"],
-        status="OPEN", opened_at=row["opened_at"], exit_pending=row["pending_exit"], trail_arm_at=arms_at)
+        status=PositionStatus.OPEN, opened_at=row["opened_at"], exit_pending=row["pending_exit"], trail_arm_at=arms_at)
     return triggers_of(view, now)
 
 
 def _trigger_order(t: TriggerView) -> tuple:
-    closeness = t.distance if t.kind == "time" else t.distance_pct
+    closeness = t.distance if t.kind == TriggerKind.TIME else t.distance_pct
     return TRIGGER_TIER.get(t.kind, 0), closeness if closeness is not None else math.inf, t.group_id
 
 

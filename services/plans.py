@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .domain import ExitReason, LegStatus
 from .rules.dca import LayerPlan, grid, layer_problem, tp_price
-from .views import GridLegView, GridView
+from .views import GridLegView, GridView, LayerState
 
 if TYPE_CHECKING:
     from .config import DcaConfig
@@ -288,9 +288,9 @@ def layer_name(leg: Leg) -> str:
     return f"layer {(leg.layer or 0) + 1}" + (f" of pyramid {leg.pyramid}" if leg.pyramid else "")
 
 
-def _layer_state(leg: Leg) -> str:
+def _layer_state(leg: Leg) -> LayerState:
     if leg.status == LegStatus.OPEN:
-        return "filled"
+        return LayerState.FILLED
     if leg.status == LegStatus.CLOSED:
-        return "tp-hit" if leg.exit_reason == ExitReason.TARGET else "closed"
-    return leg.status  # pending | cancelled
+        return LayerState.TP_HIT if leg.exit_reason == ExitReason.TARGET else LayerState.CLOSED
+    return LayerState(leg.status)  # pending | cancelled

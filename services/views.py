@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Mapping
 
 from .rules.risk_plan import Close as RiskStepView  # one close of a plan: a quantity of a winner's leg
@@ -23,6 +24,14 @@ class CommandResult:
     @classmethod
     def error(cls, message: str) -> "CommandResult":
         return cls(False, message)
+
+
+class PositionStatus(StrEnum):
+    """How a position (an open leg) stands, as the screens show it."""
+
+    OPEN = "OPEN"
+    STALE = "STALE"  # no fresh quote: no exit triggers on its price
+    EXITING = "EXITING"  # its group's exit is decided, not yet filled
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +56,7 @@ class PositionView:
     trail_level: float | None
     trail_updated_at: float | None
     time_exit_at: float | None
-    status: str  # OPEN, STALE, EXITING
+    status: PositionStatus
     opened_at: float
     exit_pending: str = ""
     trail_arm_at: float | None = None  # the mark that arms a trailing stop not yet armed
@@ -56,16 +65,36 @@ class PositionView:
     marks: tuple[float, ...] = ()  # the mark sampled about once a second, oldest first (for a sparkline)
 
 
+class TriggerKind(StrEnum):
+    """An exit trigger of a position; those that close it have their exit reason's value."""
+
+    STOP_LOSS = "stop_loss"
+    TRAILING_STOP = "trailing_stop"
+    TARGET = "target"
+    TRAIL_ARMS = "trail_arms"  # where a trailing stop not yet armed arms
+    TIME = "time"
+
+
 @dataclass(frozen=True, slots=True)
 class TriggerView:
     """One armed exit trigger of a position and how far the trigger price is from it."""
 
     group_id: int
     symbol: str
-    kind: str  # stop_loss, trailing_stop, target, time
+    kind: TriggerKind
     level: float | None  # a price, or the epoch time for a time exit
     distance: float | None  # price units (positive = not yet reached), or seconds left
     distance_pct: float | None
+
+
+class LayerState(StrEnum):
+    """A DCA layer as the grid views show it."""
+
+    PENDING = "pending"  # its resting order has not filled
+    FILLED = "filled"  # open
+    TP_HIT = "tp-hit"  # closed by its own take-profit
+    CLOSED = "closed"  # closed with its group
+    CANCELLED = "cancelled"  # given up before it filled
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +109,7 @@ class GridLegView:
     tp_target: float | None  # its own take-profit (per_leg and hybrid modes)
     qty: float  # the order's quantity
     filled_qty: float
-    state: str  # pending | filled | tp-hit | closed | cancelled
+    state: LayerState
     realized: float = 0.0
 
 
@@ -145,10 +174,24 @@ class RiskView:
     notes: tuple[str, ...] = ()
 
 
+class StrategyStatus(StrEnum):
+    """Where a strategy stands in its lifecycle (StrategyView.reason says why)."""
+
+    DISABLED = "disabled"  # in the settings
+    PAUSED = "paused"  # by the operator
+    STOPPED = "stopped"  # every entry of the book is stopped
+    COOLDOWN = "cooldown"
+    EXITING = "exiting"
+    LIVE = "live"
+    ENTERING = "entering"
+    WAITING = "waiting"  # for its entry window, a quote or the operator
+    CLOSED = "closed"  # entered today and re-entry is off
+
+
 @dataclass(frozen=True, slots=True)
 class StrategyView:
     id: str
-    status: str
+    status: StrategyStatus
     reason: str
     entry: str
     side: str
@@ -383,8 +426,8 @@ class EngineSnapshot:
 
 
 TRIGGER_LABEL = {
-    "stop_loss": "stop loss", "trailing_stop": "trailing stop", "target": "target",
-    "trail_arms": "trail arms at", "time": "time exit",
+    TriggerKind.STOP_LOSS: "stop loss", TriggerKind.TRAILING_STOP: "trailing stop", TriggerKind.TARGET: "target",
+    TriggerKind.TRAIL_ARMS: "trail arms at", TriggerKind.TIME: "time exit",
 }
 """How a trigger kind (TriggerView.kind, also an exit reason) reads on screen and in the shell."""
 
@@ -392,14 +435,15 @@ TRIGGER_LABEL = {
 def triggers_of(p: PositionView, now: float) -> list[TriggerView]:
     mark, d = p.mark, 1 if p.side == "buy" else -1
     out = []
-    for kind, level in (("stop_loss", p.stop), ("trailing_stop", p.trail_level if p.trail_active else None),
-                        ("target", p.target)):
+    for kind, level in ((TriggerKind.STOP_LOSS, p.stop),
+                        (TriggerKind.TRAILING_STOP, p.trail_level if p.trail_active else None),
+                        (TriggerKind.TARGET, p.target)):
         if level is not None:
-            dist = (mark - level) * d if kind != "target" else (level - mark) * d
+            dist = (mark - level) * d if kind != TriggerKind.TARGET else (level - mark) * d
             out.append(TriggerView(p.group_id, p.symbol, kind, level, dist, dist / mark * 100.0 if mark else None))
     if p.trail_arm_at is not None:
         dist = (p.trail_arm_at - mark) * d
-        out.append(TriggerView(p.group_id, p.symbol, "trail_arms", p.trail_arm_at, dist, dist / mark * 100.0 if mark else None))
+        out.append(TriggerView(p.group_id, p.symbol, TriggerKind.TRAIL_ARMS, p.trail_arm_at, dist, dist / mark * 100.0 if mark else None))
     if p.time_exit_at is not None:
-        out.append(TriggerView(p.group_id, p.symbol, "time", p.time_exit_at, p.time_exit_at - now, None))
+        out.append(TriggerView(p.group_id, p.symbol, TriggerKind.TIME, p.time_exit_at, p.time_exit_at - now, None))
     return out

@@ -42,7 +42,8 @@ from screens.widgets.help import HelpScreen
 from screens.widgets.orphans import OrphansScreen
 from services.event_categories import EventCategory
 from services.ports import EngineService
-from services.views import EngineSnapshot
+from services.domain import RiskHold
+from services.views import EngineSnapshot, StrategyStatus
 
 from .headless import FORCE_WINDOW_S, FORCED_EXIT
 from .locations import data_dir, log_file
@@ -443,12 +444,12 @@ class TraderApp(App[None]):
                             self._export_events)
         yield SystemCommand("Exit all positions", "Exit every open position at market (type EXIT to confirm)",
                             lambda: commands.exit_all(self))
-        if not any(s.status == "paused" for s in snap.strategies):
+        if not any(s.status == StrategyStatus.PAUSED for s in snap.strategies):
             yield self._nothing("Resume a strategy", "Resume taking entries", "no strategy is paused"
                                 + ("; entries are stopped for the whole book: Resume all entries (E)"
                                    if snap.entries_stopped else ""))
         for s in snap.strategies:
-            if s.status == "paused":
+            if s.status == StrategyStatus.PAUSED:
                 yield SystemCommand(f"Resume {s.id}", "Resume taking entries",
                                     lambda s=s: commands.toggle_pause(self, s))
             else:
@@ -489,7 +490,7 @@ class TraderApp(App[None]):
             label = f"#{r.group_id} {r.symbol} ({r.strategy_id})"
             yield SystemCommand(f"Risk: run plan now {label}", "Close the winners' parts, then the loser (confirm)",
                                 lambda r=r: commands.risk_run(self, r), discover=False)
-            skipped, blocked = r.hold == "skipped", r.hold == "blocked"
+            skipped, blocked = r.hold == RiskHold.SKIPPED, r.hold == RiskHold.BLOCKED
             yield SystemCommand(f"Risk: {'undo skip' if skipped else 'skip once'} {label}",
                                 "Leave it until it stops being eligible", lambda r=r: commands.risk_skip(self, r),
                                 discover=False)

@@ -768,7 +768,7 @@ def _print_check_exits(settings: Settings, check, now: float, stopped: bool) -> 
 
     from screens.format import clock_time, countdown, money, px, side_word
     from services.portfolio import RULE_LABEL
-    from services.views import TRIGGER_LABEL
+    from services.views import TRIGGER_LABEL, TriggerKind
 
     tz = settings.book.timezone
     console = Console(width=None if sys.stdout.isatty() else 200)
@@ -780,7 +780,7 @@ def _print_check_exits(settings: Settings, check, now: float, stopped: bool) -> 
         for col in ("#", "strategy", "symbol", "side", "trigger", "level", "mark", "distance", "%"):
             table.add_column(col, justify="right" if col in ("#", "level", "mark", "distance", "%") else "left")
         for row, t in triggers:
-            if t.kind == "time":
+            if t.kind == TriggerKind.TIME:
                 level, distance, pct = clock_time(t.level, tz), countdown(t.level, now, due="due"), ""
             else:
                 level = px(t.level)

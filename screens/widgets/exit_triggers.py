@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from services.views import TRIGGER_LABEL, EngineSnapshot, PositionView, TradeView, TriggerView, triggers_of
+from services.views import TRIGGER_LABEL, EngineSnapshot, PositionView, TradeView, TriggerKind, TriggerView, triggers_of
 
 from ..format import DIM, LOSS, PROFIT, WARN, Cell, cell, duration, gap, hms, money, num, px, side_word, signed_style
 from .exit_history import reason_label
@@ -25,8 +25,10 @@ from .keyed_table import KEY, NAME, KeyedTable
 CLOSED_SHOWN_S = 120.0
 """A closed position stays in the table (with its exit) this long after it closed."""
 
-KIND_STYLE = {"stop_loss": LOSS, "trailing_stop": WARN, "target": PROFIT, "trail_arms": DIM, "time": "cyan"}
-KIND_RANK = {"stop_loss": 0, "trailing_stop": 0, "target": 0, "time": 1, "trail_arms": 2}
+KIND_STYLE = {TriggerKind.STOP_LOSS: LOSS, TriggerKind.TRAILING_STOP: WARN, TriggerKind.TARGET: PROFIT,
+              TriggerKind.TRAIL_ARMS: DIM, TriggerKind.TIME: "cyan"}
+KIND_RANK = {TriggerKind.STOP_LOSS: 0, TriggerKind.TRAILING_STOP: 0, TriggerKind.TARGET: 0, TriggerKind.TIME: 1,
+             TriggerKind.TRAIL_ARMS: 2}
 CLOSEST = "▸ "
 
 COLUMNS = [
@@ -76,11 +78,11 @@ def trigger_cells(t: TriggerView, closest: bool) -> tuple[Cell, ...]:
     bold = "bold" if closest else ""
     label = (CLOSEST if closest else "  ") + TRIGGER_LABEL.get(t.kind, t.kind)
     style = f"{bold} {KIND_STYLE.get(t.kind, '')}".strip()
-    if t.kind == "time":
+    if t.kind == TriggerKind.TIME:
         left = t.distance is not None and t.distance > 0
         return (cell(label, style), num(hms(t.level)), num(f"{duration(t.distance)} left" if left else "due", bold),
                 BLANK_NUM)
-    reached = t.distance is not None and t.distance <= 0 and t.kind != "trail_arms"
+    reached = t.distance is not None and t.distance <= 0 and t.kind != TriggerKind.TRAIL_ARMS
     distance_style = "bold red" if reached else bold
     distance = "—" if t.distance is None else gap(t.distance, t.symbol)
     distance_pct = "—" if t.distance_pct is None else f"{t.distance_pct:.2f}%"
@@ -166,4 +168,4 @@ class ExitTriggers(KeyedTable):
             return (*who, cell("no exit armed (x exits)", DIM) if not triggers else BLANK,
                     BLANK_NUM, BLANK_NUM, BLANK_NUM)
         t = triggers[rank]
-        return (*who, *trigger_cells(t, closest=heads_leg and t.kind != "trail_arms"))
+        return (*who, *trigger_cells(t, closest=heads_leg and t.kind != TriggerKind.TRAIL_ARMS))

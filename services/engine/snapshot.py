@@ -15,8 +15,8 @@ from ..rules.precision import RulesSource
 from ..rules.schedule import entry_due, next_entry
 from ..signal_queue import SignalQueue
 from ..views import (
-    AccountView, EngineSnapshot, FeedView, GroupView, OrderView, OrphanView, PortfolioView, PositionView,
-    StrategyView, WaitingEntry,
+    AccountView, EngineSnapshot, FeedView, GroupView, OrderView, OrphanView, PortfolioView, PositionStatus, PositionView,
+    StrategyStatus, StrategyView, WaitingEntry,
 )
 from .desk import ENTRIES_STOPPED, Desk, Slot, StrategyRuntime
 from .journal import Journal
@@ -58,7 +58,7 @@ class Snapshots:
                 open_pnl += pnl
                 unrealized_by_strategy[group.strategy_id] = unrealized_by_strategy.get(group.strategy_id, 0.0) + pnl
                 notional = leg.entry * leg.qty
-                status = "EXITING" if group.pending_exit else ("STALE" if stale else "OPEN")
+                status = PositionStatus.EXITING if group.pending_exit else PositionStatus.STALE if stale else PositionStatus.OPEN
                 legs.append(PositionView(
                     group.id, leg.id, group.strategy_id, leg.symbol, leg.side, leg.qty, leg.entry, leg.mark, pnl,
                     pnl / notional * 100.0 if notional else 0.0, leg.entry_fee, leg.stop, leg.target,
@@ -158,25 +158,25 @@ class Snapshots:
         next_entry_at = None
         reason = ""
         if not cfg.enabled:
-            status, reason = "disabled", "disabled in the settings"
+            status, reason = StrategyStatus.DISABLED, "disabled in the settings"
         elif rt.paused:
-            status, reason = "paused", "paused by the operator"
+            status, reason = StrategyStatus.PAUSED, "paused by the operator"
         elif self.desk.entries.paused and not statuses:
-            status, reason = "stopped", ENTRIES_STOPPED
+            status, reason = StrategyStatus.STOPPED, ENTRIES_STOPPED
         elif rt.block and not statuses:
-            status, reason = "cooldown", rt.block
+            status, reason = StrategyStatus.COOLDOWN, rt.block
             scope = rt.scope if rt.scope is not None and rt.scope.blocked(now) else self.scopes.book
             next_entry_at = scope.blocked_until
         elif GroupStatus.EXITING in statuses:
-            status = "exiting"
+            status = StrategyStatus.EXITING
         elif GroupStatus.OPEN in statuses:
-            status = "live"
+            status = StrategyStatus.LIVE
         elif GroupStatus.ENTERING in statuses:
-            status = "entering"
+            status = StrategyStatus.ENTERING
         elif cfg.entry == "scheduled":
             hold = next((s.hold for s in rt.slots.values() if s.hold), "")
             due = any(entry_due(cfg.schedule, now, s.last_entry_at) is not None for s in rt.slots.values())
-            status = "waiting"
+            status = StrategyStatus.WAITING
             if due:
                 next_entry_at, reason = now, hold or "entry window open: entering on the next fresh quote"
             else:
@@ -185,14 +185,14 @@ class Snapshots:
         else:
             cooling = [s.ready_at for s in rt.slots.values() if s.ready_at > now and rt.wants_entry(s)]
             if cooling:
-                status, next_entry_at = "cooldown", min(cooling)
+                status, next_entry_at = StrategyStatus.COOLDOWN, min(cooling)
             elif cfg.entry == "manual":
-                status, reason = "waiting", "manual entry: press n"
+                status, reason = StrategyStatus.WAITING, "manual entry: press n"
             elif any(rt.wants_entry(s) for s in rt.slots.values()):
-                status = "waiting"
+                status = StrategyStatus.WAITING
                 reason = next((s.hold for s in rt.slots.values() if s.hold), "") or "waiting for a fresh quote"
             else:
-                status, reason = "closed", "entered today; re-entry is off"
+                status, reason = StrategyStatus.CLOSED, "entered today; re-entry is off"
         exits = [leg.time_exit_at for g in groups for leg in g.legs if leg.status == LegStatus.OPEN and leg.time_exit_at]
         return StrategyView(
             rt.id, status, reason, cfg.entry, cfg.side, tuple(cfg.symbols), _exit_summary(cfg), len(groups),
