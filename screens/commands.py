@@ -7,7 +7,7 @@ from typing import Callable, Mapping, cast
 
 from textual.app import App
 
-from services.portfolio import BOOK
+from services.rules.pnl_scopes import BOOK
 from services.ports import EngineCommands
 from services.views import (
     CommandResult, EngineSnapshot, LayerState, PositionStatus, PositionView, QueuedSignalView, RiskView, StrategyStatus,

@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
-from services.portfolio import RULE_LABEL
+from services.rules.pnl_scopes import RULE_LABEL
 from services.views import EngineSnapshot, PortfolioView, PositionView, RuleView
 
 from . import commands

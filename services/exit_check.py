@@ -8,7 +8,8 @@ import math
 from dataclasses import dataclass
 
 from .config import TradingConfig
-from .portfolio import BOOK, PnlScope
+from .portfolio import PnlScope
+from .rules.pnl_scopes import BOOK
 from .rules.schedule import session_bounds
 from .views import PositionStatus, PositionView, RuleView, TriggerKind, TriggerView, triggers_of
 

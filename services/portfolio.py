@@ -10,11 +10,8 @@ from typing import Any
 
 from .config import PnlRules
 from .domain import Record
-# BOOK and RULE_LABEL are named from here by the engine, the CLI and the screens
-from .rules.pnl_scopes import BOOK, RULE_LABEL, ScopeState, block_reason, judge, rule_views
+from .rules.pnl_scopes import ScopeState, block_reason, judge, rule_views
 from .views import RuleView
-
-__all__ = ["BOOK", "RULE_LABEL", "PnlScope"]
 
 
 class PnlScope(Record):

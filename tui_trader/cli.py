@@ -767,7 +767,7 @@ def _print_check_exits(settings: Settings, check, now: float, stopped: bool) -> 
     from rich.table import Table
 
     from screens.format import clock_time, countdown, money, px, side_word
-    from services.portfolio import RULE_LABEL
+    from services.rules.pnl_scopes import RULE_LABEL
     from services.views import TRIGGER_LABEL, TriggerKind
 
     tz = settings.book.timezone

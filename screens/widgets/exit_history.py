@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 
-from services.portfolio import RULE_LABEL
+from services.rules.pnl_scopes import RULE_LABEL
 from services.views import TRIGGER_LABEL, EngineSnapshot, PositionView, TradeView
 
 from ..format import DIM, LOSS, WARN, countdown, hms, money, px, qty, side_word

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Callable
 
 from ..amounts import local_time
 from ..domain import ExitReason, Group, GroupStatus
-from ..portfolio import BOOK, RULE_LABEL, PnlScope
+from ..portfolio import PnlScope
+from ..rules.pnl_scopes import BOOK, RULE_LABEL
 from ..rules.schedule import session_bounds
 from .desk import Desk
 from .journal import Journal

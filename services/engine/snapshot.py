@@ -10,7 +10,7 @@ from ..amounts import local_time, px as _px
 from ..config import StrategyConfig, TradingConfig
 from ..domain import GroupStatus, LegStatus
 from ..market import QuoteBook
-from ..portfolio import BOOK
+from ..rules.pnl_scopes import BOOK
 from ..rules.precision import RulesSource
 from ..rules.schedule import entry_due, next_entry
 from ..signal_queue import SignalQueue
