@@ -149,9 +149,10 @@ def advance(state: OrderState, event: ExecEvent) -> Step:
     then = TRANSITIONS[state.status].get(event.kind)
     if then is None:
         return Step(state, problem=f"{event.kind} is not expected for an order that is {state.status}")
+    # new states are built field by field: dataclasses.replace costs several times as much per order
     if isinstance(then, OrderStatus):
-        new = replace(state, status=then,
-                      cancel_requested=state.cancel_requested or then is OrderStatus.CANCEL_REQUESTED)
+        new = OrderState(then, state.qty, state.filled_qty, state.avg_price, state.fees,
+                         state.cancel_requested or then is OrderStatus.CANCEL_REQUESTED)
         return Step(new, final=new.final)
     problem = _bad_fill(state, event)
     if problem:
@@ -160,12 +161,12 @@ def advance(state: OrderState, event: ExecEvent) -> Step:
     avg = (event.price if state.avg_price is None
            else (state.avg_price * state.filled_qty + event.price * event.qty) / filled)
     fill = AppliedFill(event.qty, event.price, event.fee)
+    fees = state.fees + event.fee
     if then is _Then.LATE_FILL:
-        return Step(replace(state, filled_qty=filled, avg_price=avg, fees=state.fees + event.fee), fill, late=True)
+        return Step(OrderState(state.status, state.qty, filled, avg, fees, state.cancel_requested), fill, late=True)
     done = filled >= state.qty * (1.0 - QTY_TOLERANCE)
     status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
-    return Step(replace(state, status=status, filled_qty=filled, avg_price=avg, fees=state.fees + event.fee),
-                fill, final=done)
+    return Step(OrderState(status, state.qty, filled, avg, fees, state.cancel_requested), fill, final=done)
 
 
 def request_cancel(state: OrderState) -> Step:

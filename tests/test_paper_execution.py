@@ -78,11 +78,11 @@ def order(side: str, qty: float = 2.0, order_type: str = "market", limit: float 
 
 # -- fills at the touch, as the paper broker's ------------------------------------------------
 
-def test_market_buy_is_accepted_then_fills_at_the_ask_plus_slippage_as_taker(venue):
+def test_market_buy_fills_at_once_at_the_ask_plus_slippage_as_taker(venue):
     venue.quote(99.0, 101.0)
     o = order("buy")
     venue.client.submit(o)
-    assert venue.kinds() == [(o.order_id, K.ACCEPTED), (o.order_id, K.FILLED)]
+    assert venue.kinds() == [(o.order_id, K.FILLED)]  # filled on arrival: no acknowledgement before the fill
     [fill] = venue.fills()
     assert fill.qty == 2.0 and fill.ts == T0
     assert fill.price == pytest.approx(101.0 * 1.001)  # 10 bps against the buyer
@@ -353,13 +353,13 @@ def test_cancelling_a_filled_or_unknown_order_answers_nothing(venue):
     assert venue.events == before
 
 
-def test_a_cancel_sent_on_the_acceptance_of_a_market_order_finds_it_filled(venue):
+def test_a_cancel_sent_on_the_first_event_of_a_market_order_finds_it_filled(venue):
     """The venue acts inside submit; events come after: the fill stands."""
     venue.quote(99.0, 101.0)
     o = order("buy")
-    venue.client.bind(lambda e: (venue.events.append(e), e.kind is K.ACCEPTED and venue.client.cancel(e.order_id)))
+    venue.client.bind(lambda e: (venue.events.append(e), venue.client.cancel(e.order_id)))
     venue.client.submit(o)
-    assert venue.kinds() == [(o.order_id, K.ACCEPTED), (o.order_id, K.FILLED)]
+    assert venue.kinds() == [(o.order_id, K.FILLED)]  # nothing left to cancel: no answer
 
 
 # -- asynchronous delivery ------------------------------------------------------------------

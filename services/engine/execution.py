@@ -70,7 +70,7 @@ class Execution:
                                        payload={"order_id": event.order_id, "event": event.kind})
                     self.journal.commit()
                 return
-        state = OrderState(OrderStatus(order.status), order.qty, order.filled_qty, order.avg_fill_price, order.fees,
+        state = OrderState(order.status, order.qty, order.filled_qty, order.avg_fill_price, order.fees,
                            order.id in self._cancels)
         step = advance(state, event)
         if step.problem:

@@ -82,14 +82,16 @@ class PaperExecution:
         if not orders:
             return
         events: list[ExecEvent] = []
-        for w in list(orders.values()):
+        for oid, w in list(orders.items()):
             limit = w.request.limit_price
             if w.request.order_type == "market":
                 touch = q.ask if w.buy else q.bid
-                if touch > 0:
-                    self._fill(w, q, self._market_price(w, touch), self._taker, "taker", events)
-            elif (w.buy and 0 < q.ask <= limit) or (not w.buy and q.bid >= limit > 0):
-                self._fill(w, q, limit, self._maker, "maker", events)
+                done = touch > 0 and self._fill(w, q, self._market_price(w, touch), self._taker, "taker", events)
+            else:
+                done = ((w.buy and 0 < q.ask <= limit) or (not w.buy and q.bid >= limit > 0)) and \
+                    self._fill(w, q, limit, self._maker, "maker", events)
+            if done:  # a filled order stops working
+                del self._working[oid], orders[oid]
         if events:
             self._deliver(events)
 
@@ -130,18 +132,22 @@ class PaperExecution:
             events.append(ExecEvent(oid, ExecKind.REJECTED, now, reason=reason))
             return
         assert q is not None
-        events.append(ExecEvent(oid, ExecKind.ACCEPTED, now))
         w = _Working(request)
-        self._working[oid] = w
-        self._by_symbol.setdefault(symbol, {})[oid] = w
+        fills: list[ExecEvent] = []
         if request.order_type == "market":
-            self._fill(w, q, self._market_price(w, touch), self._taker, "taker", events)
-        elif (buy and touch <= limit) or (not buy and touch >= limit):
-            self._fill(w, q, touch, self._taker, "taker", events)
+            done = self._fill(w, q, self._market_price(w, touch), self._taker, "taker", fills)
+        else:
+            done = ((buy and touch <= limit) or (not buy and touch >= limit)) and \
+                self._fill(w, q, touch, self._taker, "taker", fills)
+        if not done:  # it rests, whole or in part: acknowledged first; one filled at once just fills
+            self._working[oid] = w
+            self._by_symbol.setdefault(symbol, {})[oid] = w
+            events.append(ExecEvent(oid, ExecKind.ACCEPTED, now))
+        events += fills
 
     def _fill(self, w: _Working, q: Quote, price: float, fee_rate: float, liquidity: str,
-              events: list[ExecEvent]) -> None:
-        """Fill what q's size on w's side allows of w's remainder; a filled order stops working."""
+              events: list[ExecEvent]) -> bool:
+        """Fill what q's size on w's side allows of w's remainder; whether that filled it."""
         request, buy = w.request, w.buy
         symbol = request.symbol
         size = q.ask_size if buy else q.bid_size
@@ -152,7 +158,7 @@ class PaperExecution:
             bought, sold = (taken[1], taken[2]) if taken is not None and taken[0] == q else (0.0, 0.0)
             available = size - (bought if buy else sold)
             if available <= 0:
-                return
+                return False
             if available < remaining * (1.0 - QTY_TOLERANCE):
                 qty, done = available, False
             self._taken[symbol] = (q, bought + qty, sold) if buy else (q, bought, sold + qty)
@@ -161,11 +167,9 @@ class PaperExecution:
         signed = qty if buy else -qty
         self._positions[symbol] = self._positions.get(symbol, 0.0) + signed
         self._cash -= signed * price + fee
-        if done:
-            del self._working[request.order_id]
-            del self._by_symbol[symbol][request.order_id]
         events.append(ExecEvent(request.order_id, ExecKind.FILLED if done else ExecKind.PARTIALLY_FILLED,
                                 self.clock.now(), qty, price, fee, liquidity))
+        return done
 
     def _market_price(self, w: _Working, touch: float) -> float:
         """The touch slipped against the trader, on the symbol's tick and never in the trader's
