@@ -482,3 +482,15 @@ def test_a_trail_added_by_edit_to_a_losing_position_arms_at_once_from_the_mark()
     assert p.trail_active and p.trail_peak == 98.0 and p.trail_level == pytest.approx(97.02)
     h.quote("BTCUSDT", 97.0)
     assert h.engine.snapshot().trades[-1].exit_reason == "trailing_stop"
+
+
+def test_a_snapshots_seq_moves_with_every_quote_taken():
+    """Screens and the publisher tell a newer snapshot by its seq: a quote that changes nothing
+    but the book still makes one."""
+    from tests.conftest import Harness, config
+
+    h = Harness(config(trend={"symbols": ["BTCUSDT"], "side": "buy", "entry": "manual", "sizing": {"fixed_qty": 1}}))
+    before = h.engine.snapshot().seq
+    h.quote("BTCUSDT", 100.0)
+    after = h.engine.snapshot().seq
+    assert after > before and after == h.engine.version

@@ -313,7 +313,7 @@ class Engine:
                 self.journal.internal_error("publishing a snapshot", exc)
 
     def snapshot(self) -> EngineSnapshot:
-        return self.snapshots.build(self.state, self.started_at, self.resumed)
+        return self.snapshots.build(self.state, self.started_at, self.resumed, self.version)
 
     # == an async execution client's events ==================================================
 

@@ -40,7 +40,7 @@ class Snapshots:
         self.groups, self.orders, self.strategies = ledger.groups, ledger.orders, desk.strategies
         self._ticks_shown: dict[str, float] = {}
 
-    def build(self, state: str, started_at: float, resumed: int) -> EngineSnapshot:
+    def build(self, state: str, started_at: float, resumed: int, version: int) -> EngineSnapshot:
         if self.journal.deferred:
             self.journal.commit()  # nothing is shown before it is durable
         now = self.clock.now()
@@ -83,7 +83,7 @@ class Snapshots:
             for slots in self.desk.wanting.values() for slot in slots
         )
         return EngineSnapshot(
-            seq=self.journal.version, ts=now, mode=self.config.engine.mode.upper(), state=state,
+            seq=version, ts=now, mode=self.config.engine.mode.upper(), state=state,
             feed=FeedView(health.name, health.is_healthy(now, book.max_age_s), health.last_event_at,
                           len(self.feed.symbols), stale_symbols),
             day_pnl=realized + unrealized, realized_today=realized, unrealized=unrealized,
